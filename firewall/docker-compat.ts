@@ -1,0 +1,168 @@
+// Living beside Docker's iptables rules.
+//
+// Once dockerd has run, iptables-nft's `table ip filter` (and `ip6 filter`) has a FORWARD chain
+// with policy drop, and br_netfilter hands even bridged packets to it. A packet is accepted only
+// if every base chain at the forward hook accepts it, in whatever table: tsnet's own accept in
+// `inet tsnet` cannot overrule Docker's drop. Docker leaves the DOCKER-USER chain, which FORWARD
+// jumps to first, for rules of others; tsnet puts two accepts per bridge there:
+//
+//     iifname "<bridge>" counter accept comment "tsnet:<bridge>"
+//     oifname "<bridge>" counter accept comment "tsnet:<bridge>"
+//
+// With no DOCKER-USER but a FORWARD chain whose policy is drop (an admin's iptables setup), the
+// rules go at the top of FORWARD instead. They are plain nft expressions that `iptables-nft -L`
+// shows as `-i <bridge> -m comment ... -j ACCEPT`, found again by their comment, removed by handle.
+// tsnet's isolation (what may cross between networks) stays in its own table, where a drop is
+// final whatever these accepts say.
+//
+// Where no such table exists nothing is done. Docker creates DOCKER-USER when it starts, after
+// tsnet may have started: Firewall.refreshDockerCompat() applies the rules again.
+import type { NftApi } from '../native/nftables.js';
+import { checkIfname } from './addr.js';
+
+export const COMPAT_TAG = 'tsnet:';
+
+export type CompatFamily = 'ip' | 'ip6';
+const FAMILIES: CompatFamily[] = ['ip', 'ip6'];
+const TABLE = 'filter';
+const USER_CHAIN = 'DOCKER-USER';
+const FORWARD_CHAIN = 'FORWARD';
+
+/** One tsnet rule found in a Docker-managed chain. */
+export interface CompatRule {
+  family: CompatFamily;
+  chain: string;
+  handle: number;
+  bridge: string;
+  /** 'iifname' or 'oifname' when the rule has the expected shape, else null */
+  direction: 'iifname' | 'oifname' | null;
+}
+
+export class DockerCompat {
+  constructor(private readonly nft: NftApi) {}
+
+  /** Accepts the bridge's traffic in Docker's forward chains. Idempotent; no-op without them. */
+  allowBridge(bridge: string): void {
+    checkIfname(bridge);
+    for (const family of FAMILIES) this.apply(family, [bridge], (b) => b === bridge);
+  }
+
+  /** Removes the bridge's rules from Docker's chains; no error when there are none. */
+  removeBridge(bridge: string): void {
+    checkIfname(bridge);
+    for (const family of FAMILIES) this.apply(family, [], (b) => b === bridge);
+  }
+
+  /** Leaves exactly the rules of these bridges, in the right chain; removes every other tsnet rule. */
+  syncBridges(bridges: string[]): void {
+    bridges.forEach((b) => checkIfname(b));
+    for (const family of FAMILIES) this.apply(family, bridges, () => true);
+  }
+
+  /** The chain tsnet's rules belong in for a family, or null when Docker's rules need none. */
+  targetChain(family: CompatFamily): string | null {
+    const chains = this.filterChains(family);
+    if (chains.has(USER_CHAIN)) return USER_CHAIN;
+    const fwd = chains.get(FORWARD_CHAIN);
+    if (fwd && fwd.hook === 'forward' && fwd.policy === 'drop') return FORWARD_CHAIN;
+    return null;
+  }
+
+  /** Every tsnet rule in Docker's DOCKER-USER and FORWARD chains. */
+  listRules(family: CompatFamily): CompatRule[] {
+    const chains = this.filterChains(family);
+    const rules: CompatRule[] = [];
+    for (const chain of [USER_CHAIN, FORWARD_CHAIN]) {
+      if (!chains.has(chain)) continue;
+      const answer = this.nft.listJson(`list chain ${family} ${TABLE} ${chain}`);
+      for (const obj of items(answer)) {
+        const rule = obj.rule as JsonRule | undefined;
+        if (!rule || typeof rule.comment !== 'string' || !rule.comment.startsWith(COMPAT_TAG)) continue;
+        const bridge = rule.comment.slice(COMPAT_TAG.length);
+        rules.push({ family, chain, handle: rule.handle, bridge, direction: directionOf(rule, bridge) });
+      }
+    }
+    return rules;
+  }
+
+  /**
+   * Brings one family's rules for the bridges `concerns` selects to exactly `wanted`, in one
+   * transaction; retried once if Docker changed its chains between listing and applying.
+   */
+  private apply(family: CompatFamily, wanted: string[], concerns: (bridge: string) => boolean): void {
+    for (let attempt = 0; ; attempt++) {
+      const target = this.targetChain(family);
+      const present = this.listRules(family).filter((r) => concerns(r.bridge));
+      const script = planCompat(family, target, present, wanted);
+      if (script === '') return;
+      try {
+        this.nft.run(script);
+        return;
+      } catch (err) {
+        if (attempt >= 1) throw err;
+      }
+    }
+  }
+
+  private filterChains(family: CompatFamily): Map<string, { hook?: string; policy?: string }> {
+    const answer = this.nft.listJson(`list chains ${family}`);
+    const chains = new Map<string, { hook?: string; policy?: string }>();
+    for (const obj of items(answer)) {
+      const c = obj.chain as { table?: string; name?: string; hook?: string; policy?: string } | undefined;
+      if (c && c.table === TABLE && typeof c.name === 'string') chains.set(c.name, { hook: c.hook, policy: c.policy });
+    }
+    return chains;
+  }
+}
+
+/**
+ * The transaction that takes tsnet rules from `present` to the `wanted` bridges in the `target`
+ * chain (none when target is null): rules that are unwanted, misplaced, malformed or duplicated
+ * are deleted by handle, and a bridge lacking its exact pair gets it afresh. '' when nothing is to
+ * be done. Pure, exported for tests.
+ */
+export function planCompat(family: CompatFamily, target: string | null, present: CompatRule[], wanted: string[]): string {
+  const want = new Set(target === null ? [] : wanted.map((b) => checkIfname(b)));
+  const byBridge = new Map<string, CompatRule[]>();
+  for (const r of present) byBridge.set(r.bridge, [...(byBridge.get(r.bridge) ?? []), r]);
+  const complete = (rules: CompatRule[] | undefined) =>
+    rules !== undefined &&
+    rules.length === 2 &&
+    rules.every((r) => r.chain === target) &&
+    rules.some((r) => r.direction === 'iifname') &&
+    rules.some((r) => r.direction === 'oifname');
+
+  const lines: string[] = [];
+  for (const [bridge, rules] of byBridge) {
+    if (want.has(bridge) && complete(rules)) continue;
+    for (const r of rules) lines.push(`delete rule ${family} ${TABLE} ${r.chain} handle ${r.handle}`);
+  }
+  for (const b of want) {
+    if (complete(byBridge.get(b))) continue;
+    // inserted at the top, so they come before DOCKER-USER's final `return`
+    lines.push(`insert rule ${family} ${TABLE} ${target} oifname "${b}" counter accept comment "${COMPAT_TAG}${b}"`);
+    lines.push(`insert rule ${family} ${TABLE} ${target} iifname "${b}" counter accept comment "${COMPAT_TAG}${b}"`);
+  }
+  return lines.join('\n');
+}
+
+interface JsonRule {
+  handle: number;
+  comment?: string;
+  expr?: { match?: { op?: string; left?: { meta?: { key?: string } }; right?: unknown } }[];
+}
+
+function directionOf(rule: JsonRule, bridge: string): 'iifname' | 'oifname' | null {
+  const matches = (rule.expr ?? []).filter((e) => e.match);
+  if (matches.length !== 1) return null;
+  const m = matches[0].match!;
+  const key = m.left?.meta?.key;
+  if (m.op !== '==' || m.right !== bridge || (key !== 'iifname' && key !== 'oifname')) return null;
+  const verdicts = (rule.expr ?? []).filter((e) => 'accept' in (e as object));
+  return verdicts.length === 1 ? key : null;
+}
+
+function items(answer: unknown): Record<string, unknown>[] {
+  const list = (answer as { nftables?: unknown[] } | null)?.nftables;
+  return Array.isArray(list) ? (list as Record<string, unknown>[]) : [];
+}

@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import { Firewall } from './firewall.js';
+import { createTable } from './ruleset.js';
+import type { FirewallNetwork, PortMapping } from './model.js';
+import { NftError, type NftApi } from '../native/nftables.js';
+
+/**
+ * Records scripts; knows only whether the table exists and the anyports4 map's elements, which
+ * is all the Firewall's decisions depend on. No Docker tables.
+ */
+class FakeNft implements NftApi {
+  scripts: string[] = [];
+  table = false;
+  anyports4 = new Map<string, string>();
+  /** the next run fails with this libnftables text */
+  failNext: string | null = null;
+
+  run(script: string): void {
+    this.scripts.push(script);
+    if (this.failNext !== null) {
+      const detail = this.failNext;
+      this.failNext = null;
+      throw new NftError(script, detail);
+    }
+    if (script.includes('add table inet tsnet')) this.table = true;
+    for (const m of script.matchAll(/^(add|delete) element inet tsnet anyports4 \{ (.*) \}$/gm)) {
+      for (const el of m[2].split(', ')) {
+        const [k, v] = el.split(' : ');
+        if (m[1] === 'add') this.anyports4.set(k, v);
+        else this.anyports4.delete(k);
+      }
+    }
+  }
+
+  listJson(cmd: string): unknown {
+    if (cmd === 'list tables') return { nftables: this.table ? [{ table: { family: 'inet', name: 'tsnet' } }] : [] };
+    if (cmd.startsWith('list chains')) return { nftables: [] };
+    const m = /^list map inet tsnet (\w+)$/.exec(cmd);
+    if (m) {
+      const elem =
+        m[1] === 'anyports4'
+          ? [...this.anyports4].map(([k, v]) => {
+              const [proto, port] = k.split(' . ');
+              const [ip, cport] = v.split(' . ');
+              return [{ concat: [proto, Number(port)] }, { concat: [ip, Number(cport)] }];
+            })
+          : [];
+      return { nftables: [{ map: { name: m[1], elem } }] };
+    }
+    throw new Error(`fake: unexpected listing ${cmd}`);
+  }
+
+  listText(): string {
+    return '';
+  }
+}
+
+const net: FirewallNetwork = { id: 'a', bridge: 'br-a', subnets: ['10.231.1.0/24'], masquerade: true, internal: false };
+const map = (ip: string): PortMapping => ({ endpointId: 'e', proto: 'tcp', hostIp: '', hostPort: 8080, containerIp: ip, containerPort: 80 });
+
+describe('Firewall', () => {
+  it('creates the table with the first network, in the same transaction', () => {
+    const nft = new FakeNft();
+    const fw = new Firewall(nft);
+    fw.addNetwork(net);
+    expect(nft.scripts).toHaveLength(1);
+    expect(nft.scripts[0].startsWith(createTable())).toBe(true);
+    expect(nft.scripts[0]).toContain('add element inet tsnet bridges { "br-a" }');
+    fw.addNetwork({ ...net, bridge: 'br-b' });
+    expect(nft.scripts[1]).not.toContain('add chain');
+  });
+
+  it('recreates a lost table with every network it knows', () => {
+    const nft = new FakeNft();
+    const warnings: string[] = [];
+    const fw = new Firewall(nft, { warn: (_o, msg) => warnings.push(msg) });
+    fw.addNetwork(net);
+    nft.table = false;
+    fw.publish([map('10.231.1.2')]);
+    const last = nft.scripts.at(-1)!;
+    expect(last).toContain('add chain inet tsnet forward');
+    expect(last).toContain('add element inet tsnet bridges { "br-a" }');
+    expect(last).toContain('add element inet tsnet anyports4 { tcp . 8080 : 10.231.1.2 . 80 }');
+    expect(warnings[0]).toMatch(/was missing/);
+  });
+
+  it('sync replaces everything in one run', () => {
+    const nft = new FakeNft();
+    new Firewall(nft).sync([net], [map('10.231.1.2')]);
+    expect(nft.scripts).toHaveLength(1);
+    expect(nft.scripts[0]).toMatch(/^add table inet tsnet\ndelete table inet tsnet\n/);
+  });
+
+  it('removing from a host without the table is no error and runs nothing', () => {
+    const nft = new FakeNft();
+    const fw = new Firewall(nft);
+    fw.removeNetwork(net);
+    fw.unpublish([map('10.231.1.2')]);
+    expect(nft.scripts).toEqual([]);
+  });
+
+  it('takes over a host port still mapped to another container', () => {
+    const nft = new FakeNft();
+    const warnings: object[] = [];
+    const fw = new Firewall(nft, { warn: (o) => warnings.push(o) });
+    fw.sync([net], [map('10.231.1.2')]);
+    nft.failNext = 'Error: Could not process rule: File exists';
+    fw.publish([map('10.231.1.3')]);
+    expect(nft.scripts.at(-1)).toBe(
+      'delete element inet tsnet anyports4 { tcp . 8080 }\nadd element inet tsnet anyports4 { tcp . 8080 : 10.231.1.3 . 80 }',
+    );
+    expect(nft.anyports4.get('tcp . 8080')).toBe('10.231.1.3 . 80');
+    expect(warnings).toHaveLength(1);
+  });
+
+  it('unpublish leaves a key another container holds now', () => {
+    const nft = new FakeNft();
+    const fw = new Firewall(nft);
+    fw.sync([net], [map('10.231.1.3')]);
+    nft.failNext = 'Error: Could not process rule: File exists';
+    fw.unpublish([map('10.231.1.2')]);
+    expect(nft.anyports4.get('tcp . 8080')).toBe('10.231.1.3 . 80');
+  });
+
+  it('passes other errors on', () => {
+    const nft = new FakeNft();
+    const fw = new Firewall(nft);
+    fw.sync([net], []);
+    nft.failNext = 'Error: Could not process rule: Operation not permitted';
+    expect(() => fw.publish([map('10.231.1.2')])).toThrow(/Operation not permitted/);
+  });
+
+  it('lists the published ports the table holds', () => {
+    const nft = new FakeNft();
+    const fw = new Firewall(nft);
+    fw.sync([net], [map('10.231.1.2')]);
+    expect(fw.listMappings()).toEqual([{ proto: 'tcp', hostIp: '', hostPort: 8080, containerIp: '10.231.1.2', containerPort: 80 }]);
+  });
+});

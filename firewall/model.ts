@@ -1,0 +1,38 @@
+// What the firewall is asked to hold, as plain data. The rule text is derived from these by the
+// pure functions of ruleset.ts; firewall.ts applies it.
+
+export type Proto = 'tcp' | 'udp' | 'sctp';
+
+export const PROTOS: readonly Proto[] = ['tcp', 'udp', 'sctp'];
+
+/** One tsnet network as the firewall sees it: a bridge and the subnets behind it. */
+export interface FirewallNetwork {
+  id: string;
+  /** the Linux bridge of the network */
+  bridge: string;
+  /** v4 and v6 CIDRs */
+  subnets: string[];
+  /** rewrite the source of traffic leaving the network's subnets to the outgoing interface's address */
+  masquerade: boolean;
+  /** no forwarding in or out of the bridge at all, only within it */
+  internal: boolean;
+}
+
+/** One published port: host address and port forwarded to a container address and port. */
+export interface PortMapping {
+  endpointId: string;
+  proto: Proto;
+  /** '' = every host address of the container address's family */
+  hostIp: string;
+  hostPort: number;
+  containerIp: string;
+  containerPort: number;
+}
+
+/** Input the firewall cannot turn into rules (a bad name, address or port). */
+export class FirewallInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FirewallInputError';
+  }
+}

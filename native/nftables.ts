@@ -1,0 +1,147 @@
+// nftables through libnftables (the library behind the `nft` command), called in-process with
+// koffi: no `nft` subprocess, one netlink batch per script, errors with libnftables' own text.
+//
+// Namespaces: libnftables opens its netlink socket in nft_ctx_new(), and a netlink socket stays
+// in the network namespace it was created in. So an Nft opened while the calling thread is inside
+// another namespace keeps programming that namespace, whichever namespace the thread is in later.
+import koffi, { type IKoffiLib } from 'koffi';
+
+/** A script or listing libnftables refused; `detail` is its error output, verbatim. */
+export class NftError extends Error {
+  constructor(
+    readonly command: string,
+    readonly detail: string,
+  ) {
+    super(`nftables refused the ${describeCommand(command)}: ${detail.trim() || 'no error text from libnftables'}`);
+    this.name = 'NftError';
+  }
+
+  /** True when the error says an object named in the command does not exist. */
+  get isMissing(): boolean {
+    return /No such file or directory/.test(this.detail);
+  }
+}
+
+// from <nftables/libnftables.h> (enum nft_output_flags)
+const OUTPUT_HANDLE = 1 << 3;
+const OUTPUT_JSON = 1 << 4;
+
+interface LibNftables {
+  ctxNew(flags: number): unknown;
+  ctxFree(ctx: unknown): void;
+  bufferOutput(ctx: unknown): number;
+  bufferError(ctx: unknown): number;
+  outputBuffer(ctx: unknown): string | null;
+  errorBuffer(ctx: unknown): string | null;
+  setOutputFlags(ctx: unknown, flags: number): void;
+  setDryRun(ctx: unknown, dry: boolean): void;
+  runCmd(ctx: unknown, buf: string): number;
+}
+
+let lib: LibNftables | undefined;
+
+function load(): LibNftables {
+  if (lib) return lib;
+  let so: IKoffiLib;
+  try {
+    so = koffi.load('libnftables.so.1');
+  } catch (err) {
+    throw new Error(`cannot load libnftables.so.1 (Debian package libnftables1, installed with nftables): ${(err as Error).message}`);
+  }
+  const ctxPtr = koffi.pointer(koffi.opaque());
+  lib = {
+    ctxNew: so.func('nft_ctx_new', ctxPtr, ['uint32_t']),
+    ctxFree: so.func('nft_ctx_free', 'void', [ctxPtr]),
+    bufferOutput: so.func('nft_ctx_buffer_output', 'int', [ctxPtr]),
+    bufferError: so.func('nft_ctx_buffer_error', 'int', [ctxPtr]),
+    outputBuffer: so.func('nft_ctx_get_output_buffer', 'const char *', [ctxPtr]),
+    errorBuffer: so.func('nft_ctx_get_error_buffer', 'const char *', [ctxPtr]),
+    setOutputFlags: so.func('nft_ctx_output_set_flags', 'void', [ctxPtr, 'unsigned int']),
+    setDryRun: so.func('nft_ctx_set_dry_run', 'void', [ctxPtr, 'bool']),
+    runCmd: so.func('nft_run_cmd_from_buffer', 'int', [ctxPtr, 'const char *']),
+  };
+  return lib;
+}
+
+/** What the firewall needs of an nftables context (Nft, or a fake in unit tests). */
+export interface NftApi {
+  run(script: string): void;
+  listJson(cmd: string): unknown;
+  listText(cmd: string): string;
+}
+
+export class Nft implements NftApi {
+  private ctx: unknown;
+
+  private constructor(
+    private readonly lib: LibNftables,
+    ctx: unknown,
+  ) {
+    this.ctx = ctx;
+  }
+
+  /** Opens a context in the calling thread's current network namespace. */
+  static open(): Nft {
+    const l = load();
+    const ctx = l.ctxNew(0 /* NFT_CTX_DEFAULT: with a netlink socket */);
+    if (!ctx) throw new Error('nft_ctx_new failed: out of memory or no netlink socket');
+    if (l.bufferOutput(ctx) !== 0 || l.bufferError(ctx) !== 0) {
+      l.ctxFree(ctx);
+      throw new Error('libnftables could not buffer its output');
+    }
+    return new Nft(l, ctx);
+  }
+
+  /**
+   * Runs an nft script as one transaction: either every command in it takes effect or none does.
+   * Throws NftError with libnftables' message (which quotes the offending line) otherwise.
+   */
+  run(script: string): void {
+    this.exec(script, 0, false);
+  }
+
+  /** Parses and evaluates a script against the current ruleset without committing it. */
+  check(script: string): void {
+    this.exec(script, 0, true);
+  }
+
+  /** A list command (e.g. `list table inet tsnet`) with its answer as JSON, handles included. */
+  listJson(cmd: string): unknown {
+    const out = this.exec(cmd, OUTPUT_JSON | OUTPUT_HANDLE, false);
+    if (out.trim() === '') return { nftables: [] };
+    return JSON.parse(out) as unknown;
+  }
+
+  /** A list command with its answer as nft text (what `nft list ...` prints). */
+  listText(cmd: string): string {
+    return this.exec(cmd, 0, false);
+  }
+
+  close(): void {
+    if (this.ctx === null) return;
+    this.lib.ctxFree(this.ctx);
+    this.ctx = null;
+  }
+
+  private exec(script: string, flags: number, dryRun: boolean): string {
+    if (this.ctx === null) throw new Error('nftables context already closed');
+    const { lib: l, ctx } = this;
+    l.setOutputFlags(ctx, flags);
+    l.setDryRun(ctx, dryRun);
+    // reading a buffer also rewinds it, so nothing of one call leaks into the next
+    l.outputBuffer(ctx);
+    l.errorBuffer(ctx);
+    const rc = l.runCmd(ctx, script);
+    const out = l.outputBuffer(ctx) ?? '';
+    const err = l.errorBuffer(ctx) ?? '';
+    if (dryRun) l.setDryRun(ctx, false);
+    if (rc !== 0) throw new NftError(script, err);
+    return out;
+  }
+}
+
+function describeCommand(script: string): string {
+  const lines = script.split('\n').filter((l) => l.trim() !== '');
+  if (lines.length <= 1) return `command '${(lines[0] ?? '').trim().slice(0, 120)}'`;
+  return `transaction of ${lines.length} lines (nothing of it was applied)`;
+}
