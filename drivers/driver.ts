@@ -1,0 +1,170 @@
+// The driver seam. Every network driver (bridge, macvlan, overlay) implements NetworkDriver, and
+// the daemon's controller implements the same interface to route each call to the driver that owns
+// the network. The method set mirrors Docker's NetworkDriver protocol one to one, so a method name
+// tells you the HTTP call; the types are the protocol's, parsed and validated (CIDRs checked,
+// options split out, numbers as numbers) by plugin-api/ before they get here.
+
+import type { FirewallNetwork, PortMapping } from '../firewall/model.js';
+
+export type DriverType = 'bridge' | 'macvlan' | 'overlay';
+
+export type Proto = 'tcp' | 'udp' | 'sctp';
+
+/** One pool of a network as Docker's IPAMData gives it. CIDR strings throughout. */
+export interface IpamData {
+  addressSpace: string;
+  /** e.g. "10.220.0.0/24" */
+  pool: string;
+  /** gateway in CIDR form, e.g. "10.220.0.1/24"; undefined when Docker gave none */
+  gateway?: string;
+  /** name -> CIDR; addresses reserved for other hosts, never handed to containers */
+  auxAddresses: Record<string, string>;
+}
+
+export interface CreateNetworkRequest {
+  networkId: string;
+  /** user `-o key=value` options (com.docker.network.generic), values as strings */
+  options: Record<string, string>;
+  enableIpv6: boolean;
+  internal: boolean;
+  ipv4: IpamData[];
+  ipv6: IpamData[];
+}
+
+/** A published port as Docker sends it in com.docker.network.portmap, proto decoded. */
+export interface PortBindingRequest {
+  proto: Proto;
+  /** container port */
+  port: number;
+  /** container IP when Docker gives one; usually empty */
+  ip: string;
+  /** '' = every host address */
+  hostIp: string;
+  /** 0 = tsnet chooses */
+  hostPort: number;
+  /** > hostPort: choose one host port from hostPort..hostPortEnd */
+  hostPortEnd: number;
+}
+
+/** A port binding as actually made (host port chosen). */
+export interface PortBinding {
+  proto: Proto;
+  port: number;
+  containerIp: string;
+  hostIp: string;
+  hostPort: number;
+}
+
+export interface ExposedPort {
+  proto: Proto;
+  port: number;
+}
+
+export interface EndpointOptions {
+  portBindings: PortBindingRequest[];
+  exposedPorts: ExposedPort[];
+  /** every other endpoint option, as sent */
+  other: Record<string, unknown>;
+}
+
+export interface CreateEndpointRequest {
+  networkId: string;
+  endpointId: string;
+  /** CIDR, '' when none */
+  address: string;
+  /** CIDR, '' when none */
+  addressIpv6: string;
+  /** '' when Docker gave none: the driver may choose one and return it */
+  macAddress: string;
+  options: EndpointOptions;
+}
+
+export interface CreateEndpointResult {
+  /** only fields Docker left empty may be filled */
+  macAddress?: string;
+  address?: string;
+  addressIpv6?: string;
+}
+
+export interface JoinRequest {
+  networkId: string;
+  endpointId: string;
+  /** path of the container's network namespace */
+  sandboxKey: string;
+  options: EndpointOptions;
+}
+
+export interface StaticRoute {
+  destination: string;
+  /** 0 = next hop, 1 = connected */
+  routeType: 0 | 1;
+  nextHop?: string;
+}
+
+export interface JoinResult {
+  /** host-side name of the container end; Docker moves it into the sandbox */
+  srcName: string;
+  dstPrefix: string;
+  /** bare IP, '' for none */
+  gateway: string;
+  gatewayIpv6: string;
+  staticRoutes: StaticRoute[];
+  disableGatewayService: boolean;
+}
+
+export interface EndpointRef {
+  networkId: string;
+  endpointId: string;
+}
+
+export interface ProgramExternalConnectivityRequest extends EndpointRef {
+  options: EndpointOptions;
+}
+
+export interface EndpointOperInfo {
+  /** bindings actually made, host ports chosen */
+  portBindings: PortBinding[];
+  exposedPorts: ExposedPort[];
+  /** free-form extra details shown to the user (names of links etc.) */
+  details: Record<string, string>;
+}
+
+export interface NetworkDriver {
+  /** Refuse bad options before anything is touched. Throws UserError. */
+  createNetwork(req: CreateNetworkRequest): Promise<void>;
+  /** Idempotent: unknown IDs succeed. */
+  deleteNetwork(networkId: string): Promise<void>;
+  createEndpoint(req: CreateEndpointRequest): Promise<CreateEndpointResult>;
+  /** Idempotent: unknown IDs succeed. */
+  deleteEndpoint(ref: EndpointRef): Promise<void>;
+  endpointOperInfo(ref: EndpointRef): Promise<EndpointOperInfo>;
+  join(req: JoinRequest): Promise<JoinResult>;
+  /** Idempotent: may come twice, or for endpoints that never joined. */
+  leave(ref: EndpointRef): Promise<void>;
+  programExternalConnectivity(req: ProgramExternalConnectivityRequest): Promise<void>;
+  /** Idempotent. */
+  revokeExternalConnectivity(ref: EndpointRef): Promise<void>;
+}
+
+/** What the daemon needs of a driver beyond the protocol: start-up reconcile and introspection. */
+export interface ManagedDriver extends NetworkDriver {
+  readonly type: DriverType;
+  /** Brings the kernel in line with the store (after a restart, crash or reboot). */
+  restore(): void;
+  /** Names of every link this driver's records own, for the sweep of leftovers. */
+  ownedLinks(): string[];
+  /** What the firewall should hold for this driver's networks, for the full sync at start-up. */
+  firewallState(): { networks: FirewallNetwork[]; mappings: PortMapping[] };
+}
+
+/**
+ * An error whose message is meant for the user (shown by `docker network create` or `docker run`).
+ * Say what was wrong and how to fix it. Anything that is not a UserError is reported as an internal
+ * error with its message.
+ */
+export class UserError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
