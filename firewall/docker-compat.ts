@@ -20,6 +20,7 @@
 import type { NftApi } from '../native/nftables.js';
 import { checkIfname } from './addr.js';
 
+/** Default tag; a daemon registered under another plugin name tags its rules with that name. */
 export const COMPAT_TAG = 'tsnet:';
 
 export type CompatFamily = 'ip' | 'ip6';
@@ -39,7 +40,11 @@ export interface CompatRule {
 }
 
 export class DockerCompat {
-  constructor(private readonly nft: NftApi) {}
+  constructor(
+    private readonly nft: NftApi,
+    /** prefix of the rule comments that mark this daemon's rules ("tsnet:" + bridge) */
+    private readonly tag: string = COMPAT_TAG,
+  ) {}
 
   /** Accepts the bridge's traffic in Docker's forward chains. Idempotent; no-op without them. */
   allowBridge(bridge: string): void {
@@ -77,8 +82,8 @@ export class DockerCompat {
       const answer = this.nft.listJson(`list chain ${family} ${TABLE} ${chain}`);
       for (const obj of items(answer)) {
         const rule = obj.rule as JsonRule | undefined;
-        if (!rule || typeof rule.comment !== 'string' || !rule.comment.startsWith(COMPAT_TAG)) continue;
-        const bridge = rule.comment.slice(COMPAT_TAG.length);
+        if (!rule || typeof rule.comment !== 'string' || !rule.comment.startsWith(this.tag)) continue;
+        const bridge = rule.comment.slice(this.tag.length);
         rules.push({ family, chain, handle: rule.handle, bridge, direction: directionOf(rule, bridge) });
       }
     }
@@ -93,7 +98,7 @@ export class DockerCompat {
     for (let attempt = 0; ; attempt++) {
       const target = this.targetChain(family);
       const present = this.listRules(family).filter((r) => concerns(r.bridge));
-      const script = planCompat(family, target, present, wanted);
+      const script = planCompat(family, target, present, wanted, this.tag);
       if (script === '') return;
       try {
         this.nft.run(script);
@@ -121,7 +126,7 @@ export class DockerCompat {
  * are deleted by handle, and a bridge lacking its exact pair gets it afresh. '' when nothing is to
  * be done. Pure, exported for tests.
  */
-export function planCompat(family: CompatFamily, target: string | null, present: CompatRule[], wanted: string[]): string {
+export function planCompat(family: CompatFamily, target: string | null, present: CompatRule[], wanted: string[], tag = COMPAT_TAG): string {
   const want = new Set(target === null ? [] : wanted.map((b) => checkIfname(b)));
   const byBridge = new Map<string, CompatRule[]>();
   for (const r of present) byBridge.set(r.bridge, [...(byBridge.get(r.bridge) ?? []), r]);
@@ -140,8 +145,8 @@ export function planCompat(family: CompatFamily, target: string | null, present:
   for (const b of want) {
     if (complete(byBridge.get(b))) continue;
     // inserted at the top, so they come before DOCKER-USER's final `return`
-    lines.push(`insert rule ${family} ${TABLE} ${target} oifname "${b}" counter accept comment "${COMPAT_TAG}${b}"`);
-    lines.push(`insert rule ${family} ${TABLE} ${target} iifname "${b}" counter accept comment "${COMPAT_TAG}${b}"`);
+    lines.push(`insert rule ${family} ${TABLE} ${target} oifname "${b}" counter accept comment "${tag}${b}"`);
+    lines.push(`insert rule ${family} ${TABLE} ${target} iifname "${b}" counter accept comment "${tag}${b}"`);
   }
   return lines.join('\n');
 }

@@ -4,9 +4,9 @@
 import type { NftApi } from '../native/nftables.js';
 import { NftError } from '../native/nftables.js';
 import { canonicalIPv6 } from './addr.js';
-import { DockerCompat } from './docker-compat.js';
+import { COMPAT_TAG, DockerCompat } from './docker-compat.js';
 import type { FirewallNetwork, PortMapping, Proto } from './model.js';
-import * as rules from './ruleset.js';
+import * as ruleset from './ruleset.js';
 
 export interface FirewallLog {
   warn(obj: object, msg: string): void;
@@ -24,21 +24,38 @@ export interface TableMapping {
 
 const toStderr: FirewallLog = { warn: (obj, msg) => console.warn(msg, obj) };
 
+/**
+ * Which daemon's rules these are. Two daemons on one host (a user's and the test suite's, or
+ * several lab hosts) each keep their own table and their own tagged rules in Docker's chains,
+ * so neither's start-up sync removes the other's.
+ */
+export interface FirewallInstance {
+  /** nftables table name (letters, digits, '_') */
+  table: string;
+  /** comment prefix of the rules in Docker's chains */
+  compatTag: string;
+}
+
+export const DEFAULT_INSTANCE: FirewallInstance = { table: ruleset.TABLE_NAME, compatTag: COMPAT_TAG };
+
 export class Firewall {
   readonly compat: DockerCompat;
+  private readonly rules: ruleset.Ruleset;
   /** the networks the table holds, by bridge: for Docker's chains and for recreating a lost table */
   private readonly networks = new Map<string, FirewallNetwork>();
 
   constructor(
     private readonly nft: NftApi,
     private readonly log: FirewallLog = toStderr,
+    instance: FirewallInstance = DEFAULT_INSTANCE,
   ) {
-    this.compat = new DockerCompat(nft);
+    this.rules = ruleset.rulesFor(instance.table);
+    this.compat = new DockerCompat(nft, instance.compatTag);
   }
 
   /** Replaces the whole table with exactly these networks and mappings (start-up reconcile). */
   sync(networks: FirewallNetwork[], mappings: PortMapping[]): void {
-    this.nft.run(rules.fullTable(networks, mappings));
+    this.nft.run(this.rules.fullTable(networks, mappings));
     this.networks.clear();
     for (const n of networks) this.networks.set(n.bridge, n);
     try {
@@ -51,7 +68,7 @@ export class Firewall {
 
   /** Adds a network (or brings it in line with `n`); creates the table when it is missing. */
   addNetwork(n: FirewallNetwork): void {
-    this.nft.run(this.withTable(rules.addNetwork(n)));
+    this.nft.run(this.withTable(this.rules.addNetwork(n)));
     this.networks.set(n.bridge, n);
     this.compat.allowBridge(n.bridge);
   }
@@ -59,7 +76,7 @@ export class Firewall {
   /** Removes a network's elements and Docker accepts; no error when they are already gone. */
   removeNetwork(n: FirewallNetwork): void {
     this.networks.delete(n.bridge);
-    if (this.ownedTableExists()) this.nft.run(rules.removeNetwork(n));
+    if (this.ownedTableExists()) this.nft.run(this.rules.removeNetwork(n));
     try {
       this.compat.removeBridge(n.bridge);
     } catch (err) {
@@ -74,7 +91,7 @@ export class Firewall {
    */
   publish(ms: PortMapping[]): void {
     if (ms.length === 0) return;
-    const script = this.withTable(rules.addMappings(ms));
+    const script = this.withTable(this.rules.addMappings(ms));
     try {
       this.nft.run(script);
     } catch (err) {
@@ -82,7 +99,7 @@ export class Firewall {
       const stale = this.conflicting(ms, 'other');
       if (stale.length === 0) throw err;
       this.log.warn({ stale }, 'published host ports still mapped to other containers: taking them over');
-      this.nft.run(`${rules.deleteMappingKeys(stale.map((s) => s.element))}\n${rules.addMappings(ms)}`);
+      this.nft.run(`${this.rules.deleteMappingKeys(stale.map((s) => s.element))}\n${this.rules.addMappings(ms)}`);
     }
   }
 
@@ -90,11 +107,11 @@ export class Firewall {
   unpublish(ms: PortMapping[]): void {
     if (ms.length === 0 || !this.ownedTableExists()) return;
     try {
-      this.nft.run(rules.removeMappings(ms));
+      this.nft.run(this.rules.removeMappings(ms));
     } catch (err) {
       if (!(err instanceof NftError) || !/File exists/.test(err.detail)) throw err;
       const ours = this.conflicting(ms, 'same');
-      if (ours.length > 0) this.nft.run(rules.deleteMappingKeys(ours.map((s) => s.element)));
+      if (ours.length > 0) this.nft.run(this.rules.deleteMappingKeys(ours.map((s) => s.element)));
     }
   }
 
@@ -102,7 +119,7 @@ export class Firewall {
   ownedTableExists(): boolean {
     const answer = this.nft.listJson('list tables');
     const list = (answer as { nftables?: { table?: { family?: string; name?: string } }[] }).nftables ?? [];
-    return list.some((o) => o.table?.family === rules.TABLE_FAMILY && o.table?.name === rules.TABLE_NAME);
+    return list.some((o) => o.table?.family === ruleset.TABLE_FAMILY && o.table?.name === this.rules.tableName);
   }
 
   /**
@@ -116,7 +133,7 @@ export class Firewall {
   /** The table as `nft list table inet tsnet` prints it, '' when it does not exist. */
   listTable(): string {
     if (!this.ownedTableExists()) return '';
-    return this.nft.listText(`list table ${rules.TABLE_FAMILY} ${rules.TABLE_NAME}`);
+    return this.nft.listText(`list table ${ruleset.TABLE_FAMILY} ${this.rules.tableName}`);
   }
 
   /** Every published port the table holds. Reads whole maps: for status and repairs, not for the hot path. */
@@ -124,12 +141,12 @@ export class Firewall {
     if (!this.ownedTableExists()) return [];
     const out: TableMapping[] = [];
     for (const f of [4, 6] as const) {
-      for (const e of this.readMap(rules.SETS.hostPorts[f])) {
+      for (const e of this.readMap(ruleset.SETS.hostPorts[f])) {
         const [hostIp, proto, hostPort] = e.key;
         const [containerIp, containerPort] = e.value;
         out.push({ proto: proto as Proto, hostIp: String(hostIp), hostPort: Number(hostPort), containerIp: String(containerIp), containerPort: Number(containerPort) });
       }
-      for (const e of this.readMap(rules.SETS.anyPorts[f])) {
+      for (const e of this.readMap(ruleset.SETS.anyPorts[f])) {
         const [proto, hostPort] = e.key;
         const [containerIp, containerPort] = e.value;
         out.push({ proto: proto as Proto, hostIp: '', hostPort: Number(hostPort), containerIp: String(containerIp), containerPort: Number(containerPort) });
@@ -143,21 +160,21 @@ export class Firewall {
     if (this.ownedTableExists()) return script;
     const known = [...this.networks.values()];
     if (known.length > 0) {
-      this.log.warn({ networks: known.length }, `nftables table ${rules.TABLE_FAMILY} ${rules.TABLE_NAME} was missing: recreating it; published ports come back at the next start of tsnet`);
+      this.log.warn({ networks: known.length }, `nftables table ${ruleset.TABLE_FAMILY} ${this.rules.tableName} was missing: recreating it; published ports come back at the next start of tsnet`);
     }
-    return [rules.createTable(), ...known.map((n) => rules.addNetwork(n)), script].join('\n');
+    return [this.rules.createTable(), ...known.map((n) => this.rules.addNetwork(n)), script].join('\n');
   }
 
   /** Mappings whose key the table holds with another value ('other') or with this value ('same'). */
-  private conflicting(ms: PortMapping[], which: 'other' | 'same'): { mapping: PortMapping; element: rules.MappingElement }[] {
+  private conflicting(ms: PortMapping[], which: 'other' | 'same'): { mapping: PortMapping; element: ruleset.MappingElement }[] {
     const current = new Map<string, string>();
     for (const t of this.listMappings()) {
-      const e = rules.mappingElement({ endpointId: '', ...t });
+      const e = this.rules.mappingElement({ endpointId: '', ...t });
       current.set(`${e.map} ${e.key}`, e.value);
     }
-    const found: { mapping: PortMapping; element: rules.MappingElement }[] = [];
+    const found: { mapping: PortMapping; element: ruleset.MappingElement }[] = [];
     for (const m of ms) {
-      const e = rules.mappingElement(m);
+      const e = this.rules.mappingElement(m);
       const value = current.get(`${e.map} ${e.key}`);
       if (value === undefined) continue;
       if ((value === e.value) === (which === 'same')) found.push({ mapping: m, element: e });
@@ -166,7 +183,7 @@ export class Firewall {
   }
 
   private readMap(name: string): { key: unknown[]; value: unknown[] }[] {
-    const answer = this.nft.listJson(`list map ${rules.TABLE_FAMILY} ${rules.TABLE_NAME} ${name}`);
+    const answer = this.nft.listJson(`list map ${ruleset.TABLE_FAMILY} ${this.rules.tableName} ${name}`);
     const list = (answer as { nftables?: { map?: { elem?: unknown[] } }[] }).nftables ?? [];
     const elems = list.find((o) => o.map)?.map?.elem ?? [];
     return elems.map((pair) => {
