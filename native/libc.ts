@@ -87,6 +87,21 @@ export function send(fd: number, data: Buffer): number {
   return check('send', Number(c.send(fd, data, data.length, 0)));
 }
 
+/**
+ * send(2) on one of koffi's worker threads: for requests the kernel serves slowly inside the
+ * call itself (deleting a link waits for RCU, ~20 ms), so the event loop goes on meanwhile.
+ */
+export function sendAsync(fd: number, data: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    c.send.async(fd, data, data.length, 0, (err: unknown, n: number | bigint) => {
+      if (err) return reject(err);
+      const sent = Number(n);
+      if (sent < 0) return reject(new SysError('send', koffi.errno()));
+      resolve(sent);
+    });
+  });
+}
+
 /** Receives into buf; returns the datagram's full length, which exceeds buf with MSG_TRUNC. */
 export function recv(fd: number, buf: Buffer, flags = 0): number {
   for (;;) {

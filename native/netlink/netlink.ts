@@ -56,7 +56,7 @@ import {
   type NeighbourInfo,
   type NeighbourSpec,
 } from './neighbours.js';
-import { ENODEV, MSG_PEEK, MSG_TRUNC, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET, SO_RCVTIMEO, bind, close, recv, send, setsockopt, setsockoptInt, socket } from '../libc.js';
+import { ENODEV, MSG_PEEK, MSG_TRUNC, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET, SO_RCVTIMEO, bind, close, recv, send, sendAsync, setsockopt, setsockoptInt, socket } from '../libc.js';
 import { withNetns } from '../netns.js';
 
 /** A safety net: the kernel always answers, but a daemon must never hang on a lost reply. */
@@ -188,6 +188,24 @@ export class Netlink {
       what: `delete link ${name}`,
       messages: { ENODEV: `no link named ${name}` },
     });
+  }
+
+  /**
+   * deleteLink with the kernel's work on another thread: deleting a link waits for an RCU grace
+   * period inside send(2). Requests on one socket must not interleave, so use a Netlink
+   * dedicated to this and one deletion at a time (native/link-reaper.ts does both).
+   */
+  async deleteLinkAsync(name: string, opts: IgnoreMissing = {}): Promise<void> {
+    checkLinkName(name);
+    if (this.fd < 0) throw new Error('netlink socket is closed');
+    const payload = linkMessage.encode({ header: { family: AF_UNSPEC }, attrs: { ifname: name } });
+    const seq = ++this.seq;
+    await sendAsync(this.fd, encodeMessage({ type: RTM.DELLINK, flags: NLM_F.REQUEST | NLM_F.ACK, seq, payload }));
+    // the kernel has answered by the time send returns: the ack is already queued
+    const { status } = this.readReplies(seq);
+    if (!status.errno) return;
+    const err = NetlinkError.from({ op: 'deleteLink', what: `delete link ${name}`, messages: { ENODEV: `no link named ${name}` } }, status.errno, status.message);
+    if (!(opts.ignoreMissing && isNetlinkError(err, 'ENODEV'))) throw err;
   }
 
   setLink(name: string, change: LinkChange): void {
@@ -400,6 +418,10 @@ export class Netlink {
     if (this.fd < 0) throw new Error('netlink socket is closed');
     const seq = ++this.seq;
     send(this.fd, encodeMessage({ type, flags, seq, payload }));
+    return this.readReplies(seq);
+  }
+
+  private readReplies(seq: number): { messages: NlMsg[]; status: NlStatus; interrupted: boolean } {
     const messages: NlMsg[] = [];
     let interrupted = false;
     for (;;) {
