@@ -1,0 +1,48 @@
+// `tsnet`: the one command. serve runs the daemon; the rest read what it did.
+import { CliError, runStatus } from './status.js';
+import { parseArgs, USAGE } from './args.js';
+import { runPort } from './port.js';
+
+async function main(argv: string[]): Promise<number> {
+  const { command, args, flags } = parseArgs(argv);
+  switch (command) {
+    case 'serve': {
+      const { runDaemon } = await import('../daemon/daemon.js');
+      await runDaemon({ stateDir: flags.stateDir, socketPath: flags.socket, logFile: flags.log });
+      return 0;
+    }
+    case 'status':
+      console.log(await runStatus(flags.stateDir, flags.json));
+      return 0;
+    case 'port': {
+      if (args.length < 1 || args.length > 2) throw new CliError('usage: tsnet port CONTAINER [PORT[/PROTO]]');
+      const out = await runPort(flags.stateDir, args[0], args[1]);
+      if (out) console.log(out);
+      return 0;
+    }
+    case 'doctor': {
+      const { runDoctor } = await import('./doctor.js');
+      return runDoctor();
+    }
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      throw new CliError(`unknown command '${command}'\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // serve keeps the process alive through its server; everything else ends here
+    if (code !== 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof CliError) {
+      process.stderr.write(`tsnet: ${err.message}\n`);
+    } else {
+      process.stderr.write(`tsnet: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+    process.exitCode = 1;
+  },
+);

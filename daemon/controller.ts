@@ -1,0 +1,118 @@
+// Routes each NetworkDriver call to the driver that owns the network (chosen at create time by
+// `-o type=bridge|macvlan|overlay`, bridge by default) and runs the start-up reconcile across
+// drivers. Holds no state of its own: the store says who owns what.
+import {
+  UserError,
+  type CreateEndpointRequest,
+  type CreateEndpointResult,
+  type CreateNetworkRequest,
+  type DriverType,
+  type EndpointOperInfo,
+  type EndpointRef,
+  type JoinRequest,
+  type JoinResult,
+  type ManagedDriver,
+  type NetworkDriver,
+  type ProgramExternalConnectivityRequest,
+} from '../drivers/driver.js';
+import type { NetworkRepo } from '../store/network-repo.js';
+import type { Logger } from '../drivers/undo.js';
+import type { LinkOwner } from '../drivers/owner.js';
+
+export const TYPE_OPTION = 'type';
+
+/** The kernel and firewall operations the start-up sweep needs. */
+export interface SweepOps {
+  listLinks(): { name: string; alias?: string }[];
+  deleteLink(name: string, opts?: { ignoreMissing?: boolean }): void;
+}
+
+export interface FirewallSync {
+  sync(networks: ReturnType<ManagedDriver['firewallState']>['networks'], mappings: ReturnType<ManagedDriver['firewallState']>['mappings']): void;
+}
+
+export class Controller implements NetworkDriver {
+  private readonly drivers = new Map<DriverType, ManagedDriver>();
+
+  constructor(
+    drivers: ManagedDriver[],
+    private readonly repo: NetworkRepo,
+    private readonly links: SweepOps,
+    private readonly firewall: FirewallSync,
+    private readonly owner: LinkOwner,
+    private readonly log: Logger,
+  ) {
+    for (const d of drivers) this.drivers.set(d.type, d);
+  }
+
+  async createNetwork(req: CreateNetworkRequest): Promise<void> {
+    const type = req.options[TYPE_OPTION] || 'bridge';
+    const driver = this.drivers.get(type as DriverType);
+    if (!driver) {
+      throw new UserError(`unknown network type '${type}': tsnet offers ${[...this.drivers.keys()].join(', ')} (-o type=NAME)`);
+    }
+    await driver.createNetwork(req);
+  }
+
+  async deleteNetwork(networkId: string): Promise<void> {
+    await this.ownerOf(networkId, false)?.deleteNetwork(networkId);
+  }
+
+  async createEndpoint(req: CreateEndpointRequest): Promise<CreateEndpointResult> {
+    return this.ownerOf(req.networkId, true)!.createEndpoint(req);
+  }
+
+  async deleteEndpoint(ref: EndpointRef): Promise<void> {
+    await this.ownerOf(ref.networkId, false)?.deleteEndpoint(ref);
+  }
+
+  async endpointOperInfo(ref: EndpointRef): Promise<EndpointOperInfo> {
+    return this.ownerOf(ref.networkId, true)!.endpointOperInfo(ref);
+  }
+
+  async join(req: JoinRequest): Promise<JoinResult> {
+    return this.ownerOf(req.networkId, true)!.join(req);
+  }
+
+  async leave(ref: EndpointRef): Promise<void> {
+    await this.ownerOf(ref.networkId, false)?.leave(ref);
+  }
+
+  async programExternalConnectivity(req: ProgramExternalConnectivityRequest): Promise<void> {
+    await this.ownerOf(req.networkId, true)!.programExternalConnectivity(req);
+  }
+
+  async revokeExternalConnectivity(ref: EndpointRef): Promise<void> {
+    await this.ownerOf(ref.networkId, false)?.revokeExternalConnectivity(ref);
+  }
+
+  /**
+   * Start-up reconcile: each driver restores its networks and endpoints, links carrying this
+   * daemon's owner alias that no record owns are removed (leftovers of an operation killed half-way), and
+   * the firewall is replaced as a whole with what the store says, in one transaction.
+   */
+  restore(): void {
+    for (const d of this.drivers.values()) d.restore();
+    const owned = new Set([...this.drivers.values()].flatMap((d) => d.ownedLinks()));
+    for (const link of this.links.listLinks()) {
+      if (this.owner.owns(link.alias) && !owned.has(link.name)) {
+        this.log.info({ link: link.name, alias: link.alias }, 'removing a leftover link');
+        this.links.deleteLink(link.name, { ignoreMissing: true });
+      }
+    }
+    const states = [...this.drivers.values()].map((d) => d.firewallState());
+    this.firewall.sync(
+      states.flatMap((s) => s.networks),
+      states.flatMap((s) => s.mappings),
+    );
+  }
+
+  private ownerOf(networkId: string, required: boolean): ManagedDriver | undefined {
+    const net = this.repo.getNetwork(networkId);
+    const driver = net && this.drivers.get(net.driver);
+    if (!driver && required) {
+      throw new UserError(`network ${networkId.slice(0, 12)} is not known to tsnet (was its state directory removed?): recreate the network`);
+    }
+    return driver;
+  }
+}

@@ -1,0 +1,89 @@
+// `tsnet serve`: opens the store and the kernel handles once, reconciles the kernel with the
+// store, then serves Docker on the plugin socket. Stopping the daemon leaves networks and
+// containers working; the next start picks them up again.
+import pino from 'pino';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { openDatabase } from '../store/db.js';
+import { NetworkRepo } from '../store/network-repo.js';
+import { databasePath, instanceOf } from './paths.js';
+import { LinkOwner } from '../drivers/owner.js';
+import { Controller } from './controller.js';
+import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
+import { Netlink } from '../native/netlink/netlink.js';
+import { writeSysctl } from '../native/sysctl.js';
+import { Nft } from '../native/nftables.js';
+import { PortReserver } from '../native/sockets.js';
+import { LinkReaper } from '../native/link-reaper.js';
+import { Firewall } from '../firewall/firewall.js';
+import { Ipam } from '../ipam/ipam.js';
+import { SqliteIpamRepo } from '../store/ipam-repo.js';
+import { buildServer, listenUnix } from '../plugin-api/server.js';
+
+const DOCKER_COMPAT_REFRESH_MS = 5_000;
+
+export interface DaemonOptions {
+  stateDir: string;
+  socketPath: string;
+  logFile: string;
+}
+
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  mkdirSync(dirname(opts.logFile), { recursive: true });
+  const log = pino({ base: { pid: process.pid } }, pino.destination({ dest: opts.logFile, mkdir: true, sync: false }));
+  log.info({ stateDir: opts.stateDir, socket: opts.socketPath }, 'tsnet starting');
+
+  const db = openDatabase(databasePath(opts.stateDir));
+  const repo = new NetworkRepo(db);
+  const netlink = Netlink.open();
+  const instance = instanceOf(opts.socketPath);
+  const owner = new LinkOwner(instance.name);
+  const firewall = new Firewall(Nft.open(), log, { table: instance.table, compatTag: instance.tag });
+  const ports = new PortReserver({ log });
+  const reaper = new LinkReaper(log);
+
+  const bridge = new BridgeDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: (k, v) => writeSysctl(k, v), log });
+  const controller = new Controller([bridge], repo, netlink, firewall, owner, log);
+  const started = Date.now();
+  controller.restore();
+  log.info({ ms: Date.now() - started, networks: repo.listNetworks().length, endpoints: repo.listEndpoints().length }, 'reconciled kernel with store');
+
+  // the host's routes, so an automatically chosen subnet never shadows one in use
+  const hostRoutes = () => [...netlink.listRoutes(4), ...netlink.listRoutes(6)].map((r) => r.dst).filter((d) => d && d !== 'default');
+  const ipam = new Ipam(new SqliteIpamRepo(db), { hostRoutes });
+
+  const app = buildServer({ network: controller, ipam, logger: log });
+  await listenUnix(app, opts.socketPath);
+  log.info({ socket: opts.socketPath }, 'tsnet serving');
+
+  // dockerd may start (or restart) after tsnet and put its FORWARD drop policy in place then:
+  // keep tsnet's accepts in Docker's chain without putting that check on the request path
+  const compatTimer = setInterval(() => {
+    try {
+      firewall.refreshDockerCompat();
+    } catch (err) {
+      log.warn({ err }, "could not refresh tsnet's accepts in Docker's iptables chains");
+    }
+  }, DOCKER_COMPAT_REFRESH_MS);
+  compatTimer.unref();
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(compatTimer);
+    log.info({ signal }, 'tsnet stopping; networks and containers keep working');
+    app
+      .close()
+      .then(() => reaper.close())
+      .catch((err: unknown) => log.error({ err }, 'closing the server'))
+      .finally(() => {
+        db.close();
+        netlink.close();
+        log.flush();
+        process.exit(0);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

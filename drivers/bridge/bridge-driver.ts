@@ -1,0 +1,376 @@
+// The bridge driver: one Linux bridge per network with the gateway on it, one veth pair per
+// endpoint (host end on the bridge, container end handed to Docker), NAT, published ports and
+// isolation through the firewall. Reads top to bottom as the steps a person would do with `ip`
+// and `nft`; every step that makes something registers its undo.
+import { isIPv6 } from 'node:net';
+import { existsSync } from 'node:fs';
+import {
+  UserError,
+  type CreateEndpointRequest,
+  type CreateEndpointResult,
+  type CreateNetworkRequest,
+  type EndpointOperInfo,
+  type EndpointRef,
+  type JoinRequest,
+  type JoinResult,
+  type ManagedDriver,
+  type ProgramExternalConnectivityRequest,
+} from '../driver.js';
+import type { NetworkRepo, NetworkRecord, EndpointRecord, PublishedPort } from '../../store/network-repo.js';
+import type { Netlink } from '../../native/netlink/netlink.js';
+import type { Firewall } from '../../firewall/firewall.js';
+import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
+import type { LinkOwner } from '../owner.js';
+import { canonicalCidr, cidrStringsOverlap } from '../../ipam/address.js';
+import { withUndo, type Logger, type Undo } from '../undo.js';
+import { reserveBindings, releaseBindings, toFirewallMappings, type HostPortReserver } from '../ports.js';
+import {
+  bareIp,
+  firewallNetwork,
+  macFromIPv4,
+  planEndpoint,
+  planNetwork,
+  type BridgeEndpointConfig,
+  type BridgeNetworkConfig,
+} from './plan.js';
+
+export interface BridgeEndpointState extends BridgeEndpointConfig {
+  exposedPorts: { proto: string; port: number }[];
+}
+
+type BridgeNetwork = NetworkRecord<BridgeNetworkConfig>;
+type BridgeEndpoint = EndpointRecord<BridgeEndpointState>;
+
+export interface BridgeDriverDeps {
+  repo: NetworkRepo;
+  netlink: Netlink;
+  firewall: Firewall;
+  ports: HostPortReserver;
+  /** removes endpoint links after the reply: the kernel takes ~20 ms to delete a veth */
+  reaper: { remove(name: string): void };
+  /** tags the links this daemon makes */
+  owner: LinkOwner;
+  writeSysctl: (key: string | string[], value: string) => void;
+  log: Logger;
+}
+
+export class BridgeDriver implements ManagedDriver {
+  readonly type = 'bridge' as const;
+
+  constructor(private readonly d: BridgeDriverDeps) {}
+
+  // ---------------------------------------------------------------- networks
+
+  async createNetwork(req: CreateNetworkRequest): Promise<void> {
+    const config = planNetwork(req);
+    this.refuseConflicts(req.networkId, config);
+    withUndo(this.d.log, (undo) => {
+      this.d.repo.insertNetwork({ id: req.networkId, driver: 'bridge', state: 'creating', config, ipv4: req.ipv4, ipv6: req.ipv6 });
+      undo.push('store row', () => this.d.repo.deleteNetwork(req.networkId));
+      this.buildNetwork(req.networkId, config, undo);
+      this.d.repo.setNetworkState(req.networkId, 'ready');
+    });
+  }
+
+  async deleteNetwork(networkId: string): Promise<void> {
+    const net = this.d.repo.getNetwork<BridgeNetworkConfig>(networkId);
+    if (!net) return;
+    this.d.repo.setNetworkState(networkId, 'deleting');
+    for (const ep of this.d.repo.listEndpoints<BridgeEndpointState>(networkId)) this.teardownEndpoint(ep);
+    this.teardownNetwork(net);
+    this.d.repo.deleteNetwork(networkId);
+  }
+
+  /** Makes the kernel objects of a network; used by create and by restore after a reboot. */
+  private buildNetwork(id: string, c: BridgeNetworkConfig, undo: Undo): void {
+    const nl = this.d.netlink;
+    nl.createLink({ kind: 'bridge', name: c.bridge, mtu: c.mtu, mac: macFromIPv4(c.gatewayAddresses[0]), alias: this.d.owner.alias(id) });
+    undo.push(`bridge ${c.bridge}`, () => nl.deleteLink(c.bridge, { ignoreMissing: true }));
+    this.configureBridge(c);
+    if (!c.internal) {
+      this.d.writeSysctl('net.ipv4.ip_forward', '1');
+      if (c.enableIpv6) this.d.writeSysctl('net.ipv6.conf.all.forwarding', '1');
+    }
+    const fw = firewallNetwork(id, c);
+    this.d.firewall.addNetwork(fw);
+    undo.push(`firewall rules of ${c.bridge}`, () => this.d.firewall.removeNetwork(fw));
+  }
+
+  /** Addresses, sysctls and link state of an existing bridge; idempotent. */
+  private configureBridge(c: BridgeNetworkConfig): void {
+    const nl = this.d.netlink;
+    if (c.enableIpv6) this.d.writeSysctl(['net', 'ipv6', 'conf', c.bridge, 'disable_ipv6'], '0');
+    const present = new Set(nl.listAddresses(c.bridge).map((a) => a.cidr));
+    for (const cidr of c.gatewayAddresses) {
+      // nodad: the IPv6 gateway must answer at once, not after duplicate address detection
+      if (!present.has(canonicalCidr(cidr))) nl.addAddress(c.bridge, cidr, { nodad: isIPv6(bareIp(cidr)) });
+    }
+    // lets the host reach published ports through 127.0.0.1: the DNATed packet keeps its
+    // loopback source until masquerade, and the kernel drops such packets on other links otherwise
+    this.d.writeSysctl(['net', 'ipv4', 'conf', c.bridge, 'route_localnet'], '1');
+    nl.setLink(c.bridge, { up: true });
+  }
+
+  private teardownNetwork(net: BridgeNetwork): void {
+    this.d.firewall.removeNetwork(firewallNetwork(net.id, net.config));
+    this.d.netlink.deleteLink(net.config.bridge, { ignoreMissing: true });
+  }
+
+  private refuseConflicts(networkId: string, c: BridgeNetworkConfig): void {
+    if (this.d.repo.getNetwork(networkId)) {
+      throw new UserError(`network ${networkId.slice(0, 12)} already exists in tsnet`);
+    }
+    const others = this.d.repo.listNetworks();
+    const sameBridge = others.find((n) => (n.config as Partial<BridgeNetworkConfig>).bridge === c.bridge);
+    if (sameBridge || this.d.netlink.getLink(c.bridge)) {
+      throw new UserError(
+        `interface ${c.bridge} already exists on this host` +
+          (sameBridge ? ` (tsnet network ${sameBridge.id.slice(0, 12)})` : '') +
+          `: choose another name with -o com.docker.network.bridge.name=NAME`,
+      );
+    }
+    for (const other of others) {
+      const theirs = [...other.ipv4, ...other.ipv6].map((d) => d.pool);
+      for (const mine of c.subnets) {
+        const clash = theirs.find((t) => cidrStringsOverlap(mine, t));
+        if (clash) {
+          throw new UserError(
+            `subnet ${mine} overlaps ${clash} of tsnet network ${other.id.slice(0, 12)}: choose a different --subnet`,
+          );
+        }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- endpoints
+
+  async createEndpoint(req: CreateEndpointRequest): Promise<CreateEndpointResult> {
+    const net = this.readyNetwork(req.networkId);
+    const plan = planEndpoint(req);
+    const state: BridgeEndpointState = { ...plan.config, exposedPorts: req.options.exposedPorts };
+    if (this.d.repo.getEndpoint(req.endpointId)) {
+      throw new UserError(`endpoint ${req.endpointId.slice(0, 12)} already exists in tsnet`);
+    }
+    withUndo(this.d.log, (undo) => {
+      this.d.repo.insertEndpoint({
+        id: req.endpointId,
+        networkId: req.networkId,
+        state: 'creating',
+        address: req.address,
+        addressIpv6: req.addressIpv6,
+        mac: plan.mac,
+        config: state,
+      });
+      undo.push('store row', () => this.d.repo.deleteEndpoint(req.endpointId));
+      this.buildEndpoint(net, req.endpointId, plan.mac, state, undo);
+      this.d.repo.setEndpointState(req.endpointId, 'ready');
+    });
+    return plan.macChosen ? { macAddress: plan.mac } : {};
+  }
+
+  private buildEndpoint(net: BridgeNetwork, endpointId: string, mac: string, c: BridgeEndpointConfig, undo: Undo): void {
+    const nl = this.d.netlink;
+    const alias = this.d.owner.alias(endpointId);
+    nl.createLink({ kind: 'veth', name: c.hostIf, peerName: c.containerIf, mtu: net.config.mtu, peerMac: mac, alias, peerAlias: alias });
+    undo.push(`veth ${c.hostIf}`, () => nl.deleteLink(c.hostIf, { ignoreMissing: true }));
+    nl.setLink(c.hostIf, { master: net.config.bridge, up: true });
+    nl.setBridgePort(c.hostIf, bridgePortSettings(net.config));
+  }
+
+  async deleteEndpoint(ref: EndpointRef): Promise<void> {
+    const ep = this.d.repo.getEndpoint<BridgeEndpointState>(ref.endpointId);
+    if (!ep) return;
+    this.teardownEndpoint(ep);
+  }
+
+  private teardownEndpoint(ep: BridgeEndpoint): void {
+    this.unpublish(ep.id);
+    this.d.repo.deleteEndpoint(ep.id);
+    // deleting either end of a veth removes both; the container end may be gone with its netns
+    this.d.reaper.remove(ep.config.hostIf);
+  }
+
+  async join(req: JoinRequest): Promise<JoinResult> {
+    const net = this.readyNetwork(req.networkId);
+    const ep = this.readyEndpoint(req.endpointId);
+    this.d.repo.setSandbox(ep.id, req.sandboxKey);
+    const c = net.config;
+    const gw4 = c.gatewayAddresses.find((a) => !isIPv6(bareIp(a)));
+    const gw6 = c.gatewayAddresses.find((a) => isIPv6(bareIp(a)));
+    return {
+      srcName: ep.config.containerIf,
+      dstPrefix: c.ifacePrefix,
+      // an internal network has no way out, so no default route through it
+      gateway: c.internal || !gw4 ? '' : bareIp(gw4),
+      gatewayIpv6: c.internal || !gw6 || !ep.addressIpv6 ? '' : bareIp(gw6),
+      staticRoutes: [],
+      // without a gateway Docker would otherwise attach docker_gwbridge for a way out
+      disableGatewayService: c.internal,
+    };
+  }
+
+  async leave(ref: EndpointRef): Promise<void> {
+    if (this.d.repo.getEndpoint(ref.endpointId)) this.d.repo.setSandbox(ref.endpointId, null);
+  }
+
+  // ---------------------------------------------------------------- published ports
+
+  async programExternalConnectivity(req: ProgramExternalConnectivityRequest): Promise<void> {
+    const net = this.readyNetwork(req.networkId);
+    const ep = this.readyEndpoint(req.endpointId);
+    // Docker re-sends this when a container's gateway endpoint changes: what is published stays
+    if (this.d.repo.listPorts({ endpointId: ep.id }).length > 0) return;
+    if (net.config.internal || req.options.portBindings.length === 0) return;
+    const bindings = reserveBindings(
+      req.options.portBindings,
+      { ipv4: ep.address ? bareIp(ep.address) : '', ipv6: ep.addressIpv6 ? bareIp(ep.addressIpv6) : '' },
+      net.config.hostBindingIpv4,
+      this.d.ports,
+    );
+    withUndo(this.d.log, (undo) => {
+      undo.push('host port reservations', () => releaseBindings(bindings, this.d.ports));
+      this.d.repo.insertPorts(bindings.map((b) => ({ ...b, endpointId: ep.id, networkId: net.id })));
+      undo.push('port rows', () => this.d.repo.deletePorts(ep.id));
+      this.d.firewall.publish(toFirewallMappings(ep.id, bindings));
+    });
+  }
+
+  async revokeExternalConnectivity(ref: EndpointRef): Promise<void> {
+    this.unpublish(ref.endpointId);
+  }
+
+  private unpublish(endpointId: string): void {
+    const ports = this.d.repo.listPorts({ endpointId });
+    if (ports.length === 0) return;
+    this.d.firewall.unpublish(toFirewallMappings(endpointId, ports));
+    releaseBindings(ports, this.d.ports);
+    this.d.repo.deletePorts(endpointId);
+  }
+
+  async endpointOperInfo(ref: EndpointRef): Promise<EndpointOperInfo> {
+    const ep = this.d.repo.getEndpoint<BridgeEndpointState>(ref.endpointId);
+    if (!ep) throw new UserError(`endpoint ${ref.endpointId.slice(0, 12)} is not known to tsnet`);
+    const net = this.d.repo.getNetwork<BridgeNetworkConfig>(ep.networkId);
+    return {
+      portBindings: this.d.repo.listPorts({ endpointId: ep.id }).map(({ proto, port, containerIp, hostIp, hostPort }) => ({
+        proto,
+        port,
+        containerIp,
+        hostIp,
+        hostPort,
+      })),
+      exposedPorts: ep.config.exposedPorts.map((p) => ({ proto: p.proto as 'tcp', port: p.port })),
+      details: { hostInterface: ep.config.hostIf, bridge: net?.config.bridge ?? '' },
+    };
+  }
+
+  // ---------------------------------------------------------------- start-up reconcile
+
+  /**
+   * Brings the kernel back in line with the store after a restart, a crash or a reboot:
+   * operations interrupted half-way are rolled back or finished, missing bridges are rebuilt,
+   * endpoints are re-attached. Firewall state is synced by the caller from firewallState().
+   */
+  restore(): void {
+    const { repo, log } = this.d;
+    for (const net of repo.listNetworks<BridgeNetworkConfig>('bridge')) {
+      if (net.state !== 'ready') {
+        log.info({ network: net.id, state: net.state }, 'finishing an interrupted network operation');
+        for (const ep of repo.listEndpoints<BridgeEndpointState>(net.id)) this.teardownEndpoint(ep);
+        this.teardownNetwork(net);
+        repo.deleteNetwork(net.id);
+        continue;
+      }
+      if (!this.d.netlink.getLink(net.config.bridge)) {
+        log.warn({ network: net.id, bridge: net.config.bridge }, 'bridge missing: rebuilding it');
+        withUndo(log, (undo) => this.buildNetwork(net.id, net.config, undo));
+      } else {
+        this.configureBridge(net.config);
+        this.d.firewall.addNetwork(firewallNetwork(net.id, net.config));
+      }
+      for (const ep of repo.listEndpoints<BridgeEndpointState>(net.id)) this.restoreEndpoint(net, ep);
+      // the daemon's sockets held the host ports; hold them again so no host process takes them
+      for (const p of repo.listPorts({ networkId: net.id })) {
+        try {
+          this.d.ports.reserve(p.proto, p.hostIp, p.hostPort);
+        } catch (err) {
+          log.warn({ err, port: p }, 'could not hold a published host port again; a host process took it while tsnet was down');
+        }
+      }
+    }
+  }
+
+  private restoreEndpoint(net: BridgeNetwork, ep: BridgeEndpoint): void {
+    const { netlink: nl, log } = this.d;
+    if (ep.state !== 'ready') {
+      log.info({ endpoint: ep.id }, 'rolling back an interrupted endpoint creation');
+      this.teardownEndpoint(ep);
+      return;
+    }
+    const link = nl.getLink(ep.config.hostIf);
+    if (link) {
+      // the bridge may have been rebuilt: put the port back on it
+      nl.setLink(ep.config.hostIf, { master: net.config.bridge, up: true });
+      nl.setBridgePort(ep.config.hostIf, bridgePortSettings(net.config));
+    } else if (ep.sandboxKey === null || !existsSync(ep.sandboxKey)) {
+      // container gone (e.g. after a reboot): Docker deletes such endpoints itself when it
+      // starts, through DeleteEndpoint, which also frees their host ports
+      log.info({ endpoint: ep.id }, 'endpoint link gone with its container');
+    } else {
+      log.warn({ endpoint: ep.id, sandbox: ep.sandboxKey }, 'endpoint host link missing while its sandbox exists');
+    }
+  }
+
+  /** Link names this driver owns, for the sweep of leftovers at start-up. */
+  ownedLinks(): string[] {
+    const names: string[] = [];
+    for (const net of this.d.repo.listNetworks<BridgeNetworkConfig>('bridge')) {
+      names.push(net.config.bridge);
+      for (const ep of this.d.repo.listEndpoints<BridgeEndpointState>(net.id)) names.push(ep.config.hostIf, ep.config.containerIf);
+    }
+    return names;
+  }
+
+  firewallState(): { networks: FirewallNetwork[]; mappings: PortMapping[] } {
+    const networks = this.d.repo
+      .listNetworks<BridgeNetworkConfig>('bridge')
+      .filter((n) => n.state === 'ready')
+      .map((n) => firewallNetwork(n.id, n.config));
+    const ids = new Set(networks.map((n) => n.id));
+    const ports = this.d.repo.listPorts().filter((p) => ids.has(p.networkId));
+    return { networks, mappings: mappingsOf(ports) };
+  }
+
+  // ---------------------------------------------------------------- lookups
+
+  private readyNetwork(id: string): BridgeNetwork {
+    const net = this.d.repo.getNetwork<BridgeNetworkConfig>(id);
+    if (!net || net.state !== 'ready') {
+      throw new UserError(`network ${id.slice(0, 12)} is not known to tsnet (was its state directory removed?): recreate the network`);
+    }
+    return net;
+  }
+
+  private readyEndpoint(id: string): BridgeEndpoint {
+    const ep = this.d.repo.getEndpoint<BridgeEndpointState>(id);
+    if (!ep || ep.state !== 'ready') throw new UserError(`endpoint ${id.slice(0, 12)} is not known to tsnet`);
+    return ep;
+  }
+}
+
+/**
+ * Hairpin: with br_netfilter on (Docker leaves it on), a container reaching its own published
+ * port through a host address has its DNATed packet bridged back out the port it came in on,
+ * which a bridge refuses unless the port is in hairpin mode.
+ * ICC off: isolated ports cannot talk to each other, only to the bridge (host, gateway, way
+ * out); enforced by the bridge itself, with or without br_netfilter, at no per-packet rule cost.
+ */
+function bridgePortSettings(c: BridgeNetworkConfig): { hairpin: boolean; isolated: boolean } {
+  return { hairpin: true, isolated: !c.icc };
+}
+
+export function mappingsOf(ports: PublishedPort[]): PortMapping[] {
+  const byEndpoint = new Map<string, PublishedPort[]>();
+  for (const p of ports) byEndpoint.set(p.endpointId, [...(byEndpoint.get(p.endpointId) ?? []), p]);
+  return [...byEndpoint].flatMap(([id, ps]) => toFirewallMappings(id, ps));
+}

@@ -1,0 +1,100 @@
+// Docker's bridge option keys, accepted as they are so a compose file moves over by changing only
+// the driver. Pure: parses and validates, touches nothing.
+import { UserError } from '../driver.js';
+import { isIPv4 } from 'node:net';
+
+export const BRIDGE_OPTIONS = {
+  name: 'com.docker.network.bridge.name',
+  mtu: 'com.docker.network.driver.mtu',
+  icc: 'com.docker.network.bridge.enable_icc',
+  masquerade: 'com.docker.network.bridge.enable_ip_masquerade',
+  hostBindingIpv4: 'com.docker.network.bridge.host_binding_ipv4',
+  ifacePrefix: 'com.docker.network.container_iface_prefix',
+} as const;
+
+/** Chooses the driver; read by the controller, accepted here so it is not "unknown". */
+export const TYPE_OPTION = 'type';
+
+export interface BridgeOptions {
+  /** undefined: derived from the network ID */
+  bridgeName?: string;
+  mtu: number;
+  icc: boolean;
+  masquerade: boolean;
+  /** '' = every host address */
+  hostBindingIpv4: string;
+  ifacePrefix: string;
+}
+
+export const BRIDGE_DEFAULTS: BridgeOptions = {
+  mtu: 1500,
+  icc: true,
+  masquerade: true,
+  hostBindingIpv4: '',
+  ifacePrefix: 'eth',
+};
+
+// Linux interface names: at most 15 bytes, no '/', no whitespace, not '.' or '..'.
+const IFNAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
+
+export function isValidIfName(name: string): boolean {
+  return IFNAME.test(name) && name !== '.' && name !== '..';
+}
+
+export function parseBool(key: string, value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new UserError(`option ${key} must be true or false, got '${value}'`);
+}
+
+export function parseMtu(key: string, value: string, max = 65535): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < 68 || n > max) {
+    throw new UserError(`option ${key} must be a whole number from 68 to ${max}, got '${value}'`);
+  }
+  return n;
+}
+
+export function parseBridgeOptions(options: Record<string, string>): BridgeOptions {
+  const accepted: string[] = [TYPE_OPTION, ...Object.values(BRIDGE_OPTIONS)];
+  const unknown = Object.keys(options).filter((k) => !accepted.includes(k));
+  if (unknown.length > 0) {
+    throw new UserError(
+      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} for a tsnet bridge network; ` +
+        `accepted: ${accepted.join(', ')}`,
+    );
+  }
+  const out: BridgeOptions = { ...BRIDGE_DEFAULTS };
+  const name = options[BRIDGE_OPTIONS.name];
+  if (name !== undefined && name !== '') {
+    if (!isValidIfName(name)) {
+      throw new UserError(
+        `option ${BRIDGE_OPTIONS.name}: '${name}' is not a valid interface name (1-15 characters: letters, digits, '_', '.', '-')`,
+      );
+    }
+    out.bridgeName = name;
+  }
+  const mtu = options[BRIDGE_OPTIONS.mtu];
+  if (mtu !== undefined && mtu !== '') out.mtu = parseMtu(BRIDGE_OPTIONS.mtu, mtu);
+  const icc = options[BRIDGE_OPTIONS.icc];
+  if (icc !== undefined && icc !== '') out.icc = parseBool(BRIDGE_OPTIONS.icc, icc);
+  const masq = options[BRIDGE_OPTIONS.masquerade];
+  if (masq !== undefined && masq !== '') out.masquerade = parseBool(BRIDGE_OPTIONS.masquerade, masq);
+  const hostIp = options[BRIDGE_OPTIONS.hostBindingIpv4];
+  if (hostIp !== undefined && hostIp !== '') {
+    if (!isIPv4(hostIp)) {
+      throw new UserError(`option ${BRIDGE_OPTIONS.hostBindingIpv4} must be an IPv4 address, got '${hostIp}'`);
+    }
+    // 0.0.0.0 is Docker's spelling of "every address"
+    out.hostBindingIpv4 = hostIp === '0.0.0.0' ? '' : hostIp;
+  }
+  const prefix = options[BRIDGE_OPTIONS.ifacePrefix];
+  if (prefix !== undefined && prefix !== '') {
+    if (!/^[A-Za-z][A-Za-z0-9_-]{0,9}$/.test(prefix)) {
+      throw new UserError(`option ${BRIDGE_OPTIONS.ifacePrefix} must be 1-10 letters, digits, '_' or '-', starting with a letter`);
+    }
+    out.ifacePrefix = prefix;
+  }
+  return out;
+}

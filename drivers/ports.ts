@@ -1,0 +1,117 @@
+// Published ports, shared by every driver that publishes: turn Docker's requests into concrete
+// bindings (host ports chosen and reserved), and bindings into firewall map entries.
+import { isIPv6 } from 'node:net';
+import { UserError, type PortBinding, type PortBindingRequest, type Proto } from './driver.js';
+import type { PortMapping } from '../firewall/model.js';
+import { PortReservationError } from '../native/sockets.js';
+
+/** Holds host ports so no host process can take them (firewall/native sockets implement it). */
+export interface HostPortReserver {
+  reserve(proto: Proto, hostIp: string, port: number): void;
+  reserveFromRange(proto: Proto, hostIp: string, from: number, to: number): number;
+  reserveEphemeral(proto: Proto, hostIp: string): number;
+  release(proto: Proto, hostIp: string, port: number): void;
+}
+
+export const ANY_V4 = '0.0.0.0';
+export const ANY_V6 = '::';
+
+export function isWildcard(hostIp: string): boolean {
+  return hostIp === ANY_V4 || hostIp === ANY_V6;
+}
+
+export interface ContainerAddresses {
+  /** bare IPs, '' when none */
+  ipv4: string;
+  ipv6: string;
+}
+
+/**
+ * Resolves and reserves every requested binding, all or nothing: on any failure the ports
+ * reserved so far are released and the error says which binding failed.
+ *
+ * A binding with no host IP is published on every host address: IPv4, plus IPv6 when the
+ * container has an IPv6 address, on the same host port (as Docker does).
+ */
+export function reserveBindings(
+  requests: PortBindingRequest[],
+  container: ContainerAddresses,
+  defaultHostIpv4: string,
+  reserver: HostPortReserver,
+): PortBinding[] {
+  const made: PortBinding[] = [];
+  try {
+    for (const req of requests) {
+      const hostIp = req.hostIp || defaultHostIpv4;
+      const targets: { hostIp: string; containerIp: string }[] = [];
+      if (hostIp === '') {
+        if (container.ipv4) targets.push({ hostIp: ANY_V4, containerIp: container.ipv4 });
+        if (container.ipv6) targets.push({ hostIp: ANY_V6, containerIp: container.ipv6 });
+      } else if (isIPv6(hostIp)) {
+        if (!container.ipv6) {
+          throw new UserError(`cannot publish ${describe(req)} on IPv6 host address ${hostIp}: the container has no IPv6 address on this network`);
+        }
+        targets.push({ hostIp, containerIp: container.ipv6 });
+      } else {
+        if (!container.ipv4) {
+          throw new UserError(`cannot publish ${describe(req)} on ${hostIp}: the container has no IPv4 address on this network`);
+        }
+        targets.push({ hostIp, containerIp: container.ipv4 });
+      }
+      let hostPort = 0;
+      for (const t of targets) {
+        // the first target picks the port; the other family takes the same one
+        if (hostPort === 0) hostPort = reserveOne(req, t.hostIp, reserver);
+        else reserver.reserve(req.proto, t.hostIp, hostPort);
+        made.push({ proto: req.proto, port: req.port, containerIp: t.containerIp, hostIp: t.hostIp, hostPort });
+      }
+    }
+    return made;
+  } catch (err) {
+    releaseBindings(made, reserver);
+    // a port in use, out of range or not local is the user's to fix: say so in Docker's terms
+    if (err instanceof PortReservationError) throw new UserError(err.message);
+    throw err;
+  }
+}
+
+function reserveOne(req: PortBindingRequest, hostIp: string, reserver: HostPortReserver): number {
+  if (req.hostPort === 0) return reserver.reserveEphemeral(req.proto, hostIp);
+  if (req.hostPortEnd > req.hostPort) return reserver.reserveFromRange(req.proto, hostIp, req.hostPort, req.hostPortEnd);
+  reserver.reserve(req.proto, hostIp, req.hostPort);
+  return req.hostPort;
+}
+
+export function releaseBindings(bindings: PortBinding[], reserver: HostPortReserver): void {
+  for (const b of bindings) {
+    try {
+      reserver.release(b.proto, b.hostIp, b.hostPort);
+    } catch {
+      // releasing a port we no longer hold is not an error worth failing a teardown for
+    }
+  }
+}
+
+function describe(req: PortBindingRequest): string {
+  return `container port ${req.port}/${req.proto}`;
+}
+
+export function toFirewallMappings(endpointId: string, bindings: PortBinding[]): PortMapping[] {
+  return bindings.map((b) => ({
+    endpointId,
+    proto: b.proto,
+    hostIp: isWildcard(b.hostIp) ? '' : b.hostIp,
+    hostPort: b.hostPort,
+    containerIp: b.containerIp,
+    containerPort: b.port,
+  }));
+}
+
+/** `docker port` format: "80/tcp -> 0.0.0.0:32768", IPv6 host addresses in brackets. */
+export function formatBinding(b: Pick<PortBinding, 'proto' | 'port' | 'hostIp' | 'hostPort'>): string {
+  return `${b.port}/${b.proto} -> ${formatHostAddress(b.hostIp, b.hostPort)}`;
+}
+
+export function formatHostAddress(hostIp: string, hostPort: number): string {
+  return isIPv6(hostIp) ? `[${hostIp}]:${hostPort}` : `${hostIp}:${hostPort}`;
+}
