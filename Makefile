@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := up
 .PHONY: up down test unit build deps test-deps clean bench
 
-SOURCES := $(shell find cli daemon drivers firewall ipam native plugin-api store bench -name '*.ts' ! -name '*.test.ts' 2>/dev/null)
+SOURCES := $(shell find cli daemon drivers firewall ipam native plugin-api store bench docker-tests -name '*.ts' ! -name '*.test.ts' 2>/dev/null)
 
 up: deps build
 	@scripts/daemon.sh start

@@ -2,14 +2,24 @@
 // image (no registry is reachable: built with `docker import`), a tsnet daemon of their own, and
 // cleanups that run even when a test fails.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, rmSync, mkdirSync, symlinkSync, copyFileSync, closeSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, rmSync, mkdirSync, symlinkSync, copyFileSync, closeSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
+/** The repository root, from the sources (tests) or from dist/ (benchmarks) alike. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    if (dirname(dir) === dir) throw new Error('cannot find the tsnet repository root');
+    dir = dirname(dir);
+  }
+  return dir;
+}
+
+const REPO = repoRoot();
 
 export interface CommandResult {
   stdout: string;
