@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { docker, ensureBusyboxImage, ensureDockerd, startTsnetDaemon } from '../docker-tests/harness.js';
+import { spawnSync } from 'node:child_process';
 import { Cleanup, countProcesses, median, table, timed } from './lib.js';
 
 const IMAGE = 'tsnet-busybox:latest';
@@ -19,6 +20,8 @@ export async function main(): Promise<void> {
     await ensureBusyboxImage(IMAGE);
     const stateDir = mkdtempSync(join(tmpdir(), 'tsnet-bench-'));
     cleanup.add(() => rmSync(stateDir, { recursive: true, force: true }));
+    // the daemon's table outlives it by design (networks keep working); the benchmark's goes
+    cleanup.add(() => spawnSync('nft', ['delete', 'table', 'inet', PLUGIN.replace(/-/g, '_')]));
     const daemon = await startTsnetDaemon({ stateDir, socketPath: `/run/docker/plugins/${PLUGIN}.sock` });
     cleanup.add(() => daemon.stop());
     const nets = { Docker: 'bench-ports-docker', tsnet: 'bench-ports-tsnet' };
