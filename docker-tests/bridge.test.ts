@@ -236,6 +236,28 @@ describe('bridge networks through Docker', () => {
     expect(new Set(ips).size).toBe(ips.length);
   });
 
+  it('serves exact addresses, IP ranges and aux addresses through tsnet IPAM', () => {
+    network(`${run}-ipam`, ['--ipam-driver', PLUGIN, '--subnet', '10.231.4.0/24', '--ip-range', '10.231.4.128/25', '--aux-address', 'router=10.231.4.130']);
+    container(`${run}-fixed`, ['--network', `${run}-ipam`, '--ip', '10.231.4.7'], ['sleep', '3600']);
+    expect(ipOf(`${run}-fixed`, `${run}-ipam`)).toBe('10.231.4.7');
+    container(`${run}-ranged`, ['--network', `${run}-ipam`], ['sleep', '3600']);
+    const ranged = ipOf(`${run}-ranged`, `${run}-ipam`);
+    expect(Number(ranged.split('.')[3])).toBeGreaterThanOrEqual(128);
+    expect(ranged).not.toBe('10.231.4.130');
+    const taken = docker(['run', '--rm', '--network', `${run}-ipam`, '--ip', '10.231.4.7', IMAGE, 'true']);
+    expect(taken.code).not.toBe(0);
+    expect(taken.stderr).toMatch(/10\.231\.4\.7/);
+  });
+
+  it('carries IPv6 with --ipv6: containers reach each other by name', () => {
+    network(`${run}-v6`, ['--ipv6', '--subnet', '10.231.5.0/24', '--subnet', 'fd00:231:5::/64']);
+    container(`${run}-six`, ['--network', `${run}-v6`], ['sleep', '3600']);
+    const six = ok(['inspect', '-f', `{{(index .NetworkSettings.Networks "${run}-v6").GlobalIPv6Address}}`, `${run}-six`]);
+    expect(six).toMatch(/^fd00:231:5::/);
+    const r = oneShot(`${run}-v6`, ['ping', '-6', '-c', '1', '-W', '3', six]);
+    expect(r.code, r.out).toBe(0);
+  });
+
   it('isolates networks from each other', () => {
     const target = ipOf(`${run}-a`, `${run}-web`);
     const r = oneShot(`${run}-app`, ['ping', '-c', '1', '-W', '2', target]);
