@@ -10,6 +10,7 @@ import { databasePath, instanceOf } from './paths.js';
 import { LinkOwner } from '../drivers/owner.js';
 import { Controller } from './controller.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
+import { MacvlanDriver } from '../drivers/macvlan/macvlan-driver.js';
 import { Netlink } from '../native/netlink/netlink.js';
 import { writeSysctl } from '../native/sysctl.js';
 import { Nft } from '../native/nftables.js';
@@ -43,7 +44,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const reaper = new LinkReaper(log);
 
   const bridge = new BridgeDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: (k, v) => writeSysctl(k, v), log });
-  const controller = new Controller([bridge], repo, netlink, firewall, owner, log);
+  const macvlan = new MacvlanDriver({ repo, netlink, reaper, owner, log });
+  const controller = new Controller([bridge, macvlan], repo, netlink, firewall, owner, log);
   const started = Date.now();
   controller.restore();
   log.info({ ms: Date.now() - started, networks: repo.listNetworks().length, endpoints: repo.listEndpoints().length }, 'reconciled kernel with store');
