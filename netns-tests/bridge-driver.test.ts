@@ -3,7 +3,9 @@
 // container end into a "container" namespace and configures it). Rollback and the start-up
 // reconcile are exercised by failing operations and by forging what a kill -9 leaves behind.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Namespaces, dockerAttach, inNs, sh } from './harness.js';
+
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,16 +30,9 @@ const tag = randomBytes(3).toString('hex');
 const HOST = `tsnet-bd-${tag}-h`;
 const OUT = `tsnet-bd-${tag}-o`;
 const hostPath = `/run/netns/${HOST}`;
-const created: string[] = [];
 const workDir = mkdtempSync(join(tmpdir(), 'bridge-driver-'));
 const children: ChildProcess[] = [];
 
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
-}
-function inNs(ns: string, cmd: string, args: string[]): string {
-  return sh('ip', ['netns', 'exec', ns, cmd, ...args]);
-}
 function tryIn(ns: string, cmd: string, args: string[]): { ok: boolean; out: string } {
   try {
     return { ok: true, out: inNs(ns, cmd, args) };
@@ -45,12 +40,8 @@ function tryIn(ns: string, cmd: string, args: string[]): { ok: boolean; out: str
     return { ok: false, out: String((err as { stderr?: string }).stderr ?? '') };
   }
 }
-function makeNs(name: string): string {
-  sh('ip', ['netns', 'add', name]);
-  created.push(name);
-  inNs(name, 'ip', ['link', 'set', 'lo', 'up']);
-  return name;
-}
+const namespaces = new Namespaces();
+const makeNs = (name: string) => namespaces.make(name);
 function hostLinks(): { ifname: string; ifalias?: string }[] {
   return JSON.parse(inNs(HOST, 'ip', ['-j', 'link', 'show']));
 }
@@ -154,11 +145,7 @@ async function attach(s: Stack, networkId: string, address: string): Promise<{ n
   const ns = makeNs(`tsnet-bd-${tag}-c${++seq}`);
   const res = await s.controller.createEndpoint({ networkId, endpointId, address, addressIpv6: '', macAddress: '', options: noOptions });
   const join = await s.controller.join({ networkId, endpointId, sandboxKey: `/run/netns/${ns}`, options: noOptions });
-  inNs(HOST, 'ip', ['link', 'set', join.srcName, 'netns', ns]);
-  inNs(ns, 'ip', ['link', 'set', join.srcName, 'name', 'eth0']);
-  inNs(ns, 'ip', ['addr', 'add', address, 'dev', 'eth0']);
-  inNs(ns, 'ip', ['link', 'set', 'eth0', 'up']);
-  if (join.gateway) inNs(ns, 'ip', ['route', 'add', 'default', 'via', join.gateway]);
+  dockerAttach(HOST, ns, join, address);
   expect(res.macAddress).toMatch(/^02:42:/);
   return { ns, endpointId };
 }
@@ -178,13 +165,7 @@ beforeAll(() => {
 afterAll(() => {
   for (const c of children) c.kill();
   rmSync(workDir, { recursive: true, force: true });
-  for (const ns of created.reverse()) {
-    try {
-      sh('ip', ['netns', 'del', ns]);
-    } catch {
-      // already gone
-    }
-  }
+  namespaces.removeAll();
 });
 
 describe('bridge driver in a namespace', () => {

@@ -2,7 +2,7 @@
 // the other ends in "LAN" namespaces acting as router and LAN host. The test does what Docker
 // does after Join (moves the sub-interface into a container namespace and configures it).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { Namespaces, dockerAttach, inNs, pings, sh } from './harness.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,32 +20,13 @@ import type { CreateNetworkRequest, EndpointOptions } from '../drivers/driver.js
 const tag = randomBytes(3).toString('hex');
 const HOST = `tsnet-mv-${tag}-h`;
 const hostPath = `/run/netns/${HOST}`;
-const created: string[] = [];
 const workDir = mkdtempSync(join(tmpdir(), 'macvlan-driver-'));
 const noOptions: EndpointOptions = { portBindings: [], exposedPorts: [], other: {} };
 const owner = new LinkOwner();
 let seq = 0;
 
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-}
-function inNs(ns: string, cmd: string, args: string[]): string {
-  return sh('ip', ['netns', 'exec', ns, cmd, ...args]);
-}
-function pings(ns: string, ip: string): boolean {
-  try {
-    inNs(ns, 'ping', ['-c', '1', '-W', '2', ip]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-function makeNs(name: string): string {
-  sh('ip', ['netns', 'add', name]);
-  created.push(name);
-  inNs(name, 'ip', ['link', 'set', 'lo', 'up']);
-  return name;
-}
+const namespaces = new Namespaces();
+const makeNs = (name: string) => namespaces.make(name);
 function hostLinks(): string[] {
   return (JSON.parse(inNs(HOST, 'ip', ['-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname);
 }
@@ -106,11 +87,7 @@ async function attach(s: Stack, networkId: string, address: string): Promise<{ n
   const ns = makeNs(`tsnet-mv-${tag}-c${++seq}`);
   const res = await s.controller.createEndpoint({ networkId, endpointId, address, addressIpv6: '', macAddress: '', options: noOptions });
   const join = await s.controller.join({ networkId, endpointId, sandboxKey: `/run/netns/${ns}`, options: noOptions });
-  inNs(HOST, 'ip', ['link', 'set', join.srcName, 'netns', ns]);
-  inNs(ns, 'ip', ['link', 'set', join.srcName, 'name', 'eth0']);
-  inNs(ns, 'ip', ['addr', 'add', address, 'dev', 'eth0']);
-  inNs(ns, 'ip', ['link', 'set', 'eth0', 'up']);
-  if (join.gateway) inNs(ns, 'ip', ['route', 'add', 'default', 'via', join.gateway]);
+  dockerAttach(HOST, ns, join, address);
   return { ns, endpointId, mac: res.macAddress! };
 }
 
@@ -119,13 +96,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  for (const ns of created.reverse()) {
-    try {
-      sh('ip', ['netns', 'del', ns]);
-    } catch {
-      // already gone
-    }
-  }
+  namespaces.removeAll();
   rmSync(workDir, { recursive: true, force: true });
 });
 

@@ -21,7 +21,8 @@ import type { Netlink } from '../../native/netlink/netlink.js';
 import type { Firewall } from '../../firewall/firewall.js';
 import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
 import type { LinkOwner } from '../owner.js';
-import { canonicalCidr, cidrStringsOverlap } from '../../ipam/address.js';
+import { canonicalCidr } from '../../ipam/address.js';
+import { refuseSubnetOverlap } from '../subnets.js';
 import { withUndo, type Logger, type Undo } from '../undo.js';
 import { reserveBindings, releaseBindings, toFirewallMappings, type HostPortReserver } from '../ports.js';
 import {
@@ -129,17 +130,7 @@ export class BridgeDriver implements ManagedDriver {
           `: choose another name with -o com.docker.network.bridge.name=NAME`,
       );
     }
-    for (const other of others) {
-      const theirs = [...other.ipv4, ...other.ipv6].map((d) => d.pool);
-      for (const mine of c.subnets) {
-        const clash = theirs.find((t) => cidrStringsOverlap(mine, t));
-        if (clash) {
-          throw new UserError(
-            `subnet ${mine} overlaps ${clash} of tsnet network ${other.id.slice(0, 12)}: choose a different --subnet`,
-          );
-        }
-      }
-    }
+    refuseSubnetOverlap(this.d.repo, c.subnets);
   }
 
   // ---------------------------------------------------------------- endpoints

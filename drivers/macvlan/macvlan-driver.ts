@@ -21,7 +21,7 @@ import { isNetlinkError } from '../../native/netlink/errors.js';
 import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
 import type { LinkOwner } from '../owner.js';
 import { withUndo, type Logger, type Undo } from '../undo.js';
-import { cidrStringsOverlap } from '../../ipam/address.js';
+import { refuseSubnetOverlap } from '../subnets.js';
 import { planMacvlanEndpoint, planMacvlanNetwork, type MacvlanEndpointConfig, type MacvlanNetworkConfig } from './plan.js';
 
 /** Stored config: the plan plus whether tsnet made the parent (then it removes it too). */
@@ -50,7 +50,7 @@ export class MacvlanDriver implements ManagedDriver {
   async createNetwork(req: CreateNetworkRequest): Promise<void> {
     const plan = planMacvlanNetwork(req);
     const createdParent = this.checkParent(req.networkId, plan);
-    this.refuseOverlaps(plan);
+    refuseSubnetOverlap(this.d.repo, plan.subnets);
     const config: MacvlanNetworkState = { ...plan, createdParent };
     withUndo(this.d.log, (undo) => {
       this.d.repo.insertNetwork({ id: req.networkId, driver: 'macvlan', state: 'creating', config, ipv4: req.ipv4, ipv6: req.ipv6 });
@@ -89,15 +89,6 @@ export class MacvlanDriver implements ManagedDriver {
       throw new UserError(`MTU ${c.mtu} is above the MTU ${link.mtu} of parent ${link.name}: a macvlan cannot exceed its parent's MTU`);
     }
     return create;
-  }
-
-  private refuseOverlaps(c: MacvlanNetworkConfig): void {
-    for (const other of this.d.repo.listNetworks()) {
-      for (const theirs of [...other.ipv4, ...other.ipv6].map((d) => d.pool)) {
-        const mine = c.subnets.find((s) => cidrStringsOverlap(s, theirs));
-        if (mine) throw new UserError(`subnet ${mine} overlaps ${theirs} of tsnet network ${other.id.slice(0, 12)}: choose a different --subnet`);
-      }
-    }
   }
 
   private buildNetwork(id: string, c: MacvlanNetworkState, undo: Undo): void {

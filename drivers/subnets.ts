@@ -1,0 +1,14 @@
+// Checks every driver makes before creating a network: its subnets must not overlap those of any
+// other tsnet network, whatever the driver or IPAM (Docker's own IPAM does not see tsnet's pools).
+import { UserError } from './driver.js';
+import { cidrStringsOverlap } from '../ipam/address.js';
+import type { NetworkRepo } from '../store/network-repo.js';
+
+export function refuseSubnetOverlap(repo: NetworkRepo, subnets: string[]): void {
+  for (const other of repo.listNetworks()) {
+    for (const theirs of [...other.ipv4, ...other.ipv6].map((d) => d.pool)) {
+      const mine = subnets.find((s) => cidrStringsOverlap(s, theirs));
+      if (mine) throw new UserError(`subnet ${mine} overlaps ${theirs} of tsnet network ${other.id.slice(0, 12)}: choose a different --subnet`);
+    }
+  }
+}
