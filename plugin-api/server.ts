@@ -1,198 +1,194 @@
 // Docker's NetworkDriver and IpamDriver protocols over a unix socket. Each call is
-// `POST /<Subsystem>.<Method>`; this layer checks the body against its schema, translates it
-// (wire.ts), hands it to the controller or IPAM, and answers in Docker's form. Mind the traps
-// Docker sets (shared/docs/protocol.md): no Content-Type header, empty bodies for argument-less
-// calls, errors under "Err" for NetworkDriver but "Error" for IpamDriver.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+// `POST /<Subsystem>.<Method>`: fastify checks the body against its schema (schemas.ts), the route
+// translates it (translate.ts), hands it to the network driver or IPAM through one queue
+// (queue.ts), and answers in Docker's form. The traps Docker sets (shared/docs/protocol.md):
+//  - no Content-Type header, and an empty body (not "{}") for argument-less calls;
+//  - errors under "Err" for NetworkDriver and Plugin calls but "Error" for IpamDriver calls;
+//  - a non-200 reply makes Docker parse the body for "Err" only, and show the raw body otherwise,
+//    so every error here is a 200 carrying the subsystem's key (an IPAM error sent as 500 would
+//    reach the user as `{"Error":"..."}`). The one exception is an unknown method: 404, which
+//    Docker reads as "not implemented".
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { UserError, type NetworkDriver } from '../drivers/driver.js';
 import type { IpamService } from '../ipam/types.js';
-import { FORMATS, FORMAT_HINTS, SCHEMAS, type SchemaMethod } from './schemas.js';
+import { SerialQueue } from './queue.js';
+import { AJV_OPTIONS, SCHEMAS, describeValidation, type AjvError, type SchemaMethod } from './schemas.js';
 import {
   fromCreateEndpoint,
+  fromDefaultAddressSpaces,
   fromEndpointOperInfo,
   fromJoin,
+  fromRequestAddress,
+  fromRequestPool,
   toCreateEndpoint,
   toCreateNetwork,
-  toEndpointOptions,
+  toEndpointRef,
+  toJoin,
+  toProgramExternalConnectivity,
   toRequestAddress,
   toRequestPool,
   type WireCreateEndpoint,
   type WireCreateNetwork,
   type WireEndpointRef,
   type WireJoin,
+  type WireProgramExternalConnectivity,
+  type WireReleaseAddress,
   type WireRequestAddress,
   type WireRequestPool,
-} from './wire.js';
+} from './translate.js';
 
+export { SerialQueue } from './queue.js';
+
+/** The reply type Docker's plugin protocol names (Docker itself does not check it). */
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1+json';
+/** Where Docker looks for a plugin named tsnet. */
+export const DEFAULT_SOCKET_PATH = '/run/docker/plugins/tsnet.sock';
+/** A call running this long gets a warning in the log: Docker (and the user) is waiting on it. */
+export const SLOW_CALL_MS = 10_000;
+
+export interface Capabilities {
+  scope: 'local' | 'global';
+  connectivityScope: 'local' | 'global';
+}
 
 export interface ServerOptions {
   network: NetworkDriver;
   ipam: IpamService;
-  /** a pino logger (the daemon's); silent when absent */
-  logger?: FastifyBaseLogger;
-  capabilities?: { scope: 'local' | 'global'; connectivityScope: 'local' | 'global' };
+  /** a pino logger (the daemon's, writing to its file), or fastify logger options; silent when absent */
+  logger?: FastifyBaseLogger | FastifyServerOptions['logger'];
+  /** default: local / local (global scopes need Swarm or a cluster store: protocol.md) */
+  capabilities?: Capabilities;
+  /** the lock every driver and IPAM call runs under; pass one to share it with other callers */
+  queue?: SerialQueue;
 }
 
-/**
- * Runs calls one at a time. Docker may send calls in parallel (two `docker run` at once); drivers
- * read the store, change the kernel, write the store, and must never interleave.
- */
-export class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(fn: () => Promise<T> | T): Promise<T> {
-    const next = this.tail.then(fn, fn);
-    this.tail = next.catch(() => undefined);
-    return next;
-  }
-}
-
-type Body = Record<string, unknown>;
-type Handler = (body: Body) => Promise<unknown> | unknown;
-
-/** The reply key that carries an error for a method: Docker reads a different one per subsystem. */
+/** The reply key that carries an error: Docker reads "Error" from IPAM replies, "Err" from all others. */
 export function errorKey(method: string): 'Err' | 'Error' {
   return method.startsWith('IpamDriver.') ? 'Error' : 'Err';
 }
 
-function routes(o: ServerOptions): Record<string, Handler> {
+type Body = Record<string, unknown>;
+
+interface Route {
+  /** true: reaches driver or IPAM state, so runs under the queue; false: answered here alone */
+  serial: boolean;
+  handle: (body: Body) => unknown;
+}
+
+const local = (handle: Route['handle']): Route => ({ serial: false, handle });
+const serial = (handle: Route['handle']): Route => ({ serial: true, handle });
+
+/** Every method tsnet answers. Bodies have passed their schema (schemas.ts) when a handler runs. */
+function routes(o: ServerOptions): Record<string, Route> {
   const { network: net, ipam } = o;
   const caps = o.capabilities ?? { scope: 'local', connectivityScope: 'local' };
-  const ref = (b: Body) => ({ networkId: (b as unknown as WireEndpointRef).NetworkID, endpointId: (b as unknown as WireEndpointRef).EndpointID });
+  const as = <T>(b: Body) => b as unknown as T;
+  const done = {};
   return {
-    'Plugin.Activate': () => ({ Implements: ['NetworkDriver', 'IpamDriver'] }),
+    'Plugin.Activate': local(() => ({ Implements: ['NetworkDriver', 'IpamDriver'] })),
 
-    'NetworkDriver.GetCapabilities': () => ({ Scope: caps.scope, ConnectivityScope: caps.connectivityScope }),
-    'NetworkDriver.CreateNetwork': async (b) => {
-      await net.createNetwork(toCreateNetwork(b as unknown as WireCreateNetwork));
-      return {};
-    },
-    'NetworkDriver.DeleteNetwork': async (b) => {
+    'NetworkDriver.GetCapabilities': local(() => ({ Scope: caps.scope, ConnectivityScope: caps.connectivityScope })),
+    'NetworkDriver.CreateNetwork': serial(async (b) => {
+      await net.createNetwork(toCreateNetwork(as<WireCreateNetwork>(b)));
+      return done;
+    }),
+    'NetworkDriver.DeleteNetwork': serial(async (b) => {
       await net.deleteNetwork(String(b.NetworkID));
-      return {};
-    },
-    'NetworkDriver.AllocateNetwork': () => {
-      throw new UserError('tsnet does not take part in swarm network allocation: create tsnet networks on each host with docker network create');
-    },
-    'NetworkDriver.FreeNetwork': () => ({}),
-    'NetworkDriver.CreateEndpoint': async (b) => fromCreateEndpoint(await net.createEndpoint(toCreateEndpoint(b as unknown as WireCreateEndpoint))),
-    'NetworkDriver.DeleteEndpoint': async (b) => {
-      await net.deleteEndpoint(ref(b));
-      return {};
-    },
-    'NetworkDriver.EndpointOperInfo': async (b) => fromEndpointOperInfo(await net.endpointOperInfo(ref(b))),
-    'NetworkDriver.Join': async (b) => {
-      const w = b as unknown as WireJoin;
-      return fromJoin(await net.join({ ...ref(b), sandboxKey: w.SandboxKey, options: toEndpointOptions(w.Options) }));
-    },
-    'NetworkDriver.Leave': async (b) => {
-      await net.leave(ref(b));
-      return {};
-    },
-    'NetworkDriver.ProgramExternalConnectivity': async (b) => {
-      await net.programExternalConnectivity({ ...ref(b), options: toEndpointOptions((b as unknown as WireEndpointRef).Options) });
-      return {};
-    },
-    'NetworkDriver.RevokeExternalConnectivity': async (b) => {
-      await net.revokeExternalConnectivity(ref(b));
-      return {};
-    },
-    'NetworkDriver.DiscoverNew': () => ({}),
-    'NetworkDriver.DiscoverDelete': () => ({}),
+      return done;
+    }),
+    // swarm managers only; tsnet keeps its own multi-host state
+    'NetworkDriver.AllocateNetwork': local(() => {
+      throw new UserError('tsnet networks are not allocated by swarm: create the network on each host with docker network create -d tsnet');
+    }),
+    'NetworkDriver.FreeNetwork': local(() => done),
+    'NetworkDriver.CreateEndpoint': serial(async (b) => {
+      const req = toCreateEndpoint(as<WireCreateEndpoint>(b));
+      return fromCreateEndpoint(req, await net.createEndpoint(req));
+    }),
+    'NetworkDriver.DeleteEndpoint': serial(async (b) => {
+      await net.deleteEndpoint(toEndpointRef(as<WireEndpointRef>(b)));
+      return done;
+    }),
+    'NetworkDriver.EndpointOperInfo': serial(async (b) => fromEndpointOperInfo(await net.endpointOperInfo(toEndpointRef(as<WireEndpointRef>(b))))),
+    'NetworkDriver.Join': serial(async (b) => fromJoin(await net.join(toJoin(as<WireJoin>(b))))),
+    'NetworkDriver.Leave': serial(async (b) => {
+      await net.leave(toEndpointRef(as<WireEndpointRef>(b)));
+      return done;
+    }),
+    'NetworkDriver.ProgramExternalConnectivity': serial(async (b) => {
+      await net.programExternalConnectivity(toProgramExternalConnectivity(as<WireProgramExternalConnectivity>(b)));
+      return done;
+    }),
+    'NetworkDriver.RevokeExternalConnectivity': serial(async (b) => {
+      await net.revokeExternalConnectivity(toEndpointRef(as<WireEndpointRef>(b)));
+      return done;
+    }),
+    // swarm node events: nothing to do outside swarm
+    'NetworkDriver.DiscoverNew': local(() => done),
+    'NetworkDriver.DiscoverDelete': local(() => done),
 
-    // tsnet keeps its allocations on disk, so Docker need not replay them at its start (a replay
-    // would be refused as "already in use")
-    'IpamDriver.GetCapabilities': () => ({ RequiresMACAddress: false, RequiresRequestReplay: false }),
-    'IpamDriver.GetDefaultAddressSpaces': () => {
-      const s = ipam.getDefaultAddressSpaces();
-      return { LocalDefaultAddressSpace: s.localDefaultAddressSpace, GlobalDefaultAddressSpace: s.globalDefaultAddressSpace };
-    },
-    'IpamDriver.RequestPool': (b) => {
-      const w = b as unknown as WireRequestPool;
-      if (!w.Pool && w.SubPool) throw new UserError(`an IP range (${w.SubPool}) needs a subnet: give --subnet too`);
-      const r = ipam.requestPool(toRequestPool(w));
-      return { PoolID: r.poolId, Pool: r.pool, Data: r.data };
-    },
-    'IpamDriver.ReleasePool': (b) => {
-      ipam.releasePool(String(b.PoolID ?? ''));
-      return {};
-    },
-    'IpamDriver.RequestAddress': (b) => {
-      const r = ipam.requestAddress(toRequestAddress(b as unknown as WireRequestAddress));
-      return { Address: r.address, Data: r.data };
-    },
-    'IpamDriver.ReleaseAddress': (b) => {
-      ipam.releaseAddress(String(b.PoolID ?? ''), String(b.Address ?? ''));
-      return {};
-    },
+    // tsnet persists its allocations, so Docker need not replay them at its start (a replay would
+    // be refused as "already in use")
+    'IpamDriver.GetCapabilities': local(() => ({ RequiresMACAddress: false, RequiresRequestReplay: false })),
+    'IpamDriver.GetDefaultAddressSpaces': serial(() => fromDefaultAddressSpaces(ipam.getDefaultAddressSpaces())),
+    'IpamDriver.RequestPool': serial((b) => fromRequestPool(ipam.requestPool(toRequestPool(as<WireRequestPool>(b))))),
+    'IpamDriver.ReleasePool': serial((b) => {
+      ipam.releasePool(String(b.PoolID));
+      return done;
+    }),
+    'IpamDriver.RequestAddress': serial((b) => fromRequestAddress(ipam.requestAddress(toRequestAddress(as<WireRequestAddress>(b))))),
+    'IpamDriver.ReleaseAddress': serial((b) => {
+      const w = as<WireReleaseAddress>(b);
+      ipam.releaseAddress(w.PoolID ?? '', w.Address ?? '');
+      return done;
+    }),
   };
 }
 
-/** "IPv4Data[0].Pool" from ajv's "/IPv4Data/0/Pool". */
-function fieldName(instancePath: string, missing?: string): string {
-  const parts = instancePath.split('/').filter(Boolean);
-  if (missing) parts.push(missing);
-  return parts.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`)).join('') || 'body';
+/** "NetworkDriver.Join" from "/NetworkDriver.Join?x". */
+function methodOf(req: FastifyRequest): string {
+  return req.url.replace(/^\//, '').replace(/\?.*$/, '');
 }
 
-interface AjvError {
-  instancePath: string;
-  keyword: string;
-  params: Record<string, unknown>;
-  message?: string;
-  data?: unknown;
+/** A pino instance goes in as fastify's loggerInstance, options as its logger; none: silent. */
+function loggerOptions(logger: ServerOptions['logger']): Pick<FastifyServerOptions, 'logger'> & { loggerInstance?: FastifyBaseLogger } {
+  if (logger && typeof logger === 'object' && typeof (logger as FastifyBaseLogger).child === 'function') return { loggerInstance: logger as FastifyBaseLogger };
+  return { logger: (logger as FastifyServerOptions['logger']) ?? false };
 }
 
-/** One sentence per schema violation, in terms a user can act on. */
-export function describeValidation(method: string, errors: AjvError[]): string {
-  const e = errors[0];
-  const field = fieldName(e.instancePath, e.params.missingProperty as string | undefined);
-  let what: string;
-  switch (e.keyword) {
-    case 'required':
-      what = `${field} is missing`;
-      break;
-    case 'format':
-      what = `invalid ${field} '${String(e.data)}': expected ${FORMAT_HINTS[e.params.format as string] ?? e.params.format}`;
-      break;
-    case 'enum':
-      what = field.endsWith('Proto')
-        ? `unsupported protocol number ${JSON.stringify(e.data)} in ${field}: tsnet handles tcp (6), udp (17) and sctp (132)`
-        : `${field} must be one of ${(e.params.allowedValues as unknown[]).join(', ')}`;
-      break;
-    case 'type':
-      what = field === 'body' ? 'the request body must be a JSON object' : `${field} must be ${e.params.type}, got ${JSON.stringify(e.data)}`;
-      break;
-    default:
-      what = `${field} ${e.message ?? 'is invalid'}${e.data !== undefined ? ` (got ${JSON.stringify(e.data)})` : ''}`;
-  }
-  return `invalid ${method} request: ${what}`;
-}
-
-/** An ajv plugin registering tsnet's string formats (CIDR, IP, MAC). */
-function addFormats<A extends { addFormat(name: string, f: { type: 'string'; validate: (v: string) => boolean }): unknown }>(ajv: A): A {
-  for (const [name, validate] of Object.entries(FORMATS)) ajv.addFormat(name, { type: 'string', validate });
-  return ajv;
+/** What the onResponse log line says about a call. */
+interface CallRecord {
+  error?: string;
+  waitMs?: number;
 }
 
 export function buildServer(o: ServerOptions): FastifyInstance {
   const app = Fastify({
-    loggerInstance: o.logger,
-    // one line per request is written by the onResponse hook below, with the method and duration
+    ...loggerOptions(o.logger),
+    // one line per call is written by the onResponse hook below, with the method and duration
     logController: new LogController({ disableRequestLogging: true }),
     // plugin bodies are small; a 1 MiB cap keeps a runaway client from filling memory
     bodyLimit: 1 << 20,
-    ajv: {
-      customOptions: { verbose: true, allErrors: false, coerceTypes: false, removeAdditional: false, allowUnionTypes: true },
-      plugins: [addFormats],
-    },
-  });
-  const queue = new SerialQueue();
-  const failures = new WeakMap<FastifyRequest, string>();
+    ajv: AJV_OPTIONS,
+  } as FastifyServerOptions) as unknown as FastifyInstance;
+  const queue = o.queue ?? new SerialQueue();
+  const records = new WeakMap<FastifyRequest, CallRecord>();
+  const record = (req: FastifyRequest): CallRecord => {
+    let r = records.get(req);
+    if (!r) records.set(req, (r = {}));
+    return r;
+  };
 
   // Docker sends no Content-Type, and nothing at all for argument-less calls
   app.removeAllContentTypeParsers();
@@ -202,84 +198,137 @@ export function buildServer(o: ServerOptions): FastifyInstance {
     try {
       done(null, JSON.parse(text));
     } catch (err) {
-      const e = new Error(`the request body is not valid JSON: ${(err as Error).message}`) as FastifyError;
+      const e = new Error(`the request body is not valid JSON (${(err as Error).message})`) as FastifyError;
       e.statusCode = 400;
       done(e, undefined);
     }
   });
+  // an empty body without Content-Length or Content-Type never reaches the parser: same as {}
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined || req.body === null) req.body = {};
+  });
 
-  const reply = (res: FastifyReply, status: number, payload: unknown) =>
-    // a Buffer, so fastify sends the type as given (it appends a charset to string payloads)
+  // a Buffer, so fastify sends the type as given (it appends a charset to string payloads)
+  const send = (res: FastifyReply, status: number, payload: unknown) =>
     res.code(status).header('content-type', PLUGIN_CONTENT_TYPE).send(Buffer.from(JSON.stringify(payload)));
 
   const fail = (req: FastifyRequest, res: FastifyReply, method: string, message: string, status = 200) => {
-    failures.set(req, message);
-    // Docker reads the error field of a 200 reply; other statuses are errors to it as well
-    return reply(res, status, { [errorKey(method)]: message });
+    record(req).error = message;
+    return send(res, status, { [errorKey(method)]: message });
   };
 
-  for (const [method, handle] of Object.entries(routes(o))) {
+  const internal = (req: FastifyRequest, res: FastifyReply, method: string, err: unknown) => {
+    req.log.error({ err, method }, `internal error in ${method}`);
+    const message = err instanceof Error ? err.message : String(err);
+    return fail(req, res, method, `tsnet internal error in ${method}: ${message} (see the tsnet log)`);
+  };
+
+  for (const [method, route] of Object.entries(routes(o))) {
     const schema = SCHEMAS[method as SchemaMethod];
     app.post(`/${method}`, { schema: schema ? { body: schema } : undefined, attachValidation: true }, async (req, res) => {
       if (req.validationError) {
-        const errors = (req.validationError as unknown as { validation: AjvError[] }).validation;
-        return fail(req, res, method, errors ? describeValidation(method, errors) : req.validationError.message);
+        const errors = (req.validationError as { validation?: AjvError[] }).validation;
+        return fail(req, res, method, errors?.[0] ? describeValidation(method, errors[0]) : `invalid ${method} request: ${req.validationError.message}`);
       }
-      const body = (req.body ?? {}) as Body;
+      const body = req.body as Body;
+      req.log.debug({ method, body }, 'call body');
+      const queued = performance.now();
+      const slow = setTimeout(() => req.log.warn({ method, ms: SLOW_CALL_MS }, `${method} is still running: Docker is waiting for it`), SLOW_CALL_MS);
+      slow.unref();
       try {
-        return reply(res, 200, await queue.run(() => handle(body)));
+        const run = () => {
+          record(req).waitMs = Math.round((performance.now() - queued) * 100) / 100;
+          return route.handle(body);
+        };
+        const result = await (route.serial ? queue.run(run) : run());
+        req.log.debug({ method, result }, 'call result');
+        return send(res, 200, result);
       } catch (err) {
         if (err instanceof UserError) return fail(req, res, method, err.message);
-        req.log.error({ err, method }, 'internal error');
-        return fail(req, res, method, `tsnet internal error in ${method}: ${(err as Error).message} (see the tsnet log)`);
+        return internal(req, res, method, err);
+      } finally {
+        clearTimeout(slow);
       }
     });
   }
 
-  // Body parse errors and anything else fastify itself refuses, in Docker's form
+  // what fastify itself refuses (a body that is not JSON, too large...), in Docker's form
   app.setErrorHandler((err: FastifyError, req, res) => {
-    const method = req.url.slice(1);
-    return fail(req, res, method, `invalid ${method} request: ${err.message}`, 200);
+    const method = methodOf(req);
+    if (err.statusCode !== undefined && err.statusCode < 500) return fail(req, res, method, `invalid ${method} request: ${err.message}`);
+    return internal(req, res, method, err);
   });
   app.setNotFoundHandler((req, res) => {
-    const method = req.url.slice(1);
-    return fail(req, res, method, `tsnet does not implement ${req.method} ${req.url}`, 404);
+    const method = methodOf(req);
+    const message = req.method === 'POST' ? `tsnet does not implement ${method}` : `tsnet plugin calls are POST requests, not ${req.method} ${req.url}`;
+    return fail(req, res, method, message, 404);
   });
 
+  // one line per call: method, duration, outcome, and the IDs it named (never the body: debug has it)
   app.addHook('onResponse', async (req, res) => {
+    const method = methodOf(req);
     const b = (req.body ?? {}) as Body;
     const ids: Record<string, string> = {};
-    for (const k of ['NetworkID', 'EndpointID', 'PoolID']) if (typeof b[k] === 'string') ids[k] = (b[k] as string).slice(0, 12);
-    const err = failures.get(req);
-    const entry = { method: req.url.slice(1), ms: Math.round(res.elapsedTime * 100) / 100, status: res.statusCode, ...ids };
-    if (err) req.log.warn({ ...entry, err }, 'request failed');
-    else req.log.info(entry, 'request');
+    for (const [wire, key] of [
+      ['NetworkID', 'networkId'],
+      ['EndpointID', 'endpointId'],
+      ['PoolID', 'poolId'],
+    ] as const) {
+      if (typeof b[wire] === 'string') ids[key] = b[wire] as string;
+    }
+    const r = records.get(req) ?? {};
+    const entry = {
+      method,
+      ms: Math.round(res.elapsedTime * 100) / 100,
+      ...(r.waitMs ? { waitMs: r.waitMs } : {}),
+      status: res.statusCode,
+      outcome: r.error === undefined ? 'ok' : 'error',
+      ...ids,
+    };
+    if (r.error !== undefined) req.log.warn({ ...entry, error: r.error }, `${method} failed`);
+    else req.log.info(entry, method);
   });
 
   return app;
 }
 
-/** True when a server answers on the unix socket at path. */
+/** True when a server accepts connections on the unix socket at path (a stale file refuses them). */
 function socketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
+    // a socket that neither accepts nor refuses: someone holds it, do not take it
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve(true);
+    }, 2_000);
     s.once('connect', () => {
+      clearTimeout(timer);
       s.destroy();
       resolve(true);
     });
-    s.once('error', () => resolve(false));
+    s.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
   });
 }
 
 /**
- * Listens on the plugin socket (mode 0600: only root may talk to the plugin, as with Docker's
- * own socket). A stale socket file left by a crash is replaced; a live server there is not.
+ * Listens on the plugin socket, mode 0600 (only root may talk to the plugin, as with Docker's own
+ * socket). Creates the directory; replaces a stale socket file left by a crash; refuses to start
+ * when another server answers there, or when the path is something other than a socket.
  */
-export async function listenUnix(app: FastifyInstance, socketPath: string): Promise<void> {
+export async function listenUnix(app: FastifyInstance, socketPath: string = DEFAULT_SOCKET_PATH): Promise<void> {
   mkdirSync(dirname(socketPath), { recursive: true });
-  if (existsSync(socketPath)) {
-    if (!lstatSync(socketPath).isSocket()) throw new Error(`${socketPath} exists and is not a socket: remove it or choose another --socket`);
-    if (await socketAnswers(socketPath)) throw new Error(`another server already answers on ${socketPath}: is tsnet already running? (make down)`);
+  let stat;
+  try {
+    stat = lstatSync(socketPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (stat) {
+    if (!stat.isSocket()) throw new Error(`${socketPath} exists and is not a socket: remove it or choose another socket path`);
+    if (await socketAnswers(socketPath)) throw new Error(`another server already answers on ${socketPath}: is tsnet already running?`);
     unlinkSync(socketPath);
   }
   await app.listen({ path: socketPath });
