@@ -1,11 +1,22 @@
-# The two commands: `make up` (install, build, start) and `make test` (everything, tested).
+# The two commands: `make up` (install, build, start the daemon) and `make test` (install, build,
+# run every test layer, one closing summary line). Both are idempotent and need root.
+#
+#   make up      Debian run-time packages, npm ci, build, /usr/local/bin/tsnet, start the daemon
+#   make down    stop the daemon (networks and containers keep working)
+#   make test    test packages too, build, then unit -> netns -> docker; ends with
+#                "tests: N passed, N failed, N skipped"
+#   make unit    the fast layer only
+#   make build   compile to dist/ when sources changed
+#   make clean   remove dist/
 SHELL := /bin/bash
 .DEFAULT_GOAL := up
-.PHONY: up down test unit build deps test-deps clean bench
+.PHONY: up down test unit build deps test-deps node-deps link clean bench
 
-SOURCES := $(shell find cli daemon drivers firewall ipam native plugin-api store bench docker-tests -name '*.ts' ! -name '*.test.ts' 2>/dev/null)
+# What tsc compiles (tsconfig.json "include"); the tests are not built.
+SOURCES := $(shell find cli daemon drivers firewall ipam native plugin-api store cni bench docker-tests netns-tests \
+             -name '*.ts' ! -name '*.test.ts' 2>/dev/null)
 
-up: deps build
+up: deps build link
 	@scripts/daemon.sh start
 
 down:
@@ -14,26 +25,38 @@ down:
 deps:
 	@scripts/install-deps.sh
 
+# the run-time packages and the test-only ones
 test-deps:
-	@scripts/install-deps.sh --test
+	@scripts/install-test-deps.sh
 
-node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+# npm ci only when node_modules is missing or package-lock.json is newer than it
+node_modules/.package-lock.json: package-lock.json
+	@echo "npm ci (package-lock.json changed or node_modules is missing)"
+	@npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+node-deps: node_modules/.package-lock.json
 
 # dist/.built marks a complete build; scripts/daemon.sh restarts a daemon older than it
 dist/.built: node_modules/.package-lock.json tsconfig.json $(SOURCES)
-	npx tsc -p tsconfig.json
+	@echo "building dist/ (tsc -p tsconfig.json)"
+	@node_modules/.bin/tsc -p tsconfig.json
 	@touch $@
 
 build: dist/.built
 
-unit: node_modules/.package-lock.json
-	@scripts/run-tests.sh unit
+link:
+	@[ "$$(readlink /usr/local/bin/tsnet 2>/dev/null)" = "$(CURDIR)/bin/tsnet" ] || \
+	  { ln -sfn "$(CURDIR)/bin/tsnet" /usr/local/bin/tsnet && echo "linked /usr/local/bin/tsnet -> $(CURDIR)/bin/tsnet"; }
 
-test: test-deps build
-	@npx tsc -p tsconfig.check.json
-	@scripts/run-tests.sh unit netns docker
+# Everything up does except starting the daemon (the tests start their own), then the tests.
+# run-tests.sh does the preparing itself so that even a failed install or build ends with the
+# summary line.
+test:
+	@scripts/run-tests.sh --prepare "test-deps build link" --typecheck unit netns docker
+
+unit:
+	@scripts/run-tests.sh --prepare node-deps unit
 
 bench: test-deps build
 	@for b in dist/bench/*.js; do [ -e "$$b" ] || continue; echo "=== $$b"; node "$$b" || exit 1; done

@@ -1,12 +1,19 @@
 // `tsnet doctor`: what this host has of what tsnet needs, and what a missing piece disables.
-// Not on any request path: reading files and asking sockets is fine here.
+//
+// Three steps, kept apart so the middle and last can be tested without a host:
+//   gatherFacts()  reads files, loads a library, asks sockets and runs `nft` (impure; doctor is
+//                  not on any request path, so subprocesses are fine here)
+//   CHECKS         the list of checks as data: each turns the facts into ok / missing / unknown
+//   formatReport() one line per check: outcome, name, what was found, what a missing one disables
 import { existsSync, readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
+import { release } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import koffi from 'koffi';
 import { DEFAULT_SOCKET, DOCKER_SOCKET } from '../daemon/paths.js';
 
-export type Outcome = 'ok' | 'missing' | 'unknown';
+export type Outcome = 'ok' | 'missing' | 'unknown' | 'skipped';
 
 export interface CheckResult {
   name: string;
@@ -19,6 +26,41 @@ export interface CheckResult {
   essential: boolean;
 }
 
+// ---------------------------------------------------------------- facts
+
+/** What the kernel tells about its features, from whichever sources this host has. */
+export interface KernelSources {
+  /** /proc/config.gz, else /boot/config-$(uname -r) */
+  config?: Map<string, string>;
+  /** module names built into the kernel (/lib/modules/$(uname -r)/modules.builtin) */
+  builtin?: Set<string>;
+  /** module names that can be loaded (/lib/modules/$(uname -r)/modules.dep) */
+  loadable?: Set<string>;
+  /** module names loaded now (/proc/modules) or known to the kernel (/sys/module) */
+  loaded: Set<string>;
+}
+
+export type ForwardChain =
+  | { kind: 'absent' }
+  | { kind: 'present'; policy: string; jumpsToDockerUser: boolean }
+  | { kind: 'error'; message: string };
+
+export interface HostFacts {
+  uid: number;
+  kernel: KernelSources;
+  /** /proc/sys/net/ipv4/ip_forward */
+  ipForward?: string;
+  /** /proc/sys/net/bridge/bridge-nf-call-iptables; undefined when br_netfilter is not loaded */
+  bridgeNfCallIptables?: string;
+  /** undefined when libnftables.so.1 loads, else why not */
+  libnftablesError?: string;
+  forwardChain: ForwardChain;
+  dockerAnswers: boolean;
+  pluginSocket: { path: string; present: boolean; answers: boolean };
+  /** undefined when no etcd is configured (TSNET_ETCD_ENDPOINTS) */
+  etcd?: { endpoints: string[]; healthy: string[] };
+}
+
 /** CONFIG_X=y|m lines of a kernel config. */
 export function parseKernelConfig(text: string): Map<string, string> {
   const config = new Map<string, string>();
@@ -29,20 +71,214 @@ export function parseKernelConfig(text: string): Map<string, string> {
   return config;
 }
 
-export function kernelHas(config: Map<string, string> | undefined, key: string): Outcome {
-  if (!config) return 'unknown';
-  const v = config.get(key);
-  return v === 'y' || v === 'm' ? 'ok' : 'missing';
+/** Module names from modules.builtin / modules.dep lines ("kernel/net/8021q/8021q.ko.xz: ..."). */
+export function parseModuleList(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split('\n')) {
+    const path = line.split(':')[0].trim();
+    const m = /([^/]+)\.ko(\.[a-z]+)?$/.exec(path);
+    if (m) names.add(m[1].replace(/-/g, '_'));
+  }
+  return names;
 }
 
+/** The first field of each /proc/modules line. */
+export function parseProcModules(text: string): Set<string> {
+  return new Set(text.split('\n').map((l) => l.split(' ')[0]).filter(Boolean));
+}
+
+/** A feature as a kernel config key and the module that provides it. */
+export interface KernelFeature {
+  config: string;
+  module: string;
+}
+
+/** Whether the kernel has a feature, and from which source that is known. */
+export function kernelFeature(src: KernelSources, f: KernelFeature): { outcome: Outcome; detail: string } {
+  if (src.config) {
+    const v = src.config.get(f.config);
+    if (v === 'y') return { outcome: 'ok', detail: `built in (${f.config}=y)` };
+    if (v === 'm') return { outcome: 'ok', detail: `module ${f.module} (${f.config}=m)` };
+    return { outcome: 'missing', detail: `${f.config} is not set in the kernel config` };
+  }
+  if (src.loaded.has(f.module)) return { outcome: 'ok', detail: `module ${f.module} is loaded` };
+  if (src.builtin?.has(f.module)) return { outcome: 'ok', detail: `built in (modules.builtin)` };
+  if (src.loadable?.has(f.module)) return { outcome: 'ok', detail: `module ${f.module} can be loaded` };
+  if (src.builtin || src.loadable) return { outcome: 'missing', detail: `no module ${f.module} in /lib/modules/${release()}` };
+  return { outcome: 'unknown', detail: `no kernel config or module list to read; ${f.module} is not loaded` };
+}
+
+/** Reads the FORWARD chain out of `nft -j list chain ip filter FORWARD` output. */
+export function parseForwardChain(json: string): ForwardChain {
+  try {
+    const items = (JSON.parse(json) as { nftables?: Record<string, unknown>[] }).nftables ?? [];
+    let policy: string | undefined;
+    let jumpsToDockerUser = false;
+    for (const item of items) {
+      const chain = item.chain as { name?: string; policy?: string } | undefined;
+      if (chain?.name === 'FORWARD') policy = chain.policy ?? 'accept';
+      const rule = item.rule as { expr?: Record<string, unknown>[] } | undefined;
+      for (const e of rule?.expr ?? []) {
+        const target = (e.jump as { target?: string } | undefined)?.target;
+        if (target === 'DOCKER-USER') jumpsToDockerUser = true;
+      }
+    }
+    if (policy === undefined) return { kind: 'absent' };
+    return { kind: 'present', policy, jumpsToDockerUser };
+  } catch (err) {
+    return { kind: 'error', message: `cannot read nft output: ${(err as Error).message}` };
+  }
+}
+
+// ---------------------------------------------------------------- the checks, as data
+
+export interface Check {
+  name: string;
+  /** what does not work while it is missing */
+  disables: string;
+  essential: boolean;
+  evaluate(facts: HostFacts): { outcome: Outcome; detail: string };
+}
+
+const kernelCheck = (name: string, feature: KernelFeature, disables: string, essential: boolean): Check => ({
+  name,
+  disables,
+  essential,
+  evaluate: (facts) => kernelFeature(facts.kernel, feature),
+});
+
+export const CHECKS: Check[] = [
+  {
+    name: 'running as root',
+    disables: 'everything: links and nftables need CAP_NET_ADMIN',
+    essential: true,
+    evaluate: (f) => (f.uid === 0 ? { outcome: 'ok', detail: 'uid 0' } : { outcome: 'missing', detail: `uid ${f.uid}: run tsnet as root` }),
+  },
+  kernelCheck('bridge links', { config: 'CONFIG_BRIDGE', module: 'bridge' }, 'bridge networks and the overlay', true),
+  kernelCheck('veth links', { config: 'CONFIG_VETH', module: 'veth' }, 'bridge and overlay networks (containers hang on veth pairs)', true),
+  kernelCheck('vxlan links', { config: 'CONFIG_VXLAN', module: 'vxlan' }, 'overlay networks', false),
+  kernelCheck('macvlan links', { config: 'CONFIG_MACVLAN', module: 'macvlan' }, 'macvlan networks', false),
+  kernelCheck(
+    '802.1Q VLAN links (8021q)',
+    { config: 'CONFIG_VLAN_8021Q', module: '8021q' },
+    'macvlan networks on a VLAN parent tsnet would create (parent=eth0.20); an existing parent still works',
+    false,
+  ),
+  kernelCheck('nf_tables', { config: 'CONFIG_NF_TABLES', module: 'nf_tables' }, 'NAT, published ports and isolation between networks', true),
+  kernelCheck('nf_tables nat', { config: 'CONFIG_NFT_NAT', module: 'nft_nat' }, 'published ports (DNAT)', true),
+  kernelCheck('nf_tables masquerade', { config: 'CONFIG_NFT_MASQ', module: 'nft_masq' }, 'outbound traffic from networks (masquerade)', true),
+  kernelCheck('nf_tables fib', { config: 'CONFIG_NFT_FIB_INET', module: 'nft_fib_inet' }, 'published ports on the host\'s own addresses (matched with fib)', true),
+  {
+    name: 'br_netfilter',
+    disables: '',
+    essential: false,
+    evaluate: (f) =>
+      f.bridgeNfCallIptables === undefined
+        ? { outcome: 'ok', detail: 'not loaded: bridged traffic skips iptables' }
+        : {
+            outcome: 'ok',
+            detail: `loaded, bridge-nf-call-iptables=${f.bridgeNfCallIptables}${f.bridgeNfCallIptables === '1' ? ': bridged traffic passes iptables FORWARD too' : ''}`,
+          },
+  },
+  {
+    name: 'IPv4 forwarding',
+    disables: 'traffic leaving networks, until tsnet turns it on',
+    essential: false,
+    evaluate: (f) =>
+      f.ipForward === '1'
+        ? { outcome: 'ok', detail: 'net.ipv4.ip_forward=1' }
+        : { outcome: 'missing', detail: `net.ipv4.ip_forward=${f.ipForward ?? '?'}: tsnet turns it on with its first non-internal network` },
+  },
+  {
+    name: 'libnftables.so.1',
+    disables: 'NAT, published ports and isolation between networks',
+    essential: true,
+    evaluate: (f) =>
+      f.libnftablesError === undefined
+        ? { outcome: 'ok', detail: 'loads' }
+        : { outcome: 'missing', detail: `does not load (install Debian's libnftables1; make up does): ${f.libnftablesError}` },
+  },
+  {
+    name: 'iptables FORWARD policy',
+    disables: '',
+    essential: false,
+    evaluate: (f) => {
+      const c = f.forwardChain;
+      if (c.kind === 'absent') return { outcome: 'ok', detail: 'no ip filter FORWARD chain: nothing else filters forwarded traffic' };
+      if (c.kind === 'error') return { outcome: 'unknown', detail: c.message };
+      if (c.policy === 'accept') return { outcome: 'ok', detail: 'policy accept' };
+      return {
+        outcome: 'ok',
+        detail: c.jumpsToDockerUser
+          ? `policy ${c.policy} (Docker's): tsnet accepts its bridges in DOCKER-USER`
+          : `policy ${c.policy}, no DOCKER-USER: tsnet accepts its bridges at the top of FORWARD`,
+      };
+    },
+  },
+  {
+    name: 'Docker engine',
+    disables: 'docker network create -d tsnet, and container names in tsnet status / tsnet port',
+    essential: false,
+    evaluate: (f) =>
+      f.dockerAnswers
+        ? { outcome: 'ok', detail: `answers on ${DOCKER_SOCKET}` }
+        : { outcome: 'missing', detail: `nothing answers on ${DOCKER_SOCKET} (CNI runtimes do not need it)` },
+  },
+  {
+    name: 'tsnet plugin socket',
+    disables: 'every tsnet network, until the daemon runs (make up)',
+    essential: false,
+    evaluate: (f) => {
+      const s = f.pluginSocket;
+      if (s.answers) return { outcome: 'ok', detail: `${s.path} answers Plugin.Activate` };
+      if (s.present) return { outcome: 'missing', detail: `${s.path} exists but does not answer: the daemon is stuck or gone (make up)` };
+      return { outcome: 'missing', detail: `no ${s.path}: the daemon is not running (make up)` };
+    },
+  },
+  {
+    name: 'etcd',
+    disables: 'overlay networks across hosts (they keep their shared state in etcd)',
+    essential: false,
+    evaluate: (f) => {
+      if (!f.etcd) return { outcome: 'skipped', detail: 'not configured (set TSNET_ETCD_ENDPOINTS to check it)' };
+      const down = f.etcd.endpoints.filter((e) => !f.etcd!.healthy.includes(e));
+      if (down.length === 0) return { outcome: 'ok', detail: `healthy: ${f.etcd.endpoints.join(', ')}` };
+      return { outcome: 'missing', detail: `not healthy: ${down.join(', ')}` };
+    },
+  },
+];
+
+export function evaluate(facts: HostFacts, checks: Check[] = CHECKS): CheckResult[] {
+  return checks.map((c) => {
+    let r: { outcome: Outcome; detail: string };
+    try {
+      r = c.evaluate(facts);
+    } catch (err) {
+      r = { outcome: 'unknown', detail: `check failed: ${(err as Error).message}` };
+    }
+    return { name: c.name, outcome: r.outcome, detail: r.detail, disables: c.disables, essential: c.essential };
+  });
+}
+
+// ---------------------------------------------------------------- the report
+
+/** One line per check; a missing or unknown one also says what it disables. */
 export function formatReport(results: CheckResult[]): string {
-  const width = Math.max(...results.map((r) => r.name.length));
-  return results
-    .map((r) => {
-      const head = `${r.outcome.padEnd(8)} ${r.name.padEnd(width)}  ${r.detail}`;
-      return r.outcome === 'ok' ? head : `${head}\n${' '.repeat(9 + width + 2)}without it: ${r.disables}`;
-    })
-    .join('\n');
+  const width = Math.max(0, ...results.map((r) => r.name.length));
+  const lines = results.map((r) => {
+    const tail = (r.outcome === 'missing' || r.outcome === 'unknown') && r.disables ? ` -- without it: ${r.disables}` : '';
+    return `${r.outcome.padEnd(8)} ${r.name.padEnd(width)}  ${r.detail}${tail}`.trimEnd();
+  });
+  const missing = results.filter((r) => r.outcome === 'missing');
+  const essential = missing.filter((r) => r.essential);
+  lines.push(
+    essential.length > 0
+      ? `tsnet cannot run here: missing ${essential.map((r) => r.name).join(', ')}`
+      : missing.length > 0
+        ? `tsnet can run; ${missing.length} missing item(s) disable what is listed above`
+        : 'tsnet has everything it needs',
+  );
+  return lines.join('\n');
 }
 
 /** 0 when nothing essential is missing. */
@@ -50,20 +286,47 @@ export function exitCode(results: CheckResult[]): number {
   return results.some((r) => r.essential && r.outcome === 'missing') ? 1 : 0;
 }
 
-function readKernelConfig(): Map<string, string> | undefined {
+// ---------------------------------------------------------------- reading the host
+
+function readText(path: string): string | undefined {
   try {
-    return parseKernelConfig(gunzipSync(readFileSync('/proc/config.gz')).toString('utf8'));
+    return readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
 }
 
-function readProc(path: string): string | undefined {
+function readKernelSources(): KernelSources {
+  let config: Map<string, string> | undefined;
   try {
-    return readFileSync(path, 'utf8').trim();
+    config = parseKernelConfig(gunzipSync(readFileSync('/proc/config.gz')).toString('utf8'));
   } catch {
-    return undefined;
+    const boot = readText(`/boot/config-${release()}`);
+    if (boot) config = parseKernelConfig(boot);
   }
+  const modDir = `/lib/modules/${release()}`;
+  const builtinText = readText(`${modDir}/modules.builtin`);
+  const depText = readText(`${modDir}/modules.dep`);
+  const loaded = parseProcModules(readText('/proc/modules') ?? '');
+  for (const name of ['bridge', 'veth', 'vxlan', 'macvlan', '8021q', 'nf_tables', 'nft_nat', 'nft_masq', 'nft_fib_inet', 'br_netfilter']) {
+    if (existsSync(`/sys/module/${name}`)) loaded.add(name);
+  }
+  return {
+    config,
+    builtin: builtinText === undefined ? undefined : parseModuleList(builtinText),
+    loadable: depText === undefined ? undefined : parseModuleList(depText),
+    loaded,
+  };
+}
+
+function readForwardChain(): ForwardChain {
+  const r = spawnSync('nft', ['-j', 'list', 'chain', 'ip', 'filter', 'FORWARD'], { encoding: 'utf8', timeout: 5000 });
+  if (r.error) return { kind: 'error', message: `cannot run nft: ${r.error.message}` };
+  if (r.status !== 0) {
+    if (/No such file or directory/.test(r.stderr)) return { kind: 'absent' };
+    return { kind: 'error', message: `nft failed: ${r.stderr.trim().split('\n')[0]}` };
+  }
+  return parseForwardChain(r.stdout);
 }
 
 function answers(socketPath: string, method: string, path: string): Promise<boolean> {
@@ -79,56 +342,47 @@ function answers(socketPath: string, method: string, path: string): Promise<bool
   });
 }
 
-/** Kernel features: [name, config key, what is lost without it, essential]. */
-const KERNEL: [string, string, string, boolean][] = [
-  ['bridge links', 'CONFIG_BRIDGE', 'bridge and overlay networks', true],
-  ['veth links', 'CONFIG_VETH', 'every network type: containers are attached with veth pairs', true],
-  ['vxlan links', 'CONFIG_VXLAN', 'overlay networks', false],
-  ['macvlan links', 'CONFIG_MACVLAN', 'macvlan networks', false],
-  ['802.1Q vlan links (8021q)', 'CONFIG_VLAN_8021Q', 'macvlan parents like eth0.20 that tsnet would create; an existing parent still works', false],
-  ['nftables', 'CONFIG_NF_TABLES', 'NAT, published ports and isolation', true],
-  ['nftables NAT', 'CONFIG_NFT_NAT', 'masquerade and published ports', true],
-  ['nftables masquerade', 'CONFIG_NFT_MASQ', 'masquerade of traffic leaving a network', true],
-  ['nftables fib', 'CONFIG_NFT_FIB_INET', 'published ports (they match local destinations with fib)', true],
-  ['bridge netfilter', 'CONFIG_BRIDGE_NETFILTER', 'nothing tsnet needs; listed because Docker turns it on', false],
-];
-
-export async function runChecks(): Promise<CheckResult[]> {
-  const results: CheckResult[] = [];
-  const add = (name: string, outcome: Outcome, detail: string, disables: string, essential = false) =>
-    results.push({ name, outcome, detail, disables, essential });
-
-  add('running as root', process.getuid?.() === 0 ? 'ok' : 'missing', process.getuid?.() === 0 ? 'uid 0' : 'run tsnet as root', 'everything: links and nftables need CAP_NET_ADMIN', true);
-
-  const config = readKernelConfig();
-  for (const [name, key, disables, essential] of KERNEL) {
-    const outcome = kernelHas(config, key);
-    add(name, outcome, outcome === 'unknown' ? `${key}: no /proc/config.gz to read` : `${key}=${config?.get(key) ?? 'not set'}`, disables, essential);
+async function etcdHealthy(endpoint: string): Promise<boolean> {
+  try {
+    const res = await fetch(new URL('/health', endpoint), { signal: AbortSignal.timeout(2000) });
+    const body = (await res.json()) as { health?: string | boolean };
+    return res.ok && String(body.health) === 'true';
+  } catch {
+    return false;
   }
+}
 
-  const forward = readProc('/proc/sys/net/ipv4/ip_forward');
-  add('IPv4 forwarding', forward === '1' ? 'ok' : 'missing', forward === '1' ? 'net.ipv4.ip_forward=1' : 'off now; tsnet turns it on with its first non-internal network', 'a way out of networks until tsnet turns it on');
-
-  const brnf = readProc('/proc/sys/net/bridge/bridge-nf-call-iptables');
-  add('br_netfilter', 'ok', brnf === undefined ? 'not loaded' : `loaded, bridge-nf-call-iptables=${brnf} (tsnet accepts its bridges in Docker's chains)`, '');
-
-  let nft: Outcome = 'ok';
-  let nftDetail = 'libnftables.so.1 loads';
+export async function gatherFacts(): Promise<HostFacts> {
+  let libnftablesError: string | undefined;
   try {
     koffi.load('libnftables.so.1');
   } catch (err) {
-    nft = 'missing';
-    nftDetail = `install Debian's libnftables1 (make up does): ${(err as Error).message}`;
+    libnftablesError = (err as Error).message;
   }
-  add('libnftables', nft, nftDetail, 'NAT, published ports and isolation', true);
+  const etcdEndpoints = (process.env.TSNET_ETCD_ENDPOINTS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const [dockerAnswers, pluginAnswers, etcdUp] = await Promise.all([
+    answers(DOCKER_SOCKET, 'GET', '/_ping'),
+    answers(DEFAULT_SOCKET, 'POST', '/Plugin.Activate'),
+    Promise.all(etcdEndpoints.map(etcdHealthy)),
+  ]);
+  return {
+    uid: process.getuid?.() ?? -1,
+    kernel: readKernelSources(),
+    ipForward: readText('/proc/sys/net/ipv4/ip_forward')?.trim(),
+    bridgeNfCallIptables: readText('/proc/sys/net/bridge/bridge-nf-call-iptables')?.trim(),
+    libnftablesError,
+    forwardChain: readForwardChain(),
+    dockerAnswers,
+    pluginSocket: { path: DEFAULT_SOCKET, present: existsSync(DEFAULT_SOCKET), answers: pluginAnswers },
+    etcd: etcdEndpoints.length === 0 ? undefined : { endpoints: etcdEndpoints, healthy: etcdEndpoints.filter((_, i) => etcdUp[i]) },
+  };
+}
 
-  const dockerUp = await answers(DOCKER_SOCKET, 'GET', '/_ping');
-  add('Docker engine', dockerUp ? 'ok' : 'missing', dockerUp ? `answers on ${DOCKER_SOCKET}` : `nothing answers on ${DOCKER_SOCKET}`, 'docker network create -d tsnet, tsnet port, names in tsnet status');
-
-  const pluginUp = await answers(DEFAULT_SOCKET, 'POST', '/Plugin.Activate');
-  add('tsnet daemon', pluginUp ? 'ok' : 'missing', pluginUp ? `answers on ${DEFAULT_SOCKET}` : `nothing answers on ${DEFAULT_SOCKET}: make up`, 'every tsnet network until the daemon runs');
-
-  return results;
+export async function runChecks(): Promise<CheckResult[]> {
+  return evaluate(await gatherFacts());
 }
 
 export async function runDoctor(): Promise<number> {

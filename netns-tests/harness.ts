@@ -1,22 +1,140 @@
-// Helpers shared by the driver tests that run against the real kernel: commands inside
-// namespaces, namespaces that are removed even when a test fails, and what Docker does with a
-// container's link after Join.
-import { execFileSync } from 'node:child_process';
+// Helpers shared by the tests that run against the real kernel: namespaces and veth pairs that
+// are removed even when a test fails, commands inside namespaces, and a leak check.
+//
+// Typical test file:
+//   const run = uniqueName('fw');                     // prefix of everything this file makes
+//   afterAll(async () => { await runCleanups(); assertNoLeaks(run); });
+//   const a = makeNetns(run), b = makeNetns(run);
+//   vethBetween(a, b, { addrA: '10.240.0.1/24', addrB: '10.240.0.2/24' });
+//   expect(pings(a, '10.240.0.2')).toBe(true);
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 
-export function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+/** A command that failed: the message names it and quotes its stderr. */
+export class CommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly status: number | null,
+    readonly stdout: string,
+    readonly stderr: string,
+  ) {
+    super(`${command} failed (${status ?? 'signal'}): ${stderr.trim()}`);
+  }
 }
 
-export function inNs(ns: string, cmd: string, args: string[]): string {
+/** Runs a command and returns its trimmed stdout; throws a CommandError when it fails. */
+export function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; status?: number | null; message: string };
+    throw new CommandError(`${cmd} ${args.join(' ')}`, e.status ?? null, String(e.stdout ?? ''), String(e.stderr ?? e.message));
+  }
+}
+
+/** Runs a command inside a namespace (`ip netns exec`); trimmed stdout, throws on failure. */
+export function execIn(ns: string, cmd: string, args: string[]): string {
   return sh('ip', ['netns', 'exec', ns, cmd, ...args]);
 }
 
+/** Older name of execIn, used by the driver tests. */
+export const inNs = execIn;
+
+/** Like execIn but never throws: for commands expected to fail. */
+export function tryIn(ns: string, cmd: string, args: string[]): { stdout: string; stderr: string; code: number } {
+  const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8' });
+  return { stdout: (r.stdout ?? '').trim(), stderr: (r.stderr ?? '').trim(), code: r.status ?? 1 };
+}
+
 export function pings(ns: string, ip: string): boolean {
-  try {
-    inNs(ns, 'ping', ['-c', '1', '-W', '2', ip]);
-    return true;
-  } catch {
-    return false;
+  return tryIn(ns, 'ping', ['-c', '1', '-W', '2', ip]).code === 0;
+}
+
+/** Short and unique (interface names have at most 15 characters): prefix + 4 hex digits. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}${randomBytes(2).toString('hex')}`;
+}
+
+// ---------------------------------------------------------------- cleanups
+
+const cleanups: (() => unknown)[] = [];
+
+/** Registers an undo; runCleanups runs them newest first, each on its own. */
+export function onCleanup(fn: () => unknown): void {
+  cleanups.push(fn);
+}
+
+/** For afterAll: runs every registered undo, newest first; a failing one does not stop the rest. */
+export async function runCleanups(): Promise<void> {
+  while (cleanups.length > 0) {
+    const fn = cleanups.pop()!;
+    try {
+      await fn();
+    } catch (err) {
+      console.warn('cleanup step failed:', err);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- namespaces and links
+
+let counter = 0;
+
+/** A new namespace named prefix-N (unique within the run when prefix is), lo up, removed by runCleanups. */
+export function makeNetns(prefix: string): string {
+  const name = `${prefix}-${counter++}`;
+  sh('ip', ['netns', 'add', name]);
+  onCleanup(() => spawnSync('ip', ['netns', 'del', name]));
+  execIn(name, 'ip', ['link', 'set', 'lo', 'up']);
+  return name;
+}
+
+export interface VethOptions {
+  /** interface names, at most 15 characters (default: the first namespace's name + vNa / vNb, so
+   * that assertNoLeaks(prefix) sees a host end left behind) */
+  nameA?: string;
+  nameB?: string;
+  /** addresses with prefix length, e.g. 10.240.0.1/24 */
+  addrA?: string;
+  addrB?: string;
+}
+
+/**
+ * A veth pair with one end in each namespace (null: the host's), both up. Deleting either end
+ * deletes both, and a namespace's removal takes its end along; a host end is deleted by
+ * runCleanups. Returns the two names.
+ */
+export function vethBetween(nsA: string | null, nsB: string | null, opts: VethOptions = {}): { a: string; b: string } {
+  const base = `${(nsA ?? nsB ?? 'veth').slice(0, 9)}v${counter++}`;
+  const a = opts.nameA ?? `${base}a`;
+  const b = opts.nameB ?? `${base}b`;
+  sh('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+  onCleanup(() => {
+    // whichever end is still in the host namespace; nothing to do when both moved away
+    spawnSync('ip', ['link', 'del', a]);
+    spawnSync('ip', ['link', 'del', b]);
+  });
+  for (const [ns, name, addr] of [[nsA, a, opts.addrA], [nsB, b, opts.addrB]] as const) {
+    if (ns) sh('ip', ['link', 'set', name, 'netns', ns]);
+    const run = (args: string[]) => (ns ? execIn(ns, 'ip', args) : sh('ip', args));
+    if (addr) run(['addr', 'add', addr, 'dev', name]);
+    run(['link', 'set', name, 'up']);
+  }
+  return { a, b };
+}
+
+/**
+ * Throws when a namespace or a host link whose name starts with prefix is still there: for the
+ * end of a test file, after runCleanups.
+ */
+export function assertNoLeaks(prefix: string): void {
+  const namespaces = sh('ip', ['netns', 'list'])
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter((n) => n.startsWith(prefix));
+  const links = (JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname).filter((n) => n.startsWith(prefix));
+  if (namespaces.length > 0 || links.length > 0) {
+    throw new Error(`left behind with prefix ${prefix}: namespaces [${namespaces.join(', ')}], links [${links.join(', ')}]`);
   }
 }
 
@@ -27,18 +145,12 @@ export class Namespaces {
   make(name: string): string {
     sh('ip', ['netns', 'add', name]);
     this.made.push(name);
-    inNs(name, 'ip', ['link', 'set', 'lo', 'up']);
+    execIn(name, 'ip', ['link', 'set', 'lo', 'up']);
     return name;
   }
 
   removeAll(): void {
-    for (const ns of this.made.reverse()) {
-      try {
-        sh('ip', ['netns', 'del', ns]);
-      } catch {
-        // already gone
-      }
-    }
+    for (const ns of this.made.reverse()) spawnSync('ip', ['netns', 'del', ns]);
     this.made.length = 0;
   }
 }
@@ -48,9 +160,9 @@ export class Namespaces {
  * container's, names it eth0, gives it the address, brings it up, routes through the gateway.
  */
 export function dockerAttach(hostNs: string, containerNs: string, join: { srcName: string; gateway: string }, address: string): void {
-  inNs(hostNs, 'ip', ['link', 'set', join.srcName, 'netns', containerNs]);
-  inNs(containerNs, 'ip', ['link', 'set', join.srcName, 'name', 'eth0']);
-  inNs(containerNs, 'ip', ['addr', 'add', address, 'dev', 'eth0']);
-  inNs(containerNs, 'ip', ['link', 'set', 'eth0', 'up']);
-  if (join.gateway) inNs(containerNs, 'ip', ['route', 'add', 'default', 'via', join.gateway]);
+  execIn(hostNs, 'ip', ['link', 'set', join.srcName, 'netns', containerNs]);
+  execIn(containerNs, 'ip', ['link', 'set', join.srcName, 'name', 'eth0']);
+  execIn(containerNs, 'ip', ['addr', 'add', address, 'dev', 'eth0']);
+  execIn(containerNs, 'ip', ['link', 'set', 'eth0', 'up']);
+  if (join.gateway) execIn(containerNs, 'ip', ['route', 'add', 'default', 'via', join.gateway]);
 }
