@@ -76,15 +76,15 @@ describe('tsnet doctor: checks and report', () => {
   it('checks everything the host needs, each once', () => {
     const names = CHECKS.map((c) => c.name);
     expect(new Set(names).size).toBe(names.length);
-    for (const want of ['running as root', 'bridge links', 'veth links', 'vxlan links', 'macvlan links', '802.1Q VLAN links (8021q)', 'nf_tables', 'nf_tables nat', 'nf_tables masquerade', 'nf_tables fib', 'br_netfilter', 'IPv4 forwarding', 'libnftables.so.1', 'iptables FORWARD policy', 'Docker engine', 'tsnet plugin socket', 'etcd']) {
+    for (const want of ['running as root', 'bridge links', 'veth links', 'vxlan links', 'macvlan links', '802.1Q VLAN links (8021q)', 'dummy links', 'nf_tables', 'nf_tables nat', 'nf_tables masquerade', 'nf_tables fib', 'br_netfilter', 'IPv4 forwarding', 'libnftables.so.1', 'iptables FORWARD policy', 'Docker engine', 'tsnet plugin socket', 'etcd']) {
       expect(names).toContain(want);
     }
   });
 
-  it('on this project machine: only 8021q is missing, and tsnet can run', () => {
+  it('on this project machine: only 8021q and dummy are missing, and tsnet can run', () => {
     const results = evaluate(facts());
     const byName = new Map(results.map((r) => [r.name, r]));
-    expect(results.filter((r) => r.outcome === 'missing').map((r) => r.name)).toEqual(['802.1Q VLAN links (8021q)']);
+    expect(results.filter((r) => r.outcome === 'missing').map((r) => r.name)).toEqual(['802.1Q VLAN links (8021q)', 'dummy links']);
     expect(byName.get('etcd')?.outcome).toBe('skipped');
     expect(byName.get('iptables FORWARD policy')?.detail).toBe("policy drop (Docker's): tsnet accepts its bridges in DOCKER-USER");
     expect(exitCode(results)).toBe(0);

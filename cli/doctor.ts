@@ -164,6 +164,12 @@ export const CHECKS: Check[] = [
     'macvlan networks on a VLAN parent tsnet would create (parent=eth0.20); an existing parent still works',
     false,
   ),
+  kernelCheck(
+    'dummy links',
+    { config: 'CONFIG_DUMMY', module: 'dummy' },
+    'dummy interfaces as stand-in macvlan parents (a veth end serves instead; tsnet itself does not need them)',
+    false,
+  ),
   kernelCheck('nf_tables', { config: 'CONFIG_NF_TABLES', module: 'nf_tables' }, 'NAT, published ports and isolation between networks', true),
   kernelCheck('nf_tables nat', { config: 'CONFIG_NFT_NAT', module: 'nft_nat' }, 'published ports (DNAT)', true),
   kernelCheck('nf_tables masquerade', { config: 'CONFIG_NFT_MASQ', module: 'nft_masq' }, 'outbound traffic from networks (masquerade)', true),
@@ -308,7 +314,7 @@ function readKernelSources(): KernelSources {
   const builtinText = readText(`${modDir}/modules.builtin`);
   const depText = readText(`${modDir}/modules.dep`);
   const loaded = parseProcModules(readText('/proc/modules') ?? '');
-  for (const name of ['bridge', 'veth', 'vxlan', 'macvlan', '8021q', 'nf_tables', 'nft_nat', 'nft_masq', 'nft_fib_inet', 'br_netfilter']) {
+  for (const name of ['bridge', 'veth', 'vxlan', 'macvlan', '8021q', 'dummy', 'nf_tables', 'nft_nat', 'nft_masq', 'nft_fib_inet', 'br_netfilter']) {
     if (existsSync(`/sys/module/${name}`)) loaded.add(name);
   }
   return {

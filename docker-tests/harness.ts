@@ -33,9 +33,21 @@ export interface CommandResult {
   code: number;
 }
 
+/**
+ * The docker CLI to use. `/usr/local/bin/docker` may be a newer client than Debian's 20.10
+ * engine; API version negotiation normally handles that, and ensureDockerd falls back to
+ * Debian's own `/usr/bin/docker` when the first one on PATH cannot talk to the engine.
+ */
+const DOCKER_CANDIDATES = ['docker', '/usr/bin/docker'];
+let dockerBin = DOCKER_CANDIDATES[0];
+
 /** Runs the docker CLI (execFile, no shell) and waits for it; never throws. */
 export function docker(args: string[], opts: { input?: string; timeoutMs?: number } = {}): CommandResult {
-  const r = spawnSync('docker', args, { encoding: 'utf8', input: opts.input, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 << 20 });
+  return runDocker(dockerBin, args, opts);
+}
+
+function runDocker(bin: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): CommandResult {
+  const r = spawnSync(bin, args, { encoding: 'utf8', input: opts.input, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 << 20 });
   return { stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : ''), code: r.status ?? 1 };
 }
 
@@ -85,8 +97,16 @@ function wait(ms: number): Promise<void> {
  */
 export const DOCKERD_MARKER = process.env.TSNET_TEST_DOCKERD_MARKER || '/run/tsnet-tests/dockerd.pid';
 
+/** True when an engine answers `docker version`; picks the first CLI that can talk to it. */
 function dockerAnswers(): boolean {
-  return docker(['info', '--format', '{{.ServerVersion}}'], { timeoutMs: 20_000 }).code === 0;
+  for (const bin of DOCKER_CANDIDATES) {
+    if (bin !== 'docker' && !existsSync(bin)) continue;
+    if (runDocker(bin, ['version', '--format', '{{.Server.Version}}'], { timeoutMs: 20_000 }).code === 0) {
+      dockerBin = bin;
+      return true;
+    }
+  }
+  return false;
 }
 
 function alive(pid: number): boolean {

@@ -35,12 +35,12 @@ stop() {
     return 0
   fi
   kill -TERM "$pid"
-  for _ in $(seq 1 150); do
+  for _ in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
-    echo "ERROR: tsnet (pid $pid) did not stop within 15 s of SIGTERM; it is still running." >&2
+    echo "ERROR: tsnet (pid $pid) did not stop within 10 s of SIGTERM; it is still running." >&2
     echo "Look at $log; kill -9 $pid ends it (tsnet recovers its state on the next start)." >&2
     return 1
   fi
@@ -64,13 +64,13 @@ start() {
     return 1
   fi
   mkdir -p "$(dirname "$pidfile")" "$logdir" "$(dirname "$socket")"
-  : >"$out"
+  echo "=== $(date -Is) make up: starting tsnet" >>"$out"
   # setsid: its own session, so a Ctrl-C in this terminal does not reach it. In a script without
   # job control setsid execs in place, so $! is the daemon's pid.
   setsid node "$root/dist/cli/main.js" serve --socket "$socket" --log "$log" >>"$out" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$pidfile"
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 150); do
     if answers; then
       echo "tsnet is serving on $socket (pid $pid, log $log)"
       return 0
@@ -79,7 +79,7 @@ start() {
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
-    echo "ERROR: tsnet (pid $pid) did not answer on $socket within 30 s; stopping it." >&2
+    echo "ERROR: tsnet (pid $pid) did not answer on $socket within 15 s; stopping it." >&2
     kill -TERM "$pid" 2>/dev/null || true
   else
     echo "ERROR: tsnet exited while starting." >&2

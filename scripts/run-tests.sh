@@ -9,7 +9,7 @@
 # --prepare runs `make MAKE_TARGETS` first (installing, building); --typecheck type-checks
 # everything, tests included. A failing step counts as one failure, as does a project that ends
 # without results or exits non-zero with no failed test: a broken run never looks green. The
-# counts come from test-reporter/summary.ts (wired in vitest.config.ts) through TSNET_TEST_COUNTS.
+# counts come from test-reporter/summary.ts (wired in vitest.config.ts) through TSNET_SUMMARY_FILE.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,7 +51,7 @@ fi
 for project in "${projects[@]}"; do
   echo "=== vitest project: $project"
   counts="$work/$project.counts"
-  TSNET_TEST_COUNTS="$counts" node_modules/.bin/vitest run --project "$project" --passWithNoTests
+  TSNET_SUMMARY_FILE="$counts" node_modules/.bin/vitest run --project "$project" --passWithNoTests
   code=$?
   if [ ! -s "$counts" ]; then
     step_failed "vitest project $project ended without results (exit $code)"

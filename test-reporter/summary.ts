@@ -1,8 +1,9 @@
 // A vitest reporter that counts what a run did, for the one closing line of `make test`:
 //   tests: N passed, N failed, N skipped
 // vitest's own output stays as it is (this runs beside the default reporter). When
-// TSNET_TEST_COUNTS names a file, each run appends one line "PROJECTS PASSED FAILED SKIPPED" to
+// TSNET_SUMMARY_FILE names a file, each run appends one line "PROJECTS PASSED FAILED SKIPPED" to
 // it and scripts/run-tests.sh sums the lines over the projects; without it the line is printed.
+// (TSNET_TEST_COUNTS, its earlier name, is still read.)
 //
 // Failures that are not a failed test still count, so a broken run can never look green: a test
 // file that did not load, a failing beforeAll/afterAll, an unhandled error, a test left pending
@@ -58,7 +59,7 @@ export default class SummaryReporter implements Reporter {
   onTestRunEnd(modules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown>, reason: TestRunEndReason): void {
     const counts = countModules(modules, unhandledErrors.length);
     if (reason === 'interrupted' && counts.failed === 0) counts.failed = 1;
-    const out = process.env.TSNET_TEST_COUNTS;
+    const out = process.env.TSNET_SUMMARY_FILE || process.env.TSNET_TEST_COUNTS;
     if (out) {
       const names = [...this.projects].join(',') || 'none';
       appendFileSync(out, `${names} ${counts.passed} ${counts.failed} ${counts.skipped}\n`);
