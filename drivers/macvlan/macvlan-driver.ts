@@ -2,7 +2,8 @@
 // MAC. One macvlan sub-interface per endpoint (made in the host namespace, moved into the
 // container by Docker). No NAT and no published ports: traffic never passes through the host.
 // Optional host access: the kernel keeps a parent's macvlan children from talking to the parent
-// itself, so the host gets a macvlan "shim" sibling with an address and a route to the subnet.
+// itself, so the host gets a macvlan "shim" sibling with an address, and each container's address
+// is routed through it.
 import {
   UserError,
   type CreateEndpointRequest,
@@ -22,12 +23,22 @@ import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
 import type { LinkOwner } from '../owner.js';
 import { withUndo, type Logger, type Undo } from '../undo.js';
 import { refuseSubnetOverlap } from '../subnets.js';
-import { planMacvlanEndpoint, planMacvlanNetwork, type MacvlanEndpointConfig, type MacvlanNetworkConfig } from './plan.js';
+import { bareIp } from '../bridge/plan.js';
+import {
+  decideParent,
+  parentToRemove,
+  planMacvlanEndpoint,
+  planMacvlanNetwork,
+  vlanUnsupportedError,
+  type LinkFacts,
+  type MacvlanEndpointConfig,
+  type MacvlanNetworkConfig,
+  type ParentFacts,
+  type MacvlanNetworkState,
+  type ShimPlan,
+} from './plan.js';
 
-/** Stored config: the plan plus whether tsnet made the parent (then it removes it too). */
-export interface MacvlanNetworkState extends MacvlanNetworkConfig {
-  createdParent: boolean;
-}
+export type { MacvlanNetworkState } from './plan.js';
 
 type MacvlanNetwork = NetworkRecord<MacvlanNetworkState>;
 type MacvlanEndpoint = EndpointRecord<MacvlanEndpointConfig>;
@@ -35,7 +46,9 @@ type MacvlanEndpoint = EndpointRecord<MacvlanEndpointConfig>;
 export interface MacvlanDriverDeps {
   repo: NetworkRepo;
   netlink: Netlink;
+  /** removes endpoint links after the reply */
   reaper: { remove(name: string): void };
+  /** tags the links this daemon makes */
   owner: LinkOwner;
   log: Logger;
 }
@@ -49,88 +62,72 @@ export class MacvlanDriver implements ManagedDriver {
 
   async createNetwork(req: CreateNetworkRequest): Promise<void> {
     const plan = planMacvlanNetwork(req);
-    const createdParent = this.checkParent(req.networkId, plan);
+    if (req.internal && req.options.parent) {
+      this.d.log.warn({ network: req.networkId.slice(0, 12), parent: req.options.parent }, 'internal macvlan network: parent ignored, as Docker does');
+    }
+    // every check before anything is touched
+    if (this.d.repo.getNetwork(req.networkId)) throw new UserError(`network ${req.networkId.slice(0, 12)} already exists in tsnet`);
+    const parent = decideParent(plan, this.parentFacts(plan));
     refuseSubnetOverlap(this.d.repo, plan.subnets);
-    const config: MacvlanNetworkState = { ...plan, createdParent };
+    const config: MacvlanNetworkState = { ...plan, createdParent: parent.owned };
     withUndo(this.d.log, (undo) => {
       this.d.repo.insertNetwork({ id: req.networkId, driver: 'macvlan', state: 'creating', config, ipv4: req.ipv4, ipv6: req.ipv6 });
       undo.push('store row', () => this.d.repo.deleteNetwork(req.networkId));
-      this.buildNetwork(req.networkId, config, undo);
+      if (parent.create) this.buildParent(req.networkId, config, undo);
+      if (config.shim) this.buildShim(req.networkId, config, config.shim, undo);
       this.d.repo.setNetworkState(req.networkId, 'ready');
     });
   }
 
-  /**
-   * Validates the parent before anything is touched; returns whether tsnet must create it.
-   * Errors name the interface and say what to do.
-   */
-  private checkParent(networkId: string, c: MacvlanNetworkConfig): boolean {
+  private parentFacts(c: MacvlanNetworkConfig): ParentFacts {
     const nl = this.d.netlink;
+    const facts = (name: string): LinkFacts | undefined => {
+      const l = nl.getLink(name);
+      return l && { name: l.name, up: l.up, mtu: l.mtu };
+    };
     const p = c.parentPlan;
-    if (this.d.repo.getNetwork(networkId)) throw new UserError(`network ${networkId.slice(0, 12)} already exists in tsnet`);
-    if (p.kind === 'isolated') return true;
-    const onParent = this.macvlanNetworks().filter((n) => n.config.parent === p.name);
-    if (c.mode === 'passthru' && onParent.length > 0) {
-      throw new UserError(`parent ${p.name} already carries tsnet macvlan network ${onParent[0].id.slice(0, 12)}: passthru mode needs the parent to itself`);
-    }
-    const passthru = onParent.find((n) => n.config.mode === 'passthru');
-    if (passthru) throw new UserError(`parent ${p.name} is used in passthru mode by tsnet network ${passthru.id.slice(0, 12)}: no other network can share it`);
-    let link = nl.getLink(p.name);
-    let create = false;
-    if (!link && p.kind === 'vlan') {
-      const base = nl.getLink(p.base);
-      if (!base) throw new UserError(`parent interface ${p.base} (for VLAN ${p.name}) does not exist on this host`);
-      link = base;
-      create = true;
-    }
-    if (!link) throw new UserError(`parent interface ${p.name} does not exist on this host: give an existing link with -o parent=NAME`);
-    if (!link.up) throw new UserError(`parent interface ${link.name} is down: bring it up (ip link set ${link.name} up) and create the network again`);
-    if (c.mtu !== undefined && c.mtu > link.mtu) {
-      throw new UserError(`MTU ${c.mtu} is above the MTU ${link.mtu} of parent ${link.name}: a macvlan cannot exceed its parent's MTU`);
-    }
-    return create;
+    const link = facts(p.name);
+    return {
+      link,
+      base: p.kind === 'vlan' && !link ? facts(p.base) : undefined,
+      others: this.macvlanNetworks().map((n) => ({ id: n.id, config: n.config })),
+    };
   }
 
-  private buildNetwork(id: string, c: MacvlanNetworkState, undo: Undo): void {
+  /** Makes a parent tsnet owns: the VLAN link or the isolated bridge. */
+  private buildParent(id: string, c: MacvlanNetworkState, undo: Undo): void {
     const nl = this.d.netlink;
     const p = c.parentPlan;
-    if (c.createdParent && p.kind === 'isolated') {
-      nl.createLink({ kind: 'bridge', name: p.name, alias: this.d.owner.alias(id) });
+    if (p.kind === 'isolated') {
+      nl.createLink({ kind: 'bridge', name: p.name, mtu: c.mtu, alias: this.d.owner.alias(id) });
       undo.push(`bridge ${p.name}`, () => nl.deleteLink(p.name, { ignoreMissing: true }));
-      nl.setLink(p.name, { up: true });
-    } else if (c.createdParent && p.kind === 'vlan') {
+    } else if (p.kind === 'vlan') {
       try {
         nl.createLink({ kind: 'vlan', name: p.name, parent: p.base, vlanId: p.vlanId, alias: this.d.owner.alias(id) });
       } catch (err) {
-        if (isNetlinkError(err, 'EOPNOTSUPP')) {
-          throw new UserError(
-            `cannot create VLAN parent ${p.name}: this kernel has no 802.1Q VLAN support (module 8021q). ` +
-              `Create the VLAN link another way, or use an existing parent such as -o parent=${p.base}`,
-          );
-        }
+        if (isNetlinkError(err, 'EOPNOTSUPP')) throw vlanUnsupportedError(p);
         throw err;
       }
       undo.push(`vlan ${p.name}`, () => nl.deleteLink(p.name, { ignoreMissing: true }));
-      nl.setLink(p.name, { up: true });
+    } else {
+      throw new Error(`parent ${p.name} is the user's: tsnet does not make it`);
     }
-    if (c.shim) this.buildShim(id, c, c.shim, undo);
+    nl.setLink(p.name, { up: true });
   }
 
-  private buildShim(id: string, c: MacvlanNetworkConfig, shim: NonNullable<MacvlanNetworkConfig['shim']>, undo: Undo): void {
+  private buildShim(id: string, c: MacvlanNetworkState, shim: ShimPlan, undo: Undo): void {
     const nl = this.d.netlink;
     nl.createLink({ kind: 'macvlan', name: shim.name, parent: c.parent, mode: 'bridge', alias: this.d.owner.alias(id) });
     undo.push(`shim ${shim.name}`, () => nl.deleteLink(shim.name, { ignoreMissing: true }));
     nl.addAddress(shim.name, shim.address);
     nl.setLink(shim.name, { up: true });
-    // the subnet through the shim, not the parent: the parent cannot reach its own macvlans
-    for (const subnet of shim.subnets) nl.replaceRoute({ dst: subnet, dev: shim.name });
   }
 
   async deleteNetwork(networkId: string): Promise<void> {
     const net = this.d.repo.getNetwork<MacvlanNetworkState>(networkId);
     if (!net) return;
     this.d.repo.setNetworkState(networkId, 'deleting');
-    for (const ep of this.d.repo.listEndpoints<MacvlanEndpointConfig>(networkId)) this.teardownEndpoint(ep);
+    for (const ep of this.d.repo.listEndpoints<MacvlanEndpointConfig>(networkId)) this.teardownEndpoint(net, ep);
     this.teardownNetwork(net);
     this.d.repo.deleteNetwork(networkId);
   }
@@ -138,37 +135,57 @@ export class MacvlanDriver implements ManagedDriver {
   /** Removes what tsnet made; a parent the user made is left exactly as it was. */
   private teardownNetwork(net: MacvlanNetwork): void {
     const nl = this.d.netlink;
-    const c = net.config;
-    if (c.shim) nl.deleteLink(c.shim.name, { ignoreMissing: true });
-    if (!c.createdParent) return;
-    const othersOnParent = this.macvlanNetworks().filter((n) => n.id !== net.id && n.config.parent === c.parent);
-    if (othersOnParent.length === 0) nl.deleteLink(c.parent, { ignoreMissing: true });
+    // the shim's routes go with it
+    if (net.config.shim) nl.deleteLink(net.config.shim.name, { ignoreMissing: true });
+    const parent = parentToRemove(net, this.macvlanNetworks());
+    if (parent) nl.deleteLink(parent, { ignoreMissing: true });
   }
 
   // ---------------------------------------------------------------- endpoints
 
   async createEndpoint(req: CreateEndpointRequest): Promise<CreateEndpointResult> {
     const net = this.readyNetwork(req.networkId);
-    const plan = planMacvlanEndpoint(req);
+    const nl = this.d.netlink;
     if (this.d.repo.getEndpoint(req.endpointId)) throw new UserError(`endpoint ${req.endpointId.slice(0, 12)} already exists in tsnet`);
+    // only passthru needs to look at the parent and the other endpoints
+    const passthru = net.config.mode === 'passthru';
+    const plan = planMacvlanEndpoint(req, net.config, {
+      parentMac: passthru ? (nl.getLink(net.config.parent)?.mac ?? '') : '',
+      endpointsOnNetwork: passthru ? this.d.repo.listEndpoints(net.id).length : 0,
+    });
     withUndo(this.d.log, (undo) => {
       this.d.repo.insertEndpoint({ id: req.endpointId, networkId: net.id, state: 'creating', address: req.address, addressIpv6: req.addressIpv6, mac: plan.mac, config: plan.config });
       undo.push('store row', () => this.d.repo.deleteEndpoint(req.endpointId));
-      const nl = this.d.netlink;
-      nl.createLink({ kind: 'macvlan', name: plan.config.link, parent: net.config.parent, mode: net.config.mode, mtu: net.config.mtu, mac: plan.mac, alias: this.d.owner.alias(req.endpointId) });
-      undo.push(`macvlan ${plan.config.link}`, () => nl.deleteLink(plan.config.link, { ignoreMissing: true }));
+      const link = plan.config.link;
+      nl.createLink({ kind: 'macvlan', name: link, parent: net.config.parent, mode: net.config.mode, mtu: net.config.mtu, mac: plan.linkMac, alias: this.d.owner.alias(req.endpointId) });
+      undo.push(`macvlan ${link}`, () => nl.deleteLink(link, { ignoreMissing: true }));
+      if (net.config.shim && plan.config.hostRoute) {
+        const route = this.shimRoute(net.config.shim, plan.config.hostRoute);
+        nl.replaceRoute(route);
+        undo.push(`route ${route.dst}`, () => nl.deleteRoute(route, { ignoreMissing: true }));
+      }
       this.d.repo.setEndpointState(req.endpointId, 'ready');
     });
-    return plan.macChosen ? { macAddress: plan.mac } : {};
+    return plan.replyMac ? { macAddress: plan.replyMac } : {};
+  }
+
+  /** The host reaches a container through the shim, from the shim's address. */
+  private shimRoute(shim: ShimPlan, dst: string) {
+    return { dst, dev: shim.name, src: bareIp(shim.address) };
   }
 
   async deleteEndpoint(ref: EndpointRef): Promise<void> {
     const ep = this.d.repo.getEndpoint<MacvlanEndpointConfig>(ref.endpointId);
-    if (ep) this.teardownEndpoint(ep);
+    if (!ep) return;
+    const net = this.d.repo.getNetwork<MacvlanNetworkState>(ep.networkId);
+    this.teardownEndpoint(net, ep);
   }
 
-  private teardownEndpoint(ep: MacvlanEndpoint): void {
+  private teardownEndpoint(net: MacvlanNetwork | undefined, ep: MacvlanEndpoint): void {
+    const shim = net?.config.shim;
+    if (shim && ep.config.hostRoute) this.d.netlink.deleteRoute({ dst: ep.config.hostRoute, dev: shim.name }, { ignoreMissing: true });
     this.d.repo.deleteEndpoint(ep.id);
+    // gone already when Docker moved it into a container whose namespace has since been removed
     this.d.reaper.remove(ep.config.link);
   }
 
@@ -195,9 +212,13 @@ export class MacvlanDriver implements ManagedDriver {
   }
 
   async programExternalConnectivity(req: ProgramExternalConnectivityRequest): Promise<void> {
-    // as with Docker's macvlan: containers are on the LAN with their own address, nothing to publish
+    // As Docker's macvlan does, -p is accepted and ignored: the container is on the LAN at its own
+    // address, every port of it reachable there, and nothing passes through the host to map.
     if (req.options.portBindings.length > 0) {
-      this.d.log.warn({ endpoint: req.endpointId.slice(0, 12) }, 'published ports are ignored on macvlan networks: the container is reachable at its own address');
+      this.d.log.warn(
+        { network: req.networkId.slice(0, 12), endpoint: req.endpointId.slice(0, 12), ports: req.options.portBindings.length },
+        'published ports are ignored on macvlan networks: the container is reachable at its own address',
+      );
     }
   }
 
@@ -207,31 +228,66 @@ export class MacvlanDriver implements ManagedDriver {
     const ep = this.d.repo.getEndpoint<MacvlanEndpointConfig>(ref.endpointId);
     if (!ep) throw new UserError(`endpoint ${ref.endpointId.slice(0, 12)} is not known to tsnet`);
     const net = this.d.repo.getNetwork<MacvlanNetworkState>(ep.networkId);
-    return { portBindings: [], exposedPorts: [], details: { link: ep.config.link, parent: net?.config.parent ?? '' } };
+    return { portBindings: [], exposedPorts: [], details: { link: ep.config.link, parent: net?.config.parent ?? '', mode: net?.config.mode ?? '' } };
   }
 
   // ---------------------------------------------------------------- start-up reconcile
 
+  /**
+   * Brings the kernel back in line with the store after a restart, a crash or a reboot:
+   * operations interrupted half-way are rolled back or finished, a parent or shim tsnet made that
+   * is missing is made again, the shim's routes match the endpoints.
+   */
   restore(): void {
     const { repo, log, netlink: nl } = this.d;
     for (const net of this.macvlanNetworks()) {
       if (net.state !== 'ready') {
         log.info({ network: net.id, state: net.state }, 'finishing an interrupted macvlan network operation');
-        for (const ep of repo.listEndpoints<MacvlanEndpointConfig>(net.id)) this.teardownEndpoint(ep);
+        for (const ep of repo.listEndpoints<MacvlanEndpointConfig>(net.id)) this.teardownEndpoint(net, ep);
         this.teardownNetwork(net);
         repo.deleteNetwork(net.id);
         continue;
       }
       const c = net.config;
-      withUndo(log, (undo) => {
-        // after a reboot: what tsnet made for the network is gone; a user's parent must be there
-        if (c.createdParent && !nl.getLink(c.parent)) this.buildNetwork(net.id, { ...c, shim: undefined }, undo);
-        if (c.shim && !nl.getLink(c.shim.name)) this.buildShim(net.id, c, c.shim, undo);
-      });
       for (const ep of repo.listEndpoints<MacvlanEndpointConfig>(net.id)) {
-        if (ep.state !== 'ready') this.teardownEndpoint(ep);
+        if (ep.state !== 'ready') {
+          log.info({ endpoint: ep.id }, 'rolling back an interrupted endpoint creation');
+          this.teardownEndpoint(net, ep);
+        }
+      }
+      try {
+        withUndo(log, (undo) => {
+          if (!nl.getLink(c.parent)) {
+            // after a reboot what tsnet made is gone (and one VLAN link may serve several networks)
+            if (c.createdParent) this.buildParent(net.id, c, undo);
+            else log.warn({ network: net.id, parent: c.parent }, 'parent interface of a macvlan network is missing: its containers are cut off until it is back');
+          }
+          if (c.shim && nl.getLink(c.parent)) {
+            if (!nl.getLink(c.shim.name)) this.buildShim(net.id, c, c.shim, undo);
+            this.syncShimRoutes(net, c.shim);
+          }
+        });
+      } catch (err) {
+        log.error({ err, network: net.id }, 'could not restore a macvlan network');
       }
     }
+  }
+
+  /** The shim routes exactly the addresses of the network's endpoints. */
+  private syncShimRoutes(net: MacvlanNetwork, shim: ShimPlan): void {
+    const nl = this.d.netlink;
+    const want = new Set(
+      this.d.repo
+        .listEndpoints<MacvlanEndpointConfig>(net.id)
+        .map((ep) => ep.config.hostRoute)
+        .filter((r): r is string => r !== undefined),
+    );
+    for (const r of nl.listRoutes(4)) {
+      if (r.dev !== shim.name || !r.dst.endsWith('/32')) continue;
+      if (want.has(r.dst)) want.delete(r.dst);
+      else nl.deleteRoute({ dst: r.dst, dev: shim.name }, { ignoreMissing: true });
+    }
+    for (const dst of want) nl.replaceRoute(this.shimRoute(shim, dst));
   }
 
   ownedLinks(): string[] {
@@ -255,7 +311,7 @@ export class MacvlanDriver implements ManagedDriver {
 
   private readyNetwork(id: string): MacvlanNetwork {
     const net = this.d.repo.getNetwork<MacvlanNetworkState>(id);
-    if (!net || net.state !== 'ready') throw new UserError(`network ${id.slice(0, 12)} is not known to tsnet: recreate the network`);
+    if (!net || net.state !== 'ready') throw new UserError(`network ${id.slice(0, 12)} is not known to tsnet (was its state directory removed?): recreate the network`);
     return net;
   }
 }
