@@ -1,24 +1,28 @@
-// Shared pieces of the benchmarks: commands, namespaces with cleanup, statistics, a table.
+// Shared pieces of the benchmarks: commands, namespaces with cleanup, dockerd, statistics, a table.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { docker, ensureDockerd, stopDockerdIfStarted } from '../docker-tests/harness.js';
 
-export function sh(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', input, maxBuffer: 64 << 20 }).trim();
+/** Runs a command and returns its trimmed stdout; throws when it fails or outlives timeoutMs. */
+export function sh(cmd: string, args: string[], input?: string, timeoutMs = 300_000): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', input, maxBuffer: 64 << 20, timeout: timeoutMs }).trim();
 }
 
-export function inNs(ns: string, cmd: string, args: string[], input?: string): string {
-  return sh('ip', ['netns', 'exec', ns, cmd, ...args], input);
+export function inNs(ns: string, cmd: string, args: string[], input?: string, timeoutMs?: number): string {
+  return sh('ip', ['netns', 'exec', ns, cmd, ...args], input, timeoutMs);
 }
 
 /** Runs a command and returns its wall time in milliseconds; throws when it fails. */
-export function timed(cmd: string, args: string[]): number {
+export function timed(cmd: string, args: string[], timeoutMs = 600_000): number {
   const start = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: timeoutMs });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.slice(0, 6).join(' ')} failed: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.slice(0, 8).join(' ')} failed (${r.status ?? r.signal}): ${r.stderr}${r.error ?? ''}`);
   return ms;
 }
 
 export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
@@ -29,10 +33,43 @@ export function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
+/**
+ * 95% bootstrap interval of median(b) / median(a): how far the ratio of two medians moves when
+ * the samples are drawn again. A ratio whose interval holds 1 is "equal within noise".
+ * Seeded, so the same samples give the same interval.
+ */
+export function ratioInterval(a: number[], b: number[], rounds = 1000): [number, number] {
+  const rand = seededRandom();
+  const resampledMedian = (xs: number[]) => median(Array.from({ length: xs.length }, () => xs[Math.floor(rand() * xs.length)]));
+  const ratios = Array.from({ length: rounds }, () => resampledMedian(b) / resampledMedian(a)).sort((x, y) => x - y);
+  return [ratios[Math.floor(rounds * 0.025)], ratios[Math.ceil(rounds * 0.975) - 1]];
+}
+
+/** A seeded random number generator in [0, 1) (xorshift32): runs are repeatable. */
+export function seededRandom(seed = 0x2545f491): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 0x1_0000_0000;
+  };
+}
+
+/** A copy of xs in random order (Fisher-Yates). */
+export function shuffled<T>(xs: readonly T[], rand: () => number): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
 export function table(headers: string[], rows: (string | number)[][]): string {
   const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? c.toFixed(c < 10 ? 2 : 1) : c)));
-  const w = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
-  return [headers, ...cells].map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ')).join('\n');
+  const w = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)));
+  return [headers, ...cells].map((r) => r.map((c, i) => (c ?? '').padEnd(w[i])).join('  ').trimEnd()).join('\n');
 }
 
 /** Cleanup steps that run newest first, also when the benchmark fails or is interrupted. */
@@ -69,7 +106,45 @@ export function makeNs(name: string, cleanup: Cleanup): string {
   return name;
 }
 
+/**
+ * A dockerd to benchmark against: the running one, or one started here, which the cleanup
+ * stops again (a dockerd that was already running is left alone).
+ */
+export async function useDockerd(cleanup: Cleanup): Promise<void> {
+  if (docker(['info', '--format', '{{.ServerVersion}}'], { timeoutMs: 20_000 }).code === 0) return;
+  cleanup.add(() => stopDockerdIfStarted());
+  console.log('no dockerd answers: starting one for the benchmark (stopped at the end)');
+  await ensureDockerd();
+}
+
+/** Processes with exactly this command name (pgrep -x). */
 export function countProcesses(name: string): number {
   const r = spawnSync('pgrep', ['-c', '-x', name], { encoding: 'utf8' });
   return Number(r.stdout.trim() || 0);
+}
+
+/** Number of processes below pid (children, grandchildren, ...), from /proc. */
+export function countDescendants(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const parentOf = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // the command name may hold spaces and parentheses: the ppid is the 2nd field after the last ')'
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parentOf.set(ppid, [...(parentOf.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  let count = 0;
+  const todo = [pid];
+  for (let guard = 0; todo.length && guard < 100_000; guard++) {
+    for (const child of parentOf.get(todo.pop()!) ?? []) {
+      count++;
+      todo.push(child);
+    }
+  }
+  return count;
 }
