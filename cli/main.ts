@@ -8,7 +8,17 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve': {
       const { runDaemon } = await import('../daemon/daemon.js');
-      await runDaemon({ stateDir: flags.stateDir, socketPath: flags.socket, logFile: flags.log });
+      const leaseTtl = Number(flags.leaseTtl);
+      if (!Number.isInteger(leaseTtl) || leaseTtl < 2) throw new CliError(`--lease-ttl ${flags.leaseTtl}: give whole seconds, 2 or more`);
+      await runDaemon({
+        stateDir: flags.stateDir,
+        socketPath: flags.socket,
+        logFile: flags.log,
+        store: flags.store,
+        vtep: flags.vtep,
+        hostName: flags.hostName,
+        leaseTtl,
+      });
       return 0;
     }
     case 'status':
@@ -19,6 +29,10 @@ async function main(argv: string[]): Promise<number> {
       const out = await runPort(flags.stateDir, args[0], args[1]);
       if (out) console.log(out);
       return 0;
+    }
+    case 'lab': {
+      const { runLab } = await import('./lab.js');
+      return runLab(args, flags);
     }
     case 'doctor': {
       const { runDoctor } = await import('./doctor.js');

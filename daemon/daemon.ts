@@ -4,6 +4,7 @@
 import pino from 'pino';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { hostname } from 'node:os';
 import { openDatabase } from '../store/db.js';
 import { NetworkRepo } from '../store/network-repo.js';
 import { databasePath, instanceOf } from './paths.js';
@@ -20,6 +21,11 @@ import { Firewall } from '../firewall/firewall.js';
 import { Ipam } from '../ipam/ipam.js';
 import { SqliteIpamRepo } from '../store/ipam-repo.js';
 import { buildServer, listenUnix } from '../plugin-api/server.js';
+import { OverlayDriver } from '../drivers/overlay/overlay-driver.js';
+import { discoverUnderlay } from '../drivers/overlay/underlay.js';
+import { ClusterIpam, withClusterPools } from '../ipam/cluster-ipam.js';
+import { parseStoreUrl, type ClusterStore } from '../store/cluster/cluster-store.js';
+import { EtcdClusterStore } from '../store/cluster/etcd-store.js';
 
 const DOCKER_COMPAT_REFRESH_MS = 5_000;
 
@@ -27,6 +33,14 @@ export interface DaemonOptions {
   stateDir: string;
   socketPath: string;
   logFile: string;
+  /** etcd://HOST:PORT[,...] for multi-host overlays; '' for none */
+  store?: string;
+  /** VTEP address; '' to take the default route's source */
+  vtep?: string;
+  /** this host's name in the cluster */
+  hostName?: string;
+  /** seconds */
+  leaseTtl?: number;
 }
 
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
@@ -45,14 +59,31 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
 
   const bridge = new BridgeDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: (k, v) => writeSysctl(k, v), log });
   const macvlan = new MacvlanDriver({ repo, netlink, reaper, owner, log });
-  const controller = new Controller([bridge, macvlan], repo, netlink, firewall, owner, log);
+  // resolved once to fail early on a bad --vtep; each overlay create reads the underlay again
+  const underlay = () => discoverUnderlay(netlink, opts.vtep || undefined);
+  const vtep = underlay().vtep;
+  let cluster: ClusterStore | undefined;
+  if (opts.store) {
+    const { hosts } = parseStoreUrl(opts.store);
+    if (!vtep) throw new Error('a cluster store needs this host\'s VTEP address: give --vtep IP (the host has no default route to take it from)');
+    cluster = new EtcdClusterStore({ hosts, host: opts.hostName || hostname(), vtep, leaseTtl: opts.leaseTtl, log });
+  }
+  const overlay = new OverlayDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: (k, v) => writeSysctl(k, v), log, cluster, underlay });
+  const controller = new Controller([bridge, macvlan, overlay], repo, netlink, firewall, owner, log);
   const started = Date.now();
   controller.restore();
   log.info({ ms: Date.now() - started, networks: repo.listNetworks().length, endpoints: repo.listEndpoints().length }, 'reconciled kernel with store');
 
   // the host's routes, so an automatically chosen subnet never shadows one in use
   const hostRoutes = () => [...netlink.listRoutes(4), ...netlink.listRoutes(6)].map((r) => r.dst).filter((d) => d && d !== 'default');
-  const ipam = new Ipam(new SqliteIpamRepo(db), { hostRoutes });
+  const ipam = withClusterPools(new Ipam(new SqliteIpamRepo(db), { hostRoutes }), new ClusterIpam(cluster));
+
+  // the cluster first: a daemon that cannot reach its store fails at start, loud and clear
+  if (cluster) {
+    await cluster.start();
+    await overlay.startControlPlane();
+    log.info({ store: cluster.endpoint, host: cluster.host, vtep: cluster.vtep }, 'joined the cluster store');
+  }
 
   const app = buildServer({ network: controller, ipam, logger: log });
   await listenUnix(app, opts.socketPath);
@@ -77,6 +108,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     log.info({ signal }, 'tsnet stopping; networks and containers keep working');
     app
       .close()
+      .then(() => cluster?.close())
       .then(() => reaper.close())
       .catch((err: unknown) => log.error({ err }, 'closing the server'))
       .finally(() => {

@@ -36,14 +36,17 @@ export interface AddressSpaces {
   globalDefaultAddressSpace: string;
 }
 
+/** The local allocator answers at once; the cluster-wide one (overlay pools in etcd) needs a round trip. */
+export type MaybePromise<T> = T | Promise<T>;
+
 export interface IpamService {
   getDefaultAddressSpaces(): AddressSpaces;
-  requestPool(req: RequestPoolRequest): RequestPoolResult;
+  requestPool(req: RequestPoolRequest): MaybePromise<RequestPoolResult>;
   /** Idempotent: unknown IDs succeed. */
-  releasePool(poolId: string): void;
-  requestAddress(req: RequestAddressRequest): RequestAddressResult;
+  releasePool(poolId: string): MaybePromise<void>;
+  requestAddress(req: RequestAddressRequest): MaybePromise<RequestAddressResult>;
   /** Idempotent: unknown pools and addresses succeed. `address` is bare or CIDR. */
-  releaseAddress(poolId: string, address: string): void;
+  releaseAddress(poolId: string, address: string): MaybePromise<void>;
 }
 
 /** Docker's option value for a gateway request. */

@@ -142,15 +142,15 @@ function routes(o: ServerOptions): Record<string, Route> {
     // be refused as "already in use")
     'IpamDriver.GetCapabilities': local(() => ({ RequiresMACAddress: false, RequiresRequestReplay: false })),
     'IpamDriver.GetDefaultAddressSpaces': serial(() => fromDefaultAddressSpaces(ipam.getDefaultAddressSpaces())),
-    'IpamDriver.RequestPool': serial((b) => fromRequestPool(ipam.requestPool(toRequestPool(as<WireRequestPool>(b))))),
-    'IpamDriver.ReleasePool': serial((b) => {
-      ipam.releasePool(String(b.PoolID));
+    'IpamDriver.RequestPool': serial(async (b) => fromRequestPool(await ipam.requestPool(toRequestPool(as<WireRequestPool>(b))))),
+    'IpamDriver.ReleasePool': serial(async (b) => {
+      await ipam.releasePool(String(b.PoolID));
       return done;
     }),
-    'IpamDriver.RequestAddress': serial((b) => fromRequestAddress(ipam.requestAddress(toRequestAddress(as<WireRequestAddress>(b))))),
-    'IpamDriver.ReleaseAddress': serial((b) => {
+    'IpamDriver.RequestAddress': serial(async (b) => fromRequestAddress(await ipam.requestAddress(toRequestAddress(as<WireRequestAddress>(b))))),
+    'IpamDriver.ReleaseAddress': serial(async (b) => {
       const w = as<WireReleaseAddress>(b);
-      ipam.releaseAddress(w.PoolID ?? '', w.Address ?? '');
+      await ipam.releaseAddress(w.PoolID ?? '', w.Address ?? '');
       return done;
     }),
   };

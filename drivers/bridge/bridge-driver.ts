@@ -39,8 +39,24 @@ export interface BridgeEndpointState extends BridgeEndpointConfig {
   exposedPorts: { proto: string; port: number }[];
 }
 
-type BridgeNetwork = NetworkRecord<BridgeNetworkConfig>;
+type BridgeNetwork<X extends object = object> = NetworkRecord<BridgeNetworkConfig & X>;
 type BridgeEndpoint = EndpointRecord<BridgeEndpointState>;
+
+/**
+ * What a driver built on the bridge adds to each network (the overlay's VXLAN port). Runs inside
+ * the bridge's own steps, so the extras share its undo, restore and sweep. X is the extra
+ * configuration stored with the network.
+ */
+export interface BridgeExtension<X extends object> {
+  /** after the bridge exists (create, or rebuild at start-up); registers its undos */
+  build(networkId: string, config: BridgeNetworkConfig & X, undo: Undo): void;
+  /** start-up with the bridge present: makes sure the extras exist and are attached */
+  ensure(networkId: string, config: BridgeNetworkConfig & X): void;
+  /** before the bridge goes */
+  teardown(networkId: string, config: BridgeNetworkConfig & X): void;
+  /** links the extras own, for the start-up sweep */
+  links(config: BridgeNetworkConfig & X): string[];
+}
 
 export interface BridgeDriverDeps {
   repo: NetworkRepo;
@@ -55,18 +71,25 @@ export interface BridgeDriverDeps {
   log: Logger;
 }
 
-export class BridgeDriver implements ManagedDriver {
-  readonly type = 'bridge' as const;
+export class BridgeDriver<X extends object = object> implements ManagedDriver {
+  readonly type: 'bridge' | 'overlay';
 
-  constructor(private readonly d: BridgeDriverDeps) {}
+  constructor(
+    private readonly d: BridgeDriverDeps,
+    /** for drivers built on this one: their type in the store and what they add to each network */
+    private readonly ext?: { type: 'overlay'; extension: BridgeExtension<X> },
+  ) {
+    this.type = ext?.type ?? 'bridge';
+  }
 
   // ---------------------------------------------------------------- networks
 
-  async createNetwork(req: CreateNetworkRequest): Promise<void> {
-    const config = planNetwork(req);
+  /** `extra`: the extension's configuration, stored with the network. */
+  async createNetwork(req: CreateNetworkRequest, extra?: X): Promise<void> {
+    const config = { ...planNetwork(req), ...extra } as BridgeNetworkConfig & X;
     this.refuseConflicts(req.networkId, config);
     withUndo(this.d.log, (undo) => {
-      this.d.repo.insertNetwork({ id: req.networkId, driver: 'bridge', state: 'creating', config, ipv4: req.ipv4, ipv6: req.ipv6 });
+      this.d.repo.insertNetwork({ id: req.networkId, driver: this.type, state: 'creating', config, ipv4: req.ipv4, ipv6: req.ipv6 });
       undo.push('store row', () => this.d.repo.deleteNetwork(req.networkId));
       this.buildNetwork(req.networkId, config, undo);
       this.d.repo.setNetworkState(req.networkId, 'ready');
@@ -74,7 +97,7 @@ export class BridgeDriver implements ManagedDriver {
   }
 
   async deleteNetwork(networkId: string): Promise<void> {
-    const net = this.d.repo.getNetwork<BridgeNetworkConfig>(networkId);
+    const net = this.d.repo.getNetwork<BridgeNetworkConfig & X>(networkId);
     if (!net) return;
     this.d.repo.setNetworkState(networkId, 'deleting');
     for (const ep of this.d.repo.listEndpoints<BridgeEndpointState>(networkId)) this.teardownEndpoint(ep);
@@ -83,7 +106,7 @@ export class BridgeDriver implements ManagedDriver {
   }
 
   /** Makes the kernel objects of a network; used by create and by restore after a reboot. */
-  private buildNetwork(id: string, c: BridgeNetworkConfig, undo: Undo): void {
+  private buildNetwork(id: string, c: BridgeNetworkConfig & X, undo: Undo): void {
     const nl = this.d.netlink;
     nl.createLink({ kind: 'bridge', name: c.bridge, mtu: c.mtu, mac: macFromIPv4(c.gatewayAddresses[0]), alias: this.d.owner.alias(id) });
     undo.push(`bridge ${c.bridge}`, () => nl.deleteLink(c.bridge, { ignoreMissing: true }));
@@ -95,6 +118,7 @@ export class BridgeDriver implements ManagedDriver {
     const fw = firewallNetwork(id, c);
     this.d.firewall.addNetwork(fw);
     undo.push(`firewall rules of ${c.bridge}`, () => this.d.firewall.removeNetwork(fw));
+    this.ext?.extension.build(id, c, undo);
   }
 
   /** Addresses, sysctls and link state of an existing bridge; idempotent. */
@@ -112,7 +136,8 @@ export class BridgeDriver implements ManagedDriver {
     nl.setLink(c.bridge, { up: true });
   }
 
-  private teardownNetwork(net: BridgeNetwork): void {
+  private teardownNetwork(net: BridgeNetwork<X>): void {
+    this.ext?.extension.teardown(net.id, net.config);
     this.d.firewall.removeNetwork(firewallNetwork(net.id, net.config));
     this.d.netlink.deleteLink(net.config.bridge, { ignoreMissing: true });
   }
@@ -264,7 +289,7 @@ export class BridgeDriver implements ManagedDriver {
    */
   restore(): void {
     const { repo, log } = this.d;
-    for (const net of repo.listNetworks<BridgeNetworkConfig>('bridge')) {
+    for (const net of repo.listNetworks<BridgeNetworkConfig & X>(this.type)) {
       if (net.state !== 'ready') {
         log.info({ network: net.id, state: net.state }, 'finishing an interrupted network operation');
         for (const ep of repo.listEndpoints<BridgeEndpointState>(net.id)) this.teardownEndpoint(ep);
@@ -278,6 +303,7 @@ export class BridgeDriver implements ManagedDriver {
       } else {
         this.configureBridge(net.config);
         this.d.firewall.addNetwork(firewallNetwork(net.id, net.config));
+        this.ext?.extension.ensure(net.id, net.config);
       }
       for (const ep of repo.listEndpoints<BridgeEndpointState>(net.id)) this.restoreEndpoint(net, ep);
       // the daemon's sockets held the host ports; hold them again so no host process takes them
@@ -315,8 +341,8 @@ export class BridgeDriver implements ManagedDriver {
   /** Link names this driver owns, for the sweep of leftovers at start-up. */
   ownedLinks(): string[] {
     const names: string[] = [];
-    for (const net of this.d.repo.listNetworks<BridgeNetworkConfig>('bridge')) {
-      names.push(net.config.bridge);
+    for (const net of this.d.repo.listNetworks<BridgeNetworkConfig & X>(this.type)) {
+      names.push(net.config.bridge, ...(this.ext?.extension.links(net.config) ?? []));
       for (const ep of this.d.repo.listEndpoints<BridgeEndpointState>(net.id)) names.push(ep.config.hostIf, ep.config.containerIf);
     }
     return names;
@@ -324,7 +350,7 @@ export class BridgeDriver implements ManagedDriver {
 
   firewallState(): { networks: FirewallNetwork[]; mappings: PortMapping[] } {
     const networks = this.d.repo
-      .listNetworks<BridgeNetworkConfig>('bridge')
+      .listNetworks<BridgeNetworkConfig>(this.type)
       .filter((n) => n.state === 'ready')
       .map((n) => firewallNetwork(n.id, n.config));
     const ids = new Set(networks.map((n) => n.id));
@@ -334,8 +360,8 @@ export class BridgeDriver implements ManagedDriver {
 
   // ---------------------------------------------------------------- lookups
 
-  private readyNetwork(id: string): BridgeNetwork {
-    const net = this.d.repo.getNetwork<BridgeNetworkConfig>(id);
+  private readyNetwork(id: string): BridgeNetwork<X> {
+    const net = this.d.repo.getNetwork<BridgeNetworkConfig & X>(id);
     if (!net || net.state !== 'ready') {
       throw new UserError(`network ${id.slice(0, 12)} is not known to tsnet (was its state directory removed?): recreate the network`);
     }

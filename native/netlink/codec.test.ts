@@ -142,7 +142,7 @@ describe('replies captured from the kernel', () => {
 
   it('decodes the kind-specific data of vxlan and macvlan links', () => {
     const vx = linkMessage.decode(single('linkVxlan').payload);
-    expect(vx.attrs.linkinfo).toEqual({ kind: 'vxlan', data: { id: 42, local: '10.88.0.1', learning: false, port: 4789 } });
+    expect(vx.attrs.linkinfo).toEqual({ kind: 'vxlan', data: { id: 42, local: '10.88.0.1', learning: false, proxy: false, port: 4789 } });
     expect(toLinkInfo(vx)).toMatchObject({ name: 'vx42', kind: 'vxlan', vxlanId: 42 });
     expect(toLinkInfo(linkMessage.decode(single('linkMacvlan').payload))).toMatchObject({
       name: 'mv0',

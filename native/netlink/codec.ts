@@ -253,6 +253,7 @@ const vxlanData = {
   local: [IFLA_VXLAN.LOCAL, ip],
   local6: [IFLA_VXLAN.LOCAL6, ip],
   learning: [IFLA_VXLAN.LEARNING, bool],
+  proxy: [IFLA_VXLAN.PROXY, bool],
   port: [IFLA_VXLAN.PORT, be16],
 } as const;
 

@@ -73,7 +73,7 @@ export const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
 export const VETH_INFO_PEER = 1;
 export const IFLA_VLAN = { ID: 1 } as const;
 export const IFLA_MACVLAN = { MODE: 1 } as const;
-export const IFLA_VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17 } as const;
+export const IFLA_VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PROXY: 11, PORT: 15, LOCAL6: 17 } as const;
 export const IFLA_BRPORT = { MODE: 4, LEARNING: 8, ISOLATED: 33 } as const;
 
 export const MACVLAN_MODE = { private: 1, vepa: 2, bridge: 4, passthru: 8 } as const;

@@ -39,6 +39,13 @@ describe('link specs to RTM_NEWLINK', () => {
     });
   });
 
+  it('vxlan: proxy ARP flag', () => {
+    expect(onTheWire({ kind: 'vxlan', name: 'vx1', vni: 7, proxy: true, learning: false }).attrs.linkinfo).toEqual({
+      kind: 'vxlan',
+      data: { id: 7, port: 4789, learning: false, proxy: true },
+    });
+  });
+
   it('vxlan: the port goes in network byte order', () => {
     const bytes = linkMessage.encode(createLinkRequest({ kind: 'vxlan', name: 'vx1', vni: 1 }, resolve));
     expect(bytes.includes(Buffer.from([6, 0, 15, 0, 0x12, 0xb5]))).toBe(true); // IFLA_VXLAN_PORT 4789

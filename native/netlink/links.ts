@@ -32,6 +32,8 @@ export interface VxlanSpec extends CommonSpec {
   /** UDP port; 4789 (IANA) unless given, not the kernel's legacy 8472 */
   port?: number;
   learning?: boolean;
+  /** answer ARP and neighbour solicitations from the device's neighbour table (no flooding) */
+  proxy?: boolean;
   parent?: string;
 }
 
@@ -141,6 +143,7 @@ function linkInfoOf(spec: LinkSpec, resolve: ResolveLink): LinkInfoAttr {
           ...local,
           port: spec.port ?? VXLAN_PORT,
           learning: spec.learning,
+          proxy: spec.proxy,
           link: spec.parent === undefined ? undefined : resolve(spec.parent),
         },
       };

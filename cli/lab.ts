@@ -1,0 +1,56 @@
+// `tsnet lab ...`: the overlay lab's commands (lab/lab.ts does the work).
+import { CliError } from './status.js';
+import type { Parsed } from './args.js';
+import { LabError, formatStatus, labAttach, labDetach, labDown, labKill, labStart, labStatus, labUp, readState } from '../lab/lab.js';
+
+const LAB_USAGE = 'usage: tsnet lab up [--hosts N] | attach --host H NAME | detach NAME | kill --host H | start --host H | status [--json] | down   (each with --name LAB)';
+
+export async function runLab(args: string[], flags: Parsed['flags']): Promise<number> {
+  const [sub, ...rest] = args;
+  try {
+    switch (sub) {
+      case 'up': {
+        const hosts = Number(flags.hosts);
+        const leaseTtl = Number(flags.leaseTtl);
+        if (!Number.isInteger(leaseTtl) || leaseTtl < 2) throw new CliError(`--lease-ttl ${flags.leaseTtl}: give whole seconds, 2 or more`);
+        await labUp({ name: flags.name, hosts, leaseTtl, say: (l) => console.log(l) });
+        console.log(`lab ${flags.name} is up: tsnet lab attach --name ${flags.name} --host h1 NAME`);
+        return 0;
+      }
+      case 'attach': {
+        if (rest.length !== 1 || !flags.host) throw new CliError('usage: tsnet lab attach --host H NAME');
+        const c = await labAttach(flags.name, flags.host, rest[0]);
+        console.log(c.address);
+        return 0;
+      }
+      case 'detach':
+        if (rest.length !== 1) throw new CliError('usage: tsnet lab detach NAME');
+        await labDetach(flags.name, rest[0]);
+        return 0;
+      case 'kill':
+      case 'start':
+        if (rest.length !== 0 || !flags.host) throw new CliError(`usage: tsnet lab ${sub} --host H`);
+        await (sub === 'kill' ? labKill : labStart)(flags.name, flags.host);
+        return 0;
+      case 'status': {
+        if (flags.json) {
+          console.log(JSON.stringify(labStatus(flags.name), null, 2));
+        } else {
+          const s = readState(flags.name);
+          if (!s) throw new CliError(`no lab '${flags.name}' is up: start one with tsnet lab up --name ${flags.name}`);
+          console.log(formatStatus(s));
+        }
+        return 0;
+      }
+      case 'down':
+        await labDown(flags.name);
+        return 0;
+      default:
+        throw new CliError(sub ? `unknown lab command '${sub}'\n${LAB_USAGE}` : LAB_USAGE);
+    }
+  } catch (err) {
+    // the lab's and the daemon's messages are for the user as they are
+    if (err instanceof LabError || (err instanceof Error && err.name === 'PluginError')) throw new CliError(err.message);
+    throw err;
+  }
+}

@@ -1,0 +1,181 @@
+// What an overlay network is made of, computed as data. Pure: the driver (overlay-driver.ts)
+// applies it. An overlay network on a host is a bridge network (bridge, gateway, veths, NAT and
+// published ports: drivers/bridge/) plus a VXLAN port on the bridge that carries its layer 2 to
+// the other hosts. Remote containers are never learned by flooding: each one is a forwarding entry
+// (its MAC -> its host's VTEP) and a neighbour entry (its IP -> its MAC, answered by the VXLAN
+// device's ARP proxy) programmed from the cluster store.
+import { UserError, type CreateNetworkRequest } from '../driver.js';
+import { checkOverlayName } from '../../ipam/cluster-ipam.js';
+import { parseMtu } from '../bridge/options.js';
+import { TYPE_OPTION } from '../bridge/options.js';
+import type { EndpointAnnouncement } from '../../store/cluster/cluster-store.js';
+
+/** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers. */
+export const VXLAN_OVERHEAD_IPV4 = 50;
+export const VXLAN_PORT = 4789;
+export const FIRST_LOCAL_VNI = 4096;
+const MAX_VNI = 16_777_215;
+
+export const OVERLAY_OPTION = 'overlay';
+export const VNI_OPTION = 'vni';
+/** Docker's own overlay option for the VNI: accepted so a compose file moves over as it is */
+export const DOCKER_VNI_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
+export const PORT_OPTION = 'vxlan_port';
+export const MTU_OPTION = 'com.docker.network.driver.mtu';
+/** bridge options that mean the same on an overlay, handed to the bridge underneath as they are */
+const BRIDGE_OPTIONS = [
+  'com.docker.network.bridge.enable_icc',
+  'com.docker.network.bridge.enable_ip_masquerade',
+  'com.docker.network.bridge.host_binding_ipv4',
+  'com.docker.network.container_iface_prefix',
+];
+const ACCEPTED = [TYPE_OPTION, OVERLAY_OPTION, VNI_OPTION, DOCKER_VNI_OPTION, PORT_OPTION, MTU_OPTION, ...BRIDGE_OPTIONS];
+
+/** Stored with the network next to the bridge's configuration. */
+export interface OverlayConfig {
+  overlay: {
+    /** the overlay's name in the cluster; '' for a single-host overlay */
+    name: string;
+    vni: number;
+    port: number;
+    /** the VXLAN device, a port of the bridge */
+    vxlan: string;
+    /** this host's VTEP address, '' when the host has none (single host) */
+    local: string;
+  };
+}
+
+export interface OverlayOptions {
+  /** cluster-wide name, undefined for a single-host overlay */
+  name?: string;
+  vni?: number;
+  port?: number;
+  mtu?: number;
+  /** what goes on to the bridge driver */
+  bridgeOptions: Record<string, string>;
+}
+
+export interface Underlay {
+  /** '' when the host has no address to tunnel from (then only single-host overlays work) */
+  vtep: string;
+  /** link that carries the VTEP address */
+  link: string;
+  mtu: number;
+}
+
+export function parseOverlayOptions(options: Record<string, string>): OverlayOptions {
+  const unknown = Object.keys(options).filter((k) => !ACCEPTED.includes(k));
+  if (unknown.length > 0) {
+    throw new UserError(
+      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} for a tsnet overlay network; accepted: ${ACCEPTED.join(', ')}`,
+    );
+  }
+  const out: OverlayOptions = { bridgeOptions: {} };
+  for (const k of BRIDGE_OPTIONS) if (options[k] !== undefined) out.bridgeOptions[k] = options[k];
+  const name = options[OVERLAY_OPTION];
+  if (name !== undefined) {
+    checkOverlayName(name, `-o ${OVERLAY_OPTION}`);
+    out.name = name;
+  }
+  const vniText = options[VNI_OPTION] ?? options[DOCKER_VNI_OPTION];
+  if (options[VNI_OPTION] !== undefined && options[DOCKER_VNI_OPTION] !== undefined && options[VNI_OPTION] !== options[DOCKER_VNI_OPTION]) {
+    throw new UserError(`-o ${VNI_OPTION} and -o ${DOCKER_VNI_OPTION} disagree: give one of them`);
+  }
+  if (vniText !== undefined) out.vni = parseInteger(vniText, DOCKER_VNI_OPTION === vniText ? DOCKER_VNI_OPTION : VNI_OPTION, 1, MAX_VNI);
+  if (options[PORT_OPTION] !== undefined) out.port = parseInteger(options[PORT_OPTION], PORT_OPTION, 1, 65535);
+  if (options[MTU_OPTION] !== undefined) out.mtu = parseMtu(MTU_OPTION, options[MTU_OPTION]);
+  return out;
+}
+
+function parseInteger(text: string, key: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text.trim())) throw new UserError(`-o ${key}=${text}: not a whole number`);
+  const n = Number(text.trim());
+  if (n < min || n > max) throw new UserError(`-o ${key}=${text}: must be ${min}..${max}`);
+  return n;
+}
+
+/** The MTU containers get: the underlay's minus the VXLAN headers, or the user's if it fits. */
+export function overlayMtu(underlay: Underlay, wanted: number | undefined): number {
+  const max = underlay.mtu - VXLAN_OVERHEAD_IPV4;
+  if (wanted === undefined) return max;
+  if (wanted > max) {
+    throw new UserError(
+      `MTU ${wanted} does not fit through VXLAN: the underlay${underlay.link ? ` ${underlay.link}` : ''} has MTU ${underlay.mtu} and ` +
+        `VXLAN needs ${VXLAN_OVERHEAD_IPV4} bytes of it for headers, so ${max} is the largest; give ${MTU_OPTION}=${max} or less, or leave it out`,
+    );
+  }
+  return wanted;
+}
+
+/** Link names: 4-byte prefixes leave 11 hex digits of the network ID. */
+export function overlayLinkNames(networkId: string): { bridge: string; vxlan: string } {
+  const id = networkId.slice(0, 11);
+  return { bridge: `tob-${id}`, vxlan: `tox-${id}` };
+}
+
+/** The lowest VNI from FIRST_LOCAL_VNI up that no overlay of this host uses. */
+export function firstFreeLocalVni(used: number[]): number {
+  const taken = new Set(used);
+  for (let v = FIRST_LOCAL_VNI; v <= MAX_VNI; v++) if (!taken.has(v)) return v;
+  throw new UserError('no free VNI left on this host');
+}
+
+/** The request the bridge driver underneath sees: the overlay's links and MTU, bridge options only. */
+export function bridgeRequest(req: CreateNetworkRequest, opts: OverlayOptions, mtu: number): CreateNetworkRequest {
+  if (req.enableIpv6) throw new UserError('IPv6 on tsnet overlay networks is not supported yet: leave out --ipv6');
+  return {
+    ...req,
+    options: {
+      ...opts.bridgeOptions,
+      'com.docker.network.bridge.name': overlayLinkNames(req.networkId).bridge,
+      [MTU_OPTION]: String(mtu),
+    },
+  };
+}
+
+// ---------------------------------------------------------------- remote entries
+
+/** One remote container as the kernel holds it on a VXLAN device. */
+export interface RemoteEntry {
+  ip: string;
+  mac: string;
+  vtep: string;
+}
+
+export interface KernelEntries {
+  /** forwarding entries with a remote (mac -> dst) */
+  fdb: { mac: string; dst: string }[];
+  /** neighbour entries (ip -> mac) */
+  neighbours: { ip: string; mac: string }[];
+}
+
+export interface EntryChanges {
+  addFdb: { mac: string; dst: string }[];
+  removeFdb: { mac: string; dst: string }[];
+  addNeighbours: { ip: string; mac: string }[];
+  removeNeighbours: { ip: string; mac: string }[];
+}
+
+/** The remote entries a host wants for one overlay: everyone's announcements but its own. */
+export function remoteEntries(announcements: Iterable<EndpointAnnouncement>, overlay: string, self: string): RemoteEntry[] {
+  const out: RemoteEntry[] = [];
+  for (const a of announcements) if (a.overlay === overlay && a.host !== self) out.push({ ip: a.ip, mac: a.mac, vtep: a.vtep });
+  return out;
+}
+
+/** What to change so the kernel holds exactly `wanted`. */
+export function diffEntries(wanted: RemoteEntry[], kernel: KernelEntries): EntryChanges {
+  const fdbKey = (e: { mac: string; dst: string }) => `${e.mac.toLowerCase()} ${e.dst}`;
+  const neighKey = (e: { ip: string; mac: string }) => `${e.ip} ${e.mac.toLowerCase()}`;
+  const wantFdb = new Map(wanted.map((w) => [fdbKey({ mac: w.mac, dst: w.vtep }), { mac: w.mac, dst: w.vtep }]));
+  const wantNeigh = new Map(wanted.map((w) => [neighKey(w), { ip: w.ip, mac: w.mac }]));
+  const haveFdb = new Map(kernel.fdb.map((e) => [fdbKey(e), e]));
+  const haveNeigh = new Map(kernel.neighbours.map((e) => [neighKey(e), e]));
+  return {
+    addFdb: [...wantFdb].filter(([k]) => !haveFdb.has(k)).map(([, v]) => v),
+    removeFdb: [...haveFdb].filter(([k]) => !wantFdb.has(k)).map(([, v]) => v),
+    addNeighbours: [...wantNeigh].filter(([k]) => !haveNeigh.has(k)).map(([, v]) => v),
+    // a neighbour whose IP is still wanted with another MAC is replaced by the add
+    removeNeighbours: [...haveNeigh].filter(([k, v]) => !wantNeigh.has(k) && !wanted.some((w) => w.ip === v.ip)).map(([, v]) => v),
+  };
+}

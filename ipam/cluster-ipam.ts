@@ -1,0 +1,143 @@
+// Cluster-wide IPAM for overlay networks: a pool requested with `--ipam-opt overlay=NAME` lives in
+// the cluster store, shared by every host that creates overlay NAME, and each address in it is
+// claimed there by a transaction, so two hosts never hand out the same address. Every other pool
+// stays with the host's own allocator (ipam.ts); withClusterPools() routes between the two.
+//
+// The gateway is the one address every host shares (each host's overlay bridge answers on it), so
+// it is set once in the pool and never released by a host.
+import { UserError } from '../drivers/driver.js';
+import type { ClusterStore } from '../store/cluster/cluster-store.js';
+import { formatCidr, isNetworkAddress, parseCidr, parseIp, toNetwork, type Cidr } from './address.js';
+import { PoolAllocator } from './allocator.js';
+import {
+  GATEWAY_REQUEST,
+  REQUEST_ADDRESS_TYPE,
+  type AddressSpaces,
+  type IpamService,
+  type RequestAddressRequest,
+  type RequestAddressResult,
+  type RequestPoolRequest,
+  type RequestPoolResult,
+} from './types.js';
+
+/** `--ipam-opt overlay=NAME`: the pool of overlay NAME, shared across the cluster. */
+export const OVERLAY_POOL_OPTION = 'overlay';
+const POOL_ID_PREFIX = 'overlay/';
+const MAX_ATTEMPTS = 20;
+
+/** Names of overlays as they appear in store keys and options. */
+export const OVERLAY_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+export function checkOverlayName(name: string, what: string): void {
+  if (!OVERLAY_NAME.test(name)) {
+    throw new UserError(`${what} '${name}' is not a valid overlay name: use 1-63 letters, digits, '_', '.', '-', starting with a letter or digit`);
+  }
+}
+
+export class ClusterIpam {
+  /** the last address this host handed out per overlay, so freed addresses are not reused at once */
+  private readonly cursors = new Map<string, bigint>();
+
+  constructor(private readonly store: ClusterStore | undefined) {}
+
+  async requestPool(req: RequestPoolRequest): Promise<RequestPoolResult> {
+    const name = req.options[OVERLAY_POOL_OPTION];
+    checkOverlayName(name, `--ipam-opt ${OVERLAY_POOL_OPTION}`);
+    if (req.v6) throw new UserError('cluster-wide IPv6 pools are not supported: overlay networks are IPv4 only');
+    const store = this.requireStore(name);
+    const subnet = req.pool ? canonicalNetwork(req.pool, 'subnet') : '';
+    const subPool = req.subPool ? canonicalNetwork(req.subPool, 'ip-range') : '';
+    if (subPool && !subnet) throw new UserError(`ip-range ${subPool} was given without a subnet: give --subnet together with --ip-range`);
+    if (subnet) new PoolAllocator(parseCidr(subnet), subPool ? parseCidr(subPool) : undefined); // validates the range
+    const pool = await store.claimPool(name, { subnet, subPool });
+    return { poolId: POOL_ID_PREFIX + name, pool: pool.subnet, data: {} };
+  }
+
+  /** The pool stays in the cluster: other hosts may still use it. */
+  async releasePool(): Promise<void> {}
+
+  async requestAddress(req: RequestAddressRequest): Promise<RequestAddressResult> {
+    const name = req.poolId.slice(POOL_ID_PREFIX.length);
+    const store = this.requireStore(name);
+    const options = req.options ?? {};
+    const gateway = options[REQUEST_ADDRESS_TYPE] === GATEWAY_REQUEST;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const pool = await store.getPool(name);
+      if (!pool) throw new UserError(`unknown IPAM pool ID '${req.poolId}': overlay '${name}' has no pool in the cluster`);
+      const taken = await store.listAddresses(name);
+      const cidr = parseCidr(pool.subnet);
+      const alloc = new PoolAllocator(cidr, pool.subPool ? parseCidr(pool.subPool) : undefined, {
+        allocated: taken.map((a) => parseIp(a.address).value),
+        cursor: this.cursors.get(name),
+      });
+      if (gateway) {
+        // every host shares the gateway: the first one to ask sets it
+        const wanted = req.address ? formatBare(alloc, req.address, pool.gateway) : pool.gateway || alloc.format(alloc.lowestFree());
+        const gw = await store.setGateway(name, wanted);
+        if (req.address && gw !== wanted) {
+          throw new UserError(`overlay '${name}' has gateway ${gw} in the cluster, not ${wanted}: give the same --gateway on every host, or none`);
+        }
+        await store.claimAddress(name, gw, 'gateway');
+        return { address: `${gw}/${cidr.prefix}`, data: {} };
+      }
+      if (req.address) {
+        const v = alloc.checkExact(parseIp(bare(req.address)));
+        if (await store.claimAddress(name, alloc.format(v), 'static')) return { address: alloc.formatWithPrefix(v), data: {} };
+        continue; // taken meanwhile: the next round reports it as in use
+      }
+      const v = alloc.nextFree();
+      if (await store.claimAddress(name, alloc.format(v), 'dynamic')) {
+        this.cursors.set(name, v);
+        return { address: alloc.formatWithPrefix(v), data: {} };
+      }
+    }
+    throw new Error(`could not allocate an address on overlay '${name}': other hosts kept taking the chosen ones`);
+  }
+
+  async releaseAddress(poolId: string, address: string): Promise<void> {
+    if (!address || !this.store) return;
+    await this.store.releaseAddress(poolId.slice(POOL_ID_PREFIX.length), bare(address));
+  }
+
+  private requireStore(name: string): ClusterStore {
+    if (!this.store) {
+      throw new UserError(
+        `the pool of overlay '${name}' is shared across hosts and needs the cluster store: start tsnet with --store etcd://HOST:2379 (or TSNET_STORE), or leave out --ipam-opt overlay`,
+      );
+    }
+    return this.store;
+  }
+}
+
+export function isClusterPool(poolId: string): boolean {
+  return poolId.startsWith(POOL_ID_PREFIX);
+}
+
+/** The IPAM service Docker talks to: overlay pools go to the cluster, everything else stays local. */
+export function withClusterPools(local: IpamService, cluster: ClusterIpam): IpamService {
+  return {
+    getDefaultAddressSpaces: (): AddressSpaces => local.getDefaultAddressSpaces(),
+    requestPool: (req) => (req.options?.[OVERLAY_POOL_OPTION] !== undefined ? cluster.requestPool(req) : local.requestPool(req)),
+    releasePool: (id) => (isClusterPool(id) ? cluster.releasePool() : local.releasePool(id)),
+    requestAddress: (req) => (isClusterPool(req.poolId) ? cluster.requestAddress(req) : local.requestAddress(req)),
+    releaseAddress: (id, address) => (isClusterPool(id) ? cluster.releaseAddress(id, address) : local.releaseAddress(id, address)),
+  };
+}
+
+function bare(address: string): string {
+  return address.trim().split('/')[0];
+}
+
+function formatBare(alloc: PoolAllocator, address: string, currentGateway: string): string {
+  const ip = parseIp(bare(address));
+  const text = alloc.format(ip.value);
+  // the gateway already set is taken by itself: asking for it again is fine
+  return text === currentGateway ? text : alloc.format(alloc.checkExact(ip));
+}
+
+function canonicalNetwork(text: string, what: string): string {
+  const c: Cidr = parseCidr(text.trim());
+  if (!isNetworkAddress(c)) throw new UserError(`${what} ${text} is not a network address (host bits are set): use ${formatCidr(toNetwork(c))}`);
+  if (c.family !== 4) throw new UserError(`${what} ${text} is IPv6: overlay networks are IPv4 only`);
+  return formatCidr(c);
+}

@@ -1,0 +1,70 @@
+// A client of a tsnet daemon's plugin socket speaking Docker's remote driver protocol, so the lab
+// (and the benchmarks) drive the daemon exactly as dockerd does: POST /Method with a JSON body,
+// a JSON reply whose Err (NetworkDriver) or Error (IpamDriver) says what went wrong.
+import { request } from 'node:http';
+
+export class PluginError extends Error {
+  constructor(
+    readonly method: string,
+    message: string,
+  ) {
+    super(`${method}: ${message}`);
+    this.name = 'PluginError';
+  }
+}
+
+export class PluginClient {
+  constructor(readonly socketPath: string) {}
+
+  /** Calls one method; throws PluginError with the daemon's message when it reports an error. */
+  call<T = Record<string, unknown>>(method: string, body: object = {}, timeoutMs = 30_000): Promise<T> {
+    const payload = JSON.stringify(body);
+    return new Promise<T>((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: this.socketPath,
+          path: `/${method}`,
+          method: 'POST',
+          headers: { 'Content-Type': 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(payload) },
+          timeout: timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: Record<string, unknown>;
+            try {
+              parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+            } catch {
+              reject(new PluginError(method, `reply is not JSON (HTTP ${res.statusCode}): ${text.slice(0, 200)}`));
+              return;
+            }
+            const err = parsed.Err ?? parsed.Error;
+            if (typeof err === 'string' && err !== '') reject(new PluginError(method, err));
+            else if ((res.statusCode ?? 500) >= 400) reject(new PluginError(method, `HTTP ${res.statusCode}`));
+            else resolve(parsed as T);
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new PluginError(method, `no reply within ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  /** Resolves once the daemon answers Plugin.Activate; rejects after timeoutMs. */
+  async waitReady(timeoutMs: number, alive: () => boolean = () => true): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await this.call('Plugin.Activate', {}, 2_000);
+        return;
+      } catch (err) {
+        if (!alive()) throw new Error(`the daemon behind ${this.socketPath} exited`);
+        if (Date.now() > deadline) throw new Error(`the daemon behind ${this.socketPath} did not answer within ${timeoutMs} ms: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+}

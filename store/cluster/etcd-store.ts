@@ -1,0 +1,347 @@
+// The cluster store on etcd (v3 API through the `etcd3` client). Key layout, under /tsnet/:
+//   hosts/<host>                 {vtep, startedAt}                 under the host's lease
+//   overlays/<name>              {vni, subnet, port, createdBy}    permanent
+//   endpoints/<overlay>/<ip>     {mac, endpointId, host, vtep}     under the announcing host's lease
+//   pools/<overlay>              {subnet, subPool, gateway}        permanent
+//   addresses/<overlay>/<ip>     {kind, host}                      permanent until released
+// Every write that two hosts could race on is a transaction guarded by the key's create or mod
+// revision, so the store, not the hosts' views, decides who wins.
+import { Etcd3, type Lease, type Watcher, type IKeyValue } from 'etcd3';
+import { UserError } from '../../drivers/driver.js';
+import type { Logger } from '../../drivers/undo.js';
+import type {
+  AddressKind,
+  AnnouncementListener,
+  ClusterAddress,
+  ClusterPool,
+  ClusterStore,
+  EndpointAnnouncement,
+  HostRecord,
+  OverlayDefinition,
+  OverlayRequest,
+} from './cluster-store.js';
+
+const PREFIX = '/tsnet/';
+const FIRST_VNI = 4096;
+const MAX_VNI = 16_777_215;
+const VXLAN_PORT = 4789;
+/** Attempts at a guarded write that keeps losing to other hosts. */
+const MAX_ATTEMPTS = 20;
+
+export interface EtcdStoreOptions {
+  /** client URLs, e.g. ["http://10.0.0.1:2379"] */
+  hosts: string[];
+  host: string;
+  vtep: string;
+  /** seconds a dead host's entries live on; default 10 */
+  leaseTtl?: number;
+  log: Logger;
+}
+
+const key = {
+  host: (name: string) => `${PREFIX}hosts/${name}`,
+  overlay: (name: string) => `${PREFIX}overlays/${name}`,
+  endpoint: (overlay: string, ip: string) => `${PREFIX}endpoints/${overlay}/${ip}`,
+  pool: (overlay: string) => `${PREFIX}pools/${overlay}`,
+  address: (overlay: string, ip: string) => `${PREFIX}addresses/${overlay}/${ip}`,
+};
+
+export class EtcdClusterStore implements ClusterStore {
+  readonly host: string;
+  readonly vtep: string;
+  readonly endpoint: string;
+  private readonly client: Etcd3;
+  private readonly ttl: number;
+  private readonly log: Logger;
+  private lease: Lease | undefined;
+  private leaseId = '';
+  private watcher: Watcher | undefined;
+  private closed = false;
+  /** this host's announcements, re-put under a new lease when the old one is lost */
+  private readonly mine = new Map<string, string>();
+
+  constructor(opts: EtcdStoreOptions) {
+    this.host = opts.host;
+    this.vtep = opts.vtep;
+    this.endpoint = opts.hosts.join(',');
+    this.ttl = opts.leaseTtl ?? 10;
+    this.log = opts.log;
+    this.client = new Etcd3({ hosts: opts.hosts, dialTimeout: 3_000 });
+  }
+
+  async start(): Promise<void> {
+    await this.newLease();
+  }
+
+  private async newLease(): Promise<void> {
+    const lease = this.client.lease(this.ttl, { autoKeepAlive: true });
+    let id: string;
+    try {
+      id = await lease.grant();
+    } catch (err) {
+      lease.release();
+      throw new Error(`cannot reach the cluster store at ${this.endpoint}: ${(err as Error).message}`);
+    }
+    this.lease = lease;
+    this.leaseId = id;
+    lease.on('lost', (err) => {
+      if (this.closed || this.lease !== lease) return;
+      this.log.warn({ err: String(err) }, "lost this host's lease in the cluster store: registering again");
+      this.retryNewLease();
+    });
+    const record: Omit<HostRecord, 'name'> = { vtep: this.vtep, startedAt: new Date().toISOString() };
+    await this.client.put(key.host(this.host)).value(JSON.stringify(record)).lease(id).exec();
+    // announcements made under a lost lease are gone from the store: put them back
+    for (const [k, v] of this.mine) await this.client.put(k).value(v).lease(id).exec();
+  }
+
+  private retryNewLease(): void {
+    this.newLease().catch((err: unknown) => {
+      if (this.closed) return;
+      this.log.warn({ err: String(err) }, 'cluster store unreachable; trying again in 1 s');
+      setTimeout(() => this.retryNewLease(), 1_000).unref();
+    });
+  }
+
+  async close(opts: { withdraw?: boolean } = {}): Promise<void> {
+    this.closed = true;
+    await this.watcher?.cancel().catch(() => undefined);
+    if (this.lease) {
+      if (opts.withdraw) await this.lease.revoke().catch(() => undefined);
+      else this.lease.release();
+    }
+    this.client.close();
+  }
+
+  // ---------------------------------------------------------------- hosts
+
+  async listHosts(): Promise<HostRecord[]> {
+    const all = await this.client.getAll().prefix(`${PREFIX}hosts/`).strings();
+    return Object.entries(all).map(([k, v]) => ({ name: k.slice(`${PREFIX}hosts/`.length), ...(JSON.parse(v) as Omit<HostRecord, 'name'>) }));
+  }
+
+  // ---------------------------------------------------------------- overlays
+
+  async defineOverlay(req: OverlayRequest): Promise<OverlayDefinition> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const existing = await this.getOverlay(req.name);
+      if (existing) {
+        checkSameOverlay(existing, req);
+        return existing;
+      }
+      const all = await this.listOverlays();
+      const vni = req.vni ?? firstFreeVni(all);
+      const clash = all.find((o) => o.vni === vni);
+      if (clash) throw new UserError(`VNI ${vni} is taken by overlay '${clash.name}' in the cluster: choose another -o vni=N or leave it out`);
+      const def: OverlayDefinition = {
+        name: req.name,
+        vni,
+        subnet: req.subnet,
+        port: req.port ?? VXLAN_PORT,
+        createdBy: this.host,
+        createdAt: new Date().toISOString(),
+      };
+      const { name, ...value } = def;
+      const k = key.overlay(name);
+      const r = await this.client.if(k, 'Create', '==', 0).then(this.client.put(k).value(JSON.stringify(value))).commit();
+      if (r.succeeded) return def;
+    }
+    throw new Error(`could not define overlay '${req.name}': other hosts kept changing the store`);
+  }
+
+  private async getOverlay(name: string): Promise<OverlayDefinition | undefined> {
+    const v = await this.client.get(key.overlay(name)).string();
+    return v === null ? undefined : { name, ...(JSON.parse(v) as Omit<OverlayDefinition, 'name'>) };
+  }
+
+  async listOverlays(): Promise<OverlayDefinition[]> {
+    const all = await this.client.getAll().prefix(`${PREFIX}overlays/`).strings();
+    return Object.entries(all).map(([k, v]) => ({ name: k.slice(`${PREFIX}overlays/`.length), ...(JSON.parse(v) as Omit<OverlayDefinition, 'name'>) }));
+  }
+
+  // ---------------------------------------------------------------- endpoint announcements
+
+  async announce(a: Omit<EndpointAnnouncement, 'host' | 'vtep'>): Promise<void> {
+    const k = key.endpoint(a.overlay, a.ip);
+    const value = JSON.stringify({ mac: a.mac, endpointId: a.endpointId, host: this.host, vtep: this.vtep });
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const r = await this.client
+        .if(k, 'Create', '==', 0)
+        .then(this.client.put(k).value(value).lease(this.leaseId))
+        .else(this.client.get(k))
+        .commit();
+      if (r.succeeded) {
+        this.mine.set(k, value);
+        return;
+      }
+      const kv = r.responses[0]?.response_range?.kvs[0];
+      if (!kv) continue; // deleted in between: try again
+      const holder = JSON.parse(kv.value.toString()) as { endpointId: string; host: string };
+      if (holder.endpointId !== a.endpointId) {
+        throw new UserError(
+          `address ${a.ip} on overlay '${a.overlay}' is in use by endpoint ${holder.endpointId.slice(0, 12)} on host ${holder.host}: ` +
+            'give each host a different --ip-range, or use --ipam-driver tsnet --ipam-opt overlay=NAME for cluster-wide addresses',
+        );
+      }
+      // ours already (a restart): put it under the current lease and value
+      const u = await this.client.if(k, 'Mod', '==', kv.mod_revision).then(this.client.put(k).value(value).lease(this.leaseId)).commit();
+      if (u.succeeded) {
+        this.mine.set(k, value);
+        return;
+      }
+    }
+    throw new Error(`could not announce ${a.ip} on overlay '${a.overlay}': other hosts kept changing the store`);
+  }
+
+  async withdraw(overlay: string, ip: string, endpointId: string): Promise<void> {
+    const k = key.endpoint(overlay, ip);
+    this.mine.delete(k);
+    const r = await this.client.get(k).exec();
+    const kv = r.kvs[0];
+    if (!kv) return;
+    const holder = JSON.parse(kv.value.toString()) as { endpointId: string; host: string };
+    if (holder.endpointId !== endpointId || holder.host !== this.host) return;
+    await this.client.if(k, 'Mod', '==', kv.mod_revision).then(this.client.delete().key(k)).commit();
+  }
+
+  async listAnnouncements(): Promise<EndpointAnnouncement[]> {
+    const r = await this.client.getAll().prefix(`${PREFIX}endpoints/`).exec();
+    return r.kvs.map(toAnnouncement).filter((a): a is EndpointAnnouncement => a !== undefined);
+  }
+
+  async watchAnnouncements(listener: AnnouncementListener): Promise<void> {
+    const prefix = `${PREFIX}endpoints/`;
+    const snapshot = async () => {
+      const r = await this.client.getAll().prefix(prefix).exec();
+      listener.reset(r.kvs.map(toAnnouncement).filter((a): a is EndpointAnnouncement => a !== undefined));
+      return r.header.revision;
+    };
+    const revision = await snapshot();
+    const watcher = await this.client
+      .watch()
+      .prefix(prefix)
+      .startRevision(String(BigInt(revision) + 1n))
+      .withPreviousKV()
+      .create();
+    this.watcher = watcher;
+    watcher.on('put', (kv) => {
+      const a = toAnnouncement(kv);
+      if (a) listener.put(a);
+    });
+    watcher.on('delete', (kv, previous) => {
+      const a = previous ? toAnnouncement(previous) : undefined;
+      if (a) listener.delete(a);
+    });
+    // after a reconnect the watch resumes where it stopped; a fresh snapshot also covers a gap
+    // the store compacted away in the meantime
+    watcher.on('connected', () => {
+      if (this.closed) return;
+      snapshot().catch((err: unknown) => this.log.warn({ err: String(err) }, 'could not reload the announcements after a reconnect'));
+    });
+    watcher.on('error', (err) => this.log.warn({ err: String(err) }, 'cluster store watch error'));
+  }
+
+  // ---------------------------------------------------------------- cluster IPAM
+
+  async claimPool(overlay: string, want: { subnet: string; subPool: string }): Promise<ClusterPool> {
+    const k = key.pool(overlay);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const existing = await this.getPool(overlay);
+      if (existing) {
+        if (want.subnet && want.subnet !== existing.subnet) {
+          throw new UserError(`overlay '${overlay}' has subnet ${existing.subnet} in the cluster, not ${want.subnet}: give the same --subnet on every host, or none`);
+        }
+        if (want.subPool && want.subPool !== existing.subPool) {
+          throw new UserError(`overlay '${overlay}' has ip-range ${existing.subPool || 'the whole subnet'} in the cluster, not ${want.subPool}: give the same --ip-range on every host, or none`);
+        }
+        return existing;
+      }
+      if (!want.subnet) {
+        throw new UserError(`overlay '${overlay}' has no subnet in the cluster yet: the first host to create it must give --subnet`);
+      }
+      const value = JSON.stringify({ subnet: want.subnet, subPool: want.subPool, gateway: '' });
+      const r = await this.client.if(k, 'Create', '==', 0).then(this.client.put(k).value(value)).commit();
+      if (r.succeeded) return { overlay, subnet: want.subnet, subPool: want.subPool, gateway: '' };
+    }
+    throw new Error(`could not claim the pool of overlay '${overlay}': other hosts kept changing the store`);
+  }
+
+  async getPool(overlay: string): Promise<ClusterPool | undefined> {
+    const v = await this.client.get(key.pool(overlay)).string();
+    return v === null ? undefined : { overlay, ...(JSON.parse(v) as Omit<ClusterPool, 'overlay'>) };
+  }
+
+  async setGateway(overlay: string, address: string): Promise<string> {
+    const k = key.pool(overlay);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const r = await this.client.get(k).exec();
+      const kv = r.kvs[0];
+      if (!kv) throw new UserError(`overlay '${overlay}' has no pool in the cluster`);
+      const pool = JSON.parse(kv.value.toString()) as Omit<ClusterPool, 'overlay'>;
+      if (pool.gateway) return pool.gateway;
+      const u = await this.client
+        .if(k, 'Mod', '==', kv.mod_revision)
+        .then(this.client.put(k).value(JSON.stringify({ ...pool, gateway: address })))
+        .commit();
+      if (u.succeeded) return address;
+    }
+    throw new Error(`could not set the gateway of overlay '${overlay}': other hosts kept changing the store`);
+  }
+
+  async listAddresses(overlay: string): Promise<ClusterAddress[]> {
+    const prefix = `${PREFIX}addresses/${overlay}/`;
+    const all = await this.client.getAll().prefix(prefix).strings();
+    return Object.entries(all).map(([k, v]) => ({ address: k.slice(prefix.length), ...(JSON.parse(v) as Omit<ClusterAddress, 'address'>) }));
+  }
+
+  async claimAddress(overlay: string, address: string, kind: AddressKind): Promise<boolean> {
+    const k = key.address(overlay, address);
+    const r = await this.client
+      .if(k, 'Create', '==', 0)
+      .then(this.client.put(k).value(JSON.stringify({ kind, host: this.host })))
+      .commit();
+    return r.succeeded;
+  }
+
+  async releaseAddress(overlay: string, address: string): Promise<void> {
+    const k = key.address(overlay, address);
+    const r = await this.client.get(k).exec();
+    const kv = r.kvs[0];
+    if (!kv) return;
+    const holder = JSON.parse(kv.value.toString()) as { kind: AddressKind; host: string };
+    // the gateway is every host's; an address another host holds is not ours to free
+    if (holder.kind === 'gateway' || holder.host !== this.host) return;
+    await this.client.if(k, 'Mod', '==', kv.mod_revision).then(this.client.delete().key(k)).commit();
+  }
+}
+
+function toAnnouncement(kv: IKeyValue): EndpointAnnouncement | undefined {
+  const rest = kv.key.toString().slice(`${PREFIX}endpoints/`.length);
+  const slash = rest.lastIndexOf('/');
+  if (slash <= 0) return undefined;
+  try {
+    const v = JSON.parse(kv.value.toString()) as Omit<EndpointAnnouncement, 'overlay' | 'ip'>;
+    return { overlay: rest.slice(0, slash), ip: rest.slice(slash + 1), mac: v.mac, endpointId: v.endpointId, host: v.host, vtep: v.vtep };
+  } catch {
+    return undefined;
+  }
+}
+
+function firstFreeVni(all: OverlayDefinition[]): number {
+  const used = new Set(all.map((o) => o.vni));
+  for (let v = FIRST_VNI; v <= MAX_VNI; v++) if (!used.has(v)) return v;
+  throw new UserError('no free VNI left in the cluster');
+}
+
+function checkSameOverlay(existing: OverlayDefinition, req: OverlayRequest): void {
+  const problems: string[] = [];
+  if (existing.subnet !== req.subnet) problems.push(`subnet ${existing.subnet} (not ${req.subnet})`);
+  if (req.vni !== undefined && existing.vni !== req.vni) problems.push(`VNI ${existing.vni} (not ${req.vni})`);
+  if (req.port !== undefined && existing.port !== req.port) problems.push(`VXLAN port ${existing.port} (not ${req.port})`);
+  if (problems.length > 0) {
+    throw new UserError(
+      `overlay '${existing.name}' exists in the cluster with ${problems.join(', ')}, created by host ${existing.createdBy}: ` +
+        'give the same settings on every host, or another overlay name',
+    );
+  }
+}
