@@ -121,6 +121,36 @@ function save(s: LabState): void {
   writeFileSync(statePath(s.name), JSON.stringify(s, null, 2) + '\n');
 }
 
+/**
+ * Read-modify-write of the state under a lock, so lab commands run at the same time (attaches on
+ * several hosts) never lose each other's changes. The lock is a file holding its owner's pid; one
+ * whose owner is dead is taken over.
+ */
+async function updateState<T>(name: string, change: (s: LabState) => T): Promise<T> {
+  const lock = join(labDir(name), 'state.lock');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(readFileSync(lock, { encoding: 'utf8', flag: 'r' }) || 0);
+      if (owner && !alive(owner)) rmSync(lock, { force: true });
+      else if (Date.now() > deadline) throw new LabError(`lab '${name}' stayed locked by process ${owner} for 30 s`);
+      else await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  try {
+    const s = requireState(name);
+    const result = change(s);
+    save(s);
+    return result;
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
 // ---------------------------------------------------------------- up
 
 export async function labUp(o: UpOptions): Promise<LabState> {
@@ -284,15 +314,19 @@ async function createOverlay(s: LabState, h: LabHost): Promise<void> {
 // ---------------------------------------------------------------- containers
 
 export async function labAttach(labName: string, hostName: string, name: string): Promise<LabContainer> {
-  const s = requireState(labName);
   if (!CONTAINER_NAME.test(name)) throw new LabError(`container name '${name}': use 1-32 lower-case letters, digits and '-'`);
-  const h = hostOf(s, hostName);
-  if (!h.networkId || !h.poolId) throw new LabError(`host ${h.name} of lab '${labName}' has no overlay network: the lab came up only half; run lab down and up again`);
-  if (s.containers.some((c) => c.name === name)) throw new LabError(`lab '${labName}' already has a container '${name}'`);
-  const c = new PluginClient(h.socket);
   const netns = `tsl-${labName}-c-${name}`;
   const endpointId = randomBytes(32).toString('hex');
-  const undo: (() => Promise<unknown> | unknown)[] = [];
+  // the name is taken in the state first, so two attaches of one name cannot both go ahead
+  const h = await updateState(labName, (s) => {
+    const host = hostOf(s, hostName);
+    if (!host.networkId || !host.poolId) throw new LabError(`host ${host.name} of lab '${labName}' has no overlay network: the lab came up only half; run lab down and up again`);
+    if (s.containers.some((c) => c.name === name)) throw new LabError(`lab '${labName}' already has a container '${name}'`);
+    s.containers.push({ name, host: host.name, netns, address: '', endpointId });
+    return host;
+  });
+  const c = new PluginClient(h.socket);
+  const undo: (() => Promise<unknown> | unknown)[] = [() => updateState(labName, (s) => (s.containers = s.containers.filter((x) => x.name !== name)))];
   try {
     addNetns(netns);
     undo.push(() => delNetns(netns));
@@ -322,10 +356,11 @@ export async function labAttach(labName: string, hostName: string, name: string)
         mac: ep.Interface?.MacAddress || undefined,
       }),
     );
-    const container: LabContainer = { name, host: h.name, netns, address: addr.Address, endpointId };
-    s.containers.push(container);
-    save(s);
-    return container;
+    return await updateState(labName, (s) => {
+      const ct = s.containers.find((x) => x.name === name)!;
+      ct.address = addr.Address;
+      return ct;
+    });
   } catch (err) {
     for (const u of undo.reverse()) await Promise.resolve().then(u).catch(() => undefined);
     throw err;
@@ -336,15 +371,15 @@ export async function labDetach(labName: string, name: string): Promise<void> {
   const s = requireState(labName);
   const ct = s.containers.find((c) => c.name === name);
   if (!ct) throw new LabError(`lab '${labName}' has no container '${name}'`);
-  const h = s.hosts.find((x) => x.name === ct.host)!;
+  if (!ct.address) throw new LabError(`container '${name}' of lab '${labName}' is still being attached`);
+  const h = hostOf(s, ct.host);
   const c = new PluginClient(h.socket);
   // as dockerd does when a container stops: leave, drop the sandbox, delete the endpoint, free the address
   await c.call('NetworkDriver.Leave', { NetworkID: h.networkId, EndpointID: ct.endpointId });
   delNetns(ct.netns);
   await c.call('NetworkDriver.DeleteEndpoint', { NetworkID: h.networkId, EndpointID: ct.endpointId });
   await c.call('IpamDriver.ReleaseAddress', { PoolID: h.poolId, Address: ct.address });
-  s.containers = s.containers.filter((x) => x !== ct);
-  save(s);
+  await updateState(labName, (st) => (st.containers = st.containers.filter((x) => x.name !== name)));
 }
 
 // ---------------------------------------------------------------- a host's daemon
@@ -365,7 +400,7 @@ export async function labStart(labName: string, hostName: string): Promise<void>
   const h = hostOf(s, hostName);
   if (alive(h.pid)) throw new LabError(`the daemon of ${h.name} is running (pid ${h.pid})`);
   h.pid = startDaemon(s, h);
-  save(s);
+  await updateState(labName, (st) => (hostOf(st, hostName).pid = h.pid));
   await new PluginClient(h.socket).waitReady(20_000, () => alive(h.pid)).catch((err) => Promise.reject(withLog(err, h.log)));
 }
 

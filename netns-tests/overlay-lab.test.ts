@@ -1,0 +1,226 @@
+// The overlay across three hosts, through the lab as a user drives it (`tsnet lab ...`): hosts
+// are namespaces with their own daemon, etcd runs in a namespace of its own, containers are
+// namespaces attached with Docker's protocol. Needs the build (make test builds first).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execIn, pings, tryIn, uniqueName } from './harness.js';
+
+const MAIN = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
+const LAB = uniqueName('t');
+const LEASE_TTL = 3;
+
+interface LabStatus {
+  hosts: { name: string; netns: string; underlay: string }[];
+  containers: { name: string; host: string; netns: string; address: string }[];
+}
+
+interface LabStateFile {
+  etcdPid?: number;
+  hosts: { name: string; pid?: number }[];
+}
+
+function tsnet(args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args, '--name', LAB], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status ?? 1, stdout: (r.stdout ?? '').trim(), stderr: (r.stderr ?? '').trim() };
+}
+
+function ok(args: string[]): string {
+  const r = tsnet(args);
+  if (r.code !== 0) throw new Error(`tsnet ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** `tsnet lab attach` as its own process, so several run at the same time. */
+function attachInBackground(host: string, name: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, 'lab', 'attach', '--host', host, name, '--name', LAB], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`attach ${name} on ${host} exited ${code}: ${stderr}`))));
+  });
+}
+
+function status(): LabStatus {
+  return JSON.parse(ok(['lab', 'status', '--json'])) as LabStatus;
+}
+
+function container(name: string) {
+  const c = status().containers.find((x) => x.name === name);
+  if (!c) throw new Error(`no container ${name}`);
+  return { ...c, ip: c.address.split('/')[0] };
+}
+
+/** The remote entries a host's VXLAN device holds: MAC -> VTEP and IP -> MAC. */
+function remoteEntries(host: string): { fdb: string[]; neigh: string[] } {
+  const ns = `tsl-${LAB}-${host}`;
+  const vxlan = JSON.parse(execIn(ns, 'ip', ['-j', '-d', 'link', 'show', 'type', 'vxlan'])) as { ifname: string }[];
+  if (vxlan.length !== 1) throw new Error(`${host} has ${vxlan.length} vxlan devices`);
+  const dev = vxlan[0].ifname;
+  const fdb = (JSON.parse(execIn(ns, 'bridge', ['-j', 'fdb', 'show', 'dev', dev])) as { mac: string; dst?: string }[])
+    .filter((e) => e.dst)
+    .map((e) => `${e.mac} ${e.dst}`);
+  const neigh = (JSON.parse(execIn(ns, 'ip', ['-j', 'neigh', 'show', 'dev', dev])) as { dst: string; lladdr?: string }[]).map((n) => `${n.dst} ${n.lladdr}`);
+  return { fdb, neigh };
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function labProcesses(): number[] {
+  const path = `/run/tsnet-lab/${LAB}/state.json`;
+  if (!existsSync(path)) return [];
+  const s = JSON.parse(readFileSync(path, 'utf8')) as LabStateFile;
+  return [s.etcdPid, ...s.hosts.map((h) => h.pid)].filter((p): p is number => p !== undefined);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function labNamespaces(): string[] {
+  return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter((n) => n.startsWith(`tsl-${LAB}-`));
+}
+
+describe('overlay lab with three hosts', () => {
+  let pids: number[] = [];
+
+  beforeAll(() => {
+    ok(['lab', 'up', '--hosts', '3', '--lease-ttl', String(LEASE_TTL)]);
+    pids = labProcesses();
+  });
+
+  afterAll(() => {
+    // also when a test failed: the lab removes everything it made
+    if (existsSync(`/run/tsnet-lab/${LAB}`)) tsnet(['lab', 'down']);
+  });
+
+  it('lists hosts and (no) containers as JSON', () => {
+    const s = status();
+    expect(s.hosts.map((h) => h.name)).toEqual(['h1', 'h2', 'h3']);
+    for (const h of s.hosts) {
+      expect(h.netns).toBe(`tsl-${LAB}-${h.name}`);
+      expect(h.underlay).toMatch(/^198\.51\.100\.\d+\/24$/);
+    }
+    expect(s.containers).toEqual([]);
+  });
+
+  it('gives containers attached on different hosts at once unique addresses', async () => {
+    const a = ok(['lab', 'attach', '--host', 'h1', 'a']);
+    const b = ok(['lab', 'attach', '--host', 'h2', 'b']);
+    expect(a).toMatch(/^10\.77\.0\.\d+\/24$/);
+    expect(b).not.toBe(a);
+    // a burst through the three daemons at once: the cluster store decides every address
+    await Promise.all(['h1', 'h2', 'h3', 'h1', 'h2', 'h3'].map((h, i) => attachInBackground(h, `x${i}`)));
+    const addresses = status().containers.map((c) => c.address);
+    expect(addresses).toHaveLength(8);
+    expect(new Set(addresses).size).toBe(8);
+    for (let i = 0; i < 6; i++) ok(['lab', 'detach', `x${i}`]);
+  });
+
+  it('carries pings across hosts both ways', () => {
+    ok(['lab', 'attach', '--host', 'h3', 'c']);
+    const a = container('a');
+    const b = container('b');
+    const c = container('c');
+    expect(pings(a.netns, b.ip)).toBe(true);
+    expect(pings(b.netns, a.ip)).toBe(true);
+    expect(pings(c.netns, a.ip)).toBe(true);
+    expect(pings(b.netns, c.ip)).toBe(true);
+    // the gateway answers on every host
+    expect(pings(c.netns, '10.77.0.1')).toBe(true);
+  });
+
+  it('sets the container MTU to the underlay minus 50 and carries a full-size packet with DF set', () => {
+    const a = container('a');
+    const b = container('b');
+    const link = JSON.parse(execIn(a.netns, 'ip', ['-j', 'link', 'show', 'eth0'])) as { mtu: number }[];
+    expect(link[0].mtu).toBe(1450);
+    // 1450 - 20 (IP) - 8 (ICMP) = 1422 bytes of payload: exactly the MTU, not fragmented
+    expect(tryIn(a.netns, 'ping', ['-c', '1', '-W', '2', '-M', 'do', '-s', '1422', b.ip]).code).toBe(0);
+    // one byte more does not fit and is refused, not fragmented
+    expect(tryIn(a.netns, 'ping', ['-c', '1', '-W', '2', '-M', 'do', '-s', '1423', b.ip]).code).not.toBe(0);
+  });
+
+  it('programs no remote entry for a host its own containers', () => {
+    const e1 = remoteEntries('h1');
+    const a = container('a');
+    expect(e1.neigh.some((n) => n.startsWith(`${a.ip} `))).toBe(false);
+    expect(e1.neigh.some((n) => n.startsWith(`${container('b').ip} `))).toBe(true);
+  });
+
+  it('makes a detached container unreachable and removes its entries on the other hosts', async () => {
+    const c = container('c');
+    expect(remoteEntries('h1').neigh.some((n) => n.startsWith(`${c.ip} `))).toBe(true);
+    ok(['lab', 'detach', 'c']);
+    expect(labNamespaces()).not.toContain(c.netns);
+    await until('c gone from h1 and h2', () =>
+      ['h1', 'h2'].every((h) => {
+        const e = remoteEntries(h);
+        return !e.neigh.some((n) => n.startsWith(`${c.ip} `)) && !e.fdb.some((f) => f.endsWith(' 198.51.100.13'));
+      }),
+    );
+    expect(pings(container('a').netns, c.ip)).toBe(false);
+  });
+
+  it('keeps the other hosts working when one daemon dies, and drops its entries when its lease expires', async () => {
+    ok(['lab', 'attach', '--host', 'h3', 'd']);
+    const a = container('a');
+    const b = container('b');
+    const d = container('d');
+    await until('d reachable from a', () => pings(a.netns, d.ip));
+    ok(['lab', 'kill', '--host', 'h2']);
+    // h1 and h3 go on talking
+    expect(pings(a.netns, d.ip)).toBe(true);
+    expect(pings(d.netns, a.ip)).toBe(true);
+    // b was announced under h2's lease: it disappears from h1 and h3 when the lease expires
+    await until('b gone from h1 and h3', () => ['h1', 'h3'].every((h) => !remoteEntries(h).neigh.some((n) => n.startsWith(`${b.ip} `))));
+    expect(pings(a.netns, b.ip)).toBe(false);
+  });
+
+  it('resyncs a restarted daemon: its containers come back on the other hosts', async () => {
+    const a = container('a');
+    const b = container('b');
+    ok(['lab', 'start', '--host', 'h2']);
+    await until('b back on h1 and h3', () => ['h1', 'h3'].every((h) => remoteEntries(h).neigh.some((n) => n.startsWith(`${b.ip} `))));
+    expect(pings(a.netns, b.ip)).toBe(true);
+    // and h2 learned what changed while it was down: d (attached on h3 before) is reachable from b
+    expect(pings(b.netns, container('d').ip)).toBe(true);
+  });
+
+  it('refuses bad lab commands with a message', () => {
+    const unknownHost = tsnet(['lab', 'attach', '--host', 'h9', 'z']);
+    expect(unknownHost.code).not.toBe(0);
+    expect(unknownHost.stderr).toContain("has no host 'h9'");
+    const again = tsnet(['lab', 'up', '--hosts', '1']);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toContain('already up');
+    const twice = tsnet(['lab', 'attach', '--host', 'h1', 'a']);
+    expect(twice.stderr).toContain("already has a container 'a'");
+  });
+
+  it('lab down leaves no namespace, process or state behind', () => {
+    expect(pids.length).toBe(4);
+    // the restarted h2 daemon has a new pid
+    const current = labProcesses();
+    ok(['lab', 'down']);
+    expect(labNamespaces()).toEqual([]);
+    for (const pid of [...pids, ...current]) expect(alive(pid)).toBe(false);
+    expect(existsSync(`/run/tsnet-lab/${LAB}`)).toBe(false);
+  });
+});
+
