@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../driver.js';
+import { bridgeRequest, diffEntries, firstFreeLocalVni, overlayLinkNames, overlayMtu, parseOverlayOptions, remoteEntries } from './plan.js';
+import type { EndpointAnnouncement } from '../../store/cluster/cluster-store.js';
+
+const underlay = { vtep: '198.51.100.11', link: 'eth0', mtu: 1500 };
+
+describe('overlay options', () => {
+  it('reads the overlay name, VNI (own key or Docker\'s), port and MTU and passes bridge options on', () => {
+    expect(parseOverlayOptions({ type: 'overlay', overlay: 'blue', vni: '4242', vxlan_port: '8472', 'com.docker.network.driver.mtu': '1400', 'com.docker.network.bridge.enable_icc': 'false' })).toEqual({
+      name: 'blue',
+      vni: 4242,
+      port: 8472,
+      mtu: 1400,
+      bridgeOptions: { 'com.docker.network.bridge.enable_icc': 'false' },
+    });
+    expect(parseOverlayOptions({ 'com.docker.network.driver.overlay.vxlanid_list': '300' }).vni).toBe(300);
+  });
+
+  it('refuses unknown keys, bad numbers, bad names and disagreeing VNIs', () => {
+    expect(() => parseOverlayOptions({ parent: 'eth0' })).toThrow(/unknown option 'parent' for a tsnet overlay network; accepted: type, overlay/);
+    expect(() => parseOverlayOptions({ vni: '0' })).toThrow('-o vni=0: must be 1..16777215');
+    expect(() => parseOverlayOptions({ vni: 'x' })).toThrow('not a whole number');
+    expect(() => parseOverlayOptions({ vxlan_port: '70000' })).toThrow('must be 1..65535');
+    expect(() => parseOverlayOptions({ overlay: 'a/b' })).toThrow("'a/b' is not a valid overlay name");
+    expect(() => parseOverlayOptions({ vni: '5', 'com.docker.network.driver.overlay.vxlanid_list': '6' })).toThrow('disagree');
+    expect(() => parseOverlayOptions({ 'com.docker.network.bridge.name': 'br9' })).toThrow(UserError);
+  });
+});
+
+describe('overlay MTU', () => {
+  it('is the underlay MTU minus 50 unless a smaller one is given', () => {
+    expect(overlayMtu(underlay, undefined)).toBe(1450);
+    expect(overlayMtu({ ...underlay, mtu: 9000 }, undefined)).toBe(8950);
+    expect(overlayMtu(underlay, 1400)).toBe(1400);
+    expect(overlayMtu(underlay, 1450)).toBe(1450);
+  });
+
+  it('refuses an MTU that does not fit through VXLAN and says why', () => {
+    expect(() => overlayMtu(underlay, 1451)).toThrow(/MTU 1451 does not fit through VXLAN: the underlay eth0 has MTU 1500 and VXLAN needs 50 bytes .* so 1450 is the largest/);
+  });
+});
+
+describe('overlay links and VNIs', () => {
+  it('names links from the network ID within 15 characters', () => {
+    const n = overlayLinkNames('0123456789abcdef0123');
+    expect(n).toEqual({ bridge: 'tob-0123456789a', vxlan: 'tox-0123456789a' });
+    expect(n.bridge.length).toBeLessThanOrEqual(15);
+  });
+
+  it('picks the lowest free local VNI from 4096', () => {
+    expect(firstFreeLocalVni([])).toBe(4096);
+    expect(firstFreeLocalVni([4096, 4097, 4099])).toBe(4098);
+  });
+
+  it('hands the bridge driver its own options, the derived bridge name and the MTU', () => {
+    const req = { networkId: 'abcdef0123456789', options: { type: 'overlay', overlay: 'x' }, enableIpv6: false, internal: false, ipv4: [], ipv6: [] };
+    expect(bridgeRequest(req, { name: 'x', bridgeOptions: { 'com.docker.network.bridge.enable_icc': 'false' } }, 1450).options).toEqual({
+      'com.docker.network.bridge.enable_icc': 'false',
+      'com.docker.network.bridge.name': 'tob-abcdef01234',
+      'com.docker.network.driver.mtu': '1450',
+    });
+    expect(() => bridgeRequest({ ...req, enableIpv6: true }, { bridgeOptions: {} }, 1450)).toThrow('IPv6 on tsnet overlay networks is not supported yet');
+  });
+});
+
+describe('remote entries', () => {
+  const ann = (ip: string, host: string, overlay = 'o'): EndpointAnnouncement => ({
+    overlay,
+    ip,
+    mac: `02:42:0a:00:00:${ip.split('.')[3].padStart(2, '0')}`,
+    endpointId: `ep${ip}`,
+    host,
+    vtep: `198.51.100.${host.slice(1)}`,
+  });
+
+  it("wants every other host's endpoints of the overlay, not its own nor other overlays'", () => {
+    const all = [ann('10.0.0.2', 'h1'), ann('10.0.0.3', 'h2'), ann('10.0.0.4', 'h3'), ann('10.0.0.5', 'h2', 'other')];
+    expect(remoteEntries(all, 'o', 'h1').map((e) => e.ip)).toEqual(['10.0.0.3', '10.0.0.4']);
+  });
+
+  it('adds what is missing, removes what is stale, and replaces a moved address', () => {
+    const wanted = [
+      { ip: '10.0.0.3', mac: '02:42:0a:00:00:03', vtep: '198.51.100.2' },
+      { ip: '10.0.0.4', mac: '02:42:0a:00:00:99', vtep: '198.51.100.3' },
+    ];
+    const kernel = {
+      fdb: [
+        { mac: '02:42:0A:00:00:03', dst: '198.51.100.2' },
+        { mac: '02:42:0a:00:00:04', dst: '198.51.100.3' },
+        { mac: '02:42:0a:00:00:07', dst: '198.51.100.9' },
+      ],
+      neighbours: [
+        { ip: '10.0.0.3', mac: '02:42:0a:00:00:03' },
+        { ip: '10.0.0.4', mac: '02:42:0a:00:00:04' },
+        { ip: '10.0.0.7', mac: '02:42:0a:00:00:07' },
+      ],
+    };
+    expect(diffEntries(wanted, kernel)).toEqual({
+      addFdb: [{ mac: '02:42:0a:00:00:99', dst: '198.51.100.3' }],
+      removeFdb: [
+        { mac: '02:42:0a:00:00:04', dst: '198.51.100.3' },
+        { mac: '02:42:0a:00:00:07', dst: '198.51.100.9' },
+      ],
+      addNeighbours: [{ ip: '10.0.0.4', mac: '02:42:0a:00:00:99' }],
+      // 10.0.0.4's entry is replaced by the add, not removed
+      removeNeighbours: [{ ip: '10.0.0.7', mac: '02:42:0a:00:00:07' }],
+    });
+    expect(diffEntries(wanted, { fdb: wanted.map((w) => ({ mac: w.mac, dst: w.vtep })), neighbours: wanted })).toEqual({ addFdb: [], removeFdb: [], addNeighbours: [], removeNeighbours: [] });
+  });
+});

@@ -1,0 +1,132 @@
+import { describe, expect, it } from 'vitest';
+import { ClusterIpam, withClusterPools } from './cluster-ipam.js';
+import type { AddressKind, ClusterAddress, ClusterPool, ClusterStore } from '../store/cluster/cluster-store.js';
+import type { IpamService } from './types.js';
+
+/** The IPAM half of a cluster store, in memory: one shared table, a view per host. */
+class SharedTable {
+  pools = new Map<string, ClusterPool>();
+  addresses = new Map<string, Map<string, ClusterAddress>>();
+  /** addresses other hosts take between a host's read and its claim */
+  stealNext: string[] = [];
+}
+
+function hostView(table: SharedTable, host: string): ClusterStore {
+  const addrs = (o: string) => table.addresses.get(o) ?? table.addresses.set(o, new Map()).get(o)!;
+  const ipamOnly = {
+    host,
+    async claimPool(overlay: string, want: { subnet: string; subPool: string }) {
+      const p = table.pools.get(overlay);
+      if (p) {
+        if (want.subnet && want.subnet !== p.subnet) throw new Error(`subnet mismatch ${p.subnet}`);
+        return p;
+      }
+      if (!want.subnet) throw new Error('no subnet');
+      const created = { overlay, subnet: want.subnet, subPool: want.subPool, gateway: '' };
+      table.pools.set(overlay, created);
+      return created;
+    },
+    async getPool(overlay: string) {
+      return table.pools.get(overlay);
+    },
+    async setGateway(overlay: string, address: string) {
+      const p = table.pools.get(overlay)!;
+      p.gateway ||= address;
+      return p.gateway;
+    },
+    async listAddresses(overlay: string) {
+      const list = [...addrs(overlay).values()];
+      for (const a of table.stealNext.splice(0)) addrs(overlay).set(a, { address: a, kind: 'dynamic', host: 'thief' });
+      return list;
+    },
+    async claimAddress(overlay: string, address: string, kind: AddressKind) {
+      if (addrs(overlay).has(address)) return false;
+      addrs(overlay).set(address, { address, kind, host });
+      return true;
+    },
+    async releaseAddress(overlay: string, address: string) {
+      const a = addrs(overlay).get(address);
+      if (a && a.kind !== 'gateway' && a.host === host) addrs(overlay).delete(address);
+    },
+  };
+  return ipamOnly as unknown as ClusterStore;
+}
+
+const local: IpamService = {
+  getDefaultAddressSpaces: () => ({ localDefaultAddressSpace: 'local', globalDefaultAddressSpace: 'global' }),
+  requestPool: () => ({ poolId: 'local/10.1.0.0/24', pool: '10.1.0.0/24', data: {} }),
+  releasePool: () => undefined,
+  requestAddress: () => ({ address: '10.1.0.2/24', data: {} }),
+  releaseAddress: () => undefined,
+};
+
+const gatewayRequest = { RequestAddressType: 'com.docker.network.gateway' };
+
+describe('cluster-wide IPAM for overlay pools', () => {
+  it('shares one pool and one gateway, and never hands out an address twice across hosts', async () => {
+    const table = new SharedTable();
+    const h1 = new ClusterIpam(hostView(table, 'h1'));
+    const h2 = new ClusterIpam(hostView(table, 'h2'));
+    const p1 = await h1.requestPool({ addressSpace: 'local', pool: '10.77.0.0/24', subPool: '', options: { overlay: 'blue' }, v6: false });
+    // a later host may leave the subnet out and gets the cluster's
+    const p2 = await h2.requestPool({ addressSpace: 'local', pool: '', subPool: '', options: { overlay: 'blue' }, v6: false });
+    expect(p1).toEqual({ poolId: 'overlay/blue', pool: '10.77.0.0/24', data: {} });
+    expect(p2.pool).toBe('10.77.0.0/24');
+    const g1 = await h1.requestAddress({ poolId: p1.poolId, address: '', options: gatewayRequest });
+    const g2 = await h2.requestAddress({ poolId: p2.poolId, address: '', options: gatewayRequest });
+    expect(g1.address).toBe('10.77.0.1/24');
+    expect(g2.address).toBe('10.77.0.1/24');
+    const got = await Promise.all([h1, h2, h1, h2].map((h) => h.requestAddress({ poolId: 'overlay/blue', address: '', options: {} })));
+    const addresses = got.map((g) => g.address);
+    expect(new Set(addresses).size).toBe(4);
+    expect(addresses).not.toContain('10.77.0.1/24');
+  });
+
+  it('tries again when another host takes the chosen address first', async () => {
+    const table = new SharedTable();
+    const h1 = new ClusterIpam(hostView(table, 'h1'));
+    await h1.requestPool({ addressSpace: 'local', pool: '10.77.0.0/24', subPool: '', options: { overlay: 'o' }, v6: false });
+    table.stealNext = ['10.77.0.1'];
+    expect((await h1.requestAddress({ poolId: 'overlay/o', address: '', options: {} })).address).toBe('10.77.0.2/24');
+  });
+
+  it('refuses an exact address another host holds, a different subnet or gateway, and IPv6', async () => {
+    const table = new SharedTable();
+    const h1 = new ClusterIpam(hostView(table, 'h1'));
+    const h2 = new ClusterIpam(hostView(table, 'h2'));
+    await h1.requestPool({ addressSpace: 'local', pool: '10.77.0.0/24', subPool: '', options: { overlay: 'o' }, v6: false });
+    await h1.requestAddress({ poolId: 'overlay/o', address: '10.77.0.9', options: {} });
+    await expect(h2.requestAddress({ poolId: 'overlay/o', address: '10.77.0.9', options: {} })).rejects.toThrow('address 10.77.0.9 is already in use');
+    await expect(h2.requestPool({ addressSpace: 'local', pool: '10.78.0.0/24', subPool: '', options: { overlay: 'o' }, v6: false })).rejects.toThrow('subnet mismatch');
+    await h1.requestAddress({ poolId: 'overlay/o', address: '10.77.0.254', options: gatewayRequest });
+    await expect(h2.requestAddress({ poolId: 'overlay/o', address: '10.77.0.1', options: gatewayRequest })).rejects.toThrow(
+      "overlay 'o' has gateway 10.77.0.254 in the cluster, not 10.77.0.1",
+    );
+    await expect(h1.requestPool({ addressSpace: 'local', pool: 'fd00::/64', subPool: '', options: { overlay: 'o' }, v6: true })).rejects.toThrow('IPv4 only');
+    await expect(h1.requestPool({ addressSpace: 'local', pool: '10.77.0.1/24', subPool: '', options: { overlay: 'p' }, v6: false })).rejects.toThrow('host bits are set');
+  });
+
+  it('frees only addresses this host holds, never the shared gateway', async () => {
+    const table = new SharedTable();
+    const h1 = new ClusterIpam(hostView(table, 'h1'));
+    const h2 = new ClusterIpam(hostView(table, 'h2'));
+    await h1.requestPool({ addressSpace: 'local', pool: '10.77.0.0/24', subPool: '', options: { overlay: 'o' }, v6: false });
+    const gw = await h1.requestAddress({ poolId: 'overlay/o', address: '', options: gatewayRequest });
+    const a = await h1.requestAddress({ poolId: 'overlay/o', address: '', options: {} });
+    await h2.releaseAddress('overlay/o', a.address);
+    await h1.releaseAddress('overlay/o', gw.address);
+    expect([...table.addresses.get('o')!.keys()].sort()).toEqual(['10.77.0.1', '10.77.0.2']);
+    await h1.releaseAddress('overlay/o', a.address);
+    expect([...table.addresses.get('o')!.keys()]).toEqual(['10.77.0.1']);
+  });
+
+  it('says that a shared pool needs the cluster store when the daemon has none', async () => {
+    const ipam = withClusterPools(local, new ClusterIpam(undefined));
+    await expect(Promise.resolve(ipam.requestPool({ addressSpace: 'local', pool: '10.77.0.0/24', subPool: '', options: { overlay: 'o' }, v6: false }))).rejects.toThrow(
+      /needs the cluster store: start tsnet with --store etcd:\/\/HOST:2379/,
+    );
+    // everything else stays with the host's own allocator
+    expect(await ipam.requestPool({ addressSpace: 'local', pool: '', subPool: '', options: {}, v6: false })).toMatchObject({ poolId: 'local/10.1.0.0/24' });
+    expect(await ipam.requestAddress({ poolId: 'local/10.1.0.0/24', address: '', options: {} })).toMatchObject({ address: '10.1.0.2/24' });
+  });
+});
