@@ -3,7 +3,8 @@
 # (running apt-get update only then) and says what it installs.
 #   scripts/install-deps.sh [EXTRA_PACKAGE...]     (install-test-deps.sh passes the test-only ones)
 set -euo pipefail
-runtime=(nftables libnftables1 iproute2 curl ca-certificates)
+# etcd-server and etcd-client: the overlay lab (tsnet lab) runs its own etcd
+runtime=(nftables libnftables1 iproute2 curl ca-certificates etcd-server etcd-client)
 missing=()
 for p in "${runtime[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -49,6 +49,15 @@ export interface OverlayDriverDeps extends BridgeDriverDeps {
 
 type OverlayNetwork = NetworkRecord<BridgeNetworkConfig & OverlayConfig>;
 
+/** VNIs tried on this host before giving up on finding a free one. */
+const MAX_VNI_ATTEMPTS = 64;
+
+class VniTakenError extends UserError {
+  constructor(vni: number, port: number) {
+    super(`VNI ${vni} on UDP port ${port} is taken by another VXLAN device on this host: choose another -o vni=N`);
+  }
+}
+
 export class OverlayDriver implements ManagedDriver {
   readonly type = 'overlay' as const;
   private readonly bridge: BridgeDriver<OverlayConfig>;
@@ -95,9 +104,20 @@ export class OverlayDriver implements ManagedDriver {
       }
       vni = opts.vni ?? firstFreeLocalVni(used);
     }
-    await this.bridge.createNetwork(bridgeReq, {
-      overlay: { name: opts.name ?? '', vni, port, vxlan: names.vxlan, local: underlay.vtep },
-    });
+    // a VNI this host chose may still be held by a VXLAN device tsnet cannot see (Docker's own
+    // overlay moves its devices into namespaces of its own, from 4096 up): take the next one
+    const chosenHere = opts.vni === undefined && !opts.name;
+    const taken: number[] = [];
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.bridge.createNetwork(bridgeReq, { overlay: { name: opts.name ?? '', vni, port, vxlan: names.vxlan, local: underlay.vtep } });
+        break;
+      } catch (err) {
+        if (!(err instanceof VniTakenError) || !chosenHere || attempt >= MAX_VNI_ATTEMPTS) throw err;
+        taken.push(vni);
+        vni = firstFreeLocalVni([...this.localNetworks().map((n) => n.config.overlay.vni), ...taken]);
+      }
+    }
     if (opts.name) this.reconcile(opts.name);
   }
 
@@ -135,9 +155,7 @@ export class OverlayDriver implements ManagedDriver {
           create(id, c);
         } catch (err) {
           const msg = (err as Error).message;
-          if (/exists/i.test(msg) && !nl.getLink(c.overlay.vxlan)) {
-            throw new UserError(`VNI ${c.overlay.vni} on UDP port ${c.overlay.port} is taken by another VXLAN device on this host: choose another -o vni=N`);
-          }
+          if (/exists/i.test(msg) && !nl.getLink(c.overlay.vxlan)) throw new VniTakenError(c.overlay.vni, c.overlay.port);
           throw err;
         }
         undo.push(`vxlan ${c.overlay.vxlan}`, () => nl.deleteLink(c.overlay.vxlan, { ignoreMissing: true }));
