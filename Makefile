@@ -43,11 +43,22 @@ dist/.built: node_modules/.package-lock.json tsconfig.json $(SOURCES)
 	@node_modules/.bin/tsc -p tsconfig.json
 	@touch $@
 
-build: dist/.built
+# the CNI plugin executable: a small C client of the daemon (cni/client/tsnet-cni.c)
+dist/cni/tsnet: cni/client/tsnet-cni.c
+	@mkdir -p dist/cni
+	@echo "building dist/cni/tsnet (gcc)"
+	@gcc -O2 -Wall -Wextra -o $@ $<
 
+build: dist/.built dist/cni/tsnet
+
+# the tsnet command on the PATH, and the CNI plugin where runtimes look for plugins
 link:
 	@[ "$$(readlink /usr/local/bin/tsnet 2>/dev/null)" = "$(CURDIR)/bin/tsnet" ] || \
 	  { ln -sfn "$(CURDIR)/bin/tsnet" /usr/local/bin/tsnet && echo "linked /usr/local/bin/tsnet -> $(CURDIR)/bin/tsnet"; }
+	@cmp -s dist/cni/tsnet /opt/cni/bin/tsnet || \
+	  { install -D -m 0755 dist/cni/tsnet /opt/cni/bin/tsnet && echo "installed the CNI plugin /opt/cni/bin/tsnet"; }
+	@[ "$$(readlink /usr/lib/cni/tsnet 2>/dev/null)" = /opt/cni/bin/tsnet ] || \
+	  { mkdir -p /usr/lib/cni && ln -sfn /opt/cni/bin/tsnet /usr/lib/cni/tsnet && echo "linked /usr/lib/cni/tsnet -> /opt/cni/bin/tsnet"; }
 
 # Everything up does except starting the daemon (the tests start their own), then the tests.
 # run-tests.sh does the preparing itself so that even a failed install or build ends with the

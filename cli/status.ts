@@ -7,6 +7,11 @@ import { databasePath } from '../daemon/paths.js';
 import { dockerNames } from './docker-api.js';
 import { formatTable } from './table.js';
 import { formatHostAddress } from '../drivers/ports.js';
+import { CniRepo, type CniAttachment } from '../store/cni-repo.js';
+
+function cniOf(a: CniAttachment | undefined): { network: string; containerId: string; ifName: string; netns: string } | null {
+  return a ? { network: a.network, containerId: a.containerId, ifName: a.ifName, netns: a.netns } : null;
+}
 
 export class CliError extends Error {}
 
@@ -40,6 +45,12 @@ export async function runStatus(stateDir: string, json: boolean): Promise<string
   try {
     const networks = repo.listNetworks();
     const names = await dockerNames(networks.map((n) => n.id));
+    // networks and containers of CNI runtimes, by the names the runtime gave them
+    const cni = new CniRepo(db);
+    const cniNetworks = new Map(cni.listNetworks().map((n) => [n.networkId, n.name]));
+    const cniEndpoints = new Map(cni.listAttachments().map((a) => [a.endpointId, a]));
+    for (const [id, name] of cniNetworks) if (!names.networks.has(id)) names.networks.set(id, `cni:${name}`);
+    for (const [id, a] of cniEndpoints) if (!names.endpoints.has(id)) names.endpoints.set(id, `cni:${a.containerId.slice(0, 12)}/${a.ifName}`);
     const endpoints = repo.listEndpoints();
     const ports = repo.listPorts();
     const netName = (id: string) => names.networks.get(id) ?? id.slice(0, 12);
@@ -47,8 +58,8 @@ export async function runStatus(stateDir: string, json: boolean): Promise<string
     if (json) {
       return JSON.stringify(
         {
-          networks: networks.map((n) => ({ id: n.id, name: names.networks.get(n.id) ?? null, driver: n.driver, state: n.state, config: n.config, ipv4: n.ipv4, ipv6: n.ipv6 })),
-          endpoints: endpoints.map((e) => ({ id: e.id, container: names.endpoints.get(e.id) ?? null, network: e.networkId, state: e.state, address: e.address, addressIpv6: e.addressIpv6, mac: e.mac, config: e.config, sandbox: e.sandboxKey })),
+          networks: networks.map((n) => ({ id: n.id, name: names.networks.get(n.id) ?? null, cniName: cniNetworks.get(n.id) ?? null, driver: n.driver, state: n.state, config: n.config, ipv4: n.ipv4, ipv6: n.ipv6 })),
+          endpoints: endpoints.map((e) => ({ id: e.id, container: names.endpoints.get(e.id) ?? null, cni: cniOf(cniEndpoints.get(e.id)), network: e.networkId, state: e.state, address: e.address, addressIpv6: e.addressIpv6, mac: e.mac, config: e.config, sandbox: e.sandboxKey })),
           ports: ports.map((p) => ({ endpoint: p.endpointId, container: names.endpoints.get(p.endpointId) ?? null, network: p.networkId, proto: p.proto, port: p.port, containerIp: p.containerIp, hostIp: p.hostIp, hostPort: p.hostPort })),
         },
         null,

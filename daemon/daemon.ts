@@ -26,6 +26,8 @@ import { discoverUnderlay } from '../drivers/overlay/underlay.js';
 import { ClusterIpam, withClusterPools } from '../ipam/cluster-ipam.js';
 import { parseStoreUrl, type ClusterStore } from '../store/cluster/cluster-store.js';
 import { EtcdClusterStore } from '../store/cluster/etcd-store.js';
+import { CniRepo } from '../store/cni-repo.js';
+import { CniService } from '../cni/cni-service.js';
 
 const DOCKER_COMPAT_REFRESH_MS = 5_000;
 
@@ -85,7 +87,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     log.info({ store: cluster.endpoint, host: cluster.host, vtep: cluster.vtep }, 'joined the cluster store');
   }
 
-  const app = buildServer({ network: controller, ipam, logger: log });
+  const cniRepo = new CniRepo(db);
+  const cni = new CniService({ network: controller, ipam, repo, cni: cniRepo, netlink, log });
+  await cni.restore();
+
+  const app = buildServer({ network: controller, ipam, logger: log, cni });
   await listenUnix(app, opts.socketPath);
   log.info({ socket: opts.socketPath }, 'tsnet serving');
 

@@ -71,7 +71,13 @@ export interface ServerOptions {
   capabilities?: Capabilities;
   /** the lock every driver and IPAM call runs under; pass one to share it with other callers */
   queue?: SerialQueue;
+  /** CNI commands from the `tsnet` plugin executable (cni/client/tsnet-cni.c), route Cni.Exec */
+  cni?: { exec(env: Record<string, string | undefined>, stdin: string): Promise<{ exitCode: number; output: string }> };
 }
+
+/** The CNI client's request: the network configuration as the body, the CNI_* variables as headers. */
+export const CNI_CONTENT_TYPE = 'application/x-cni-config';
+const CNI_HEADERS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH'] as const;
 
 /** The reply key that carries an error: Docker reads "Error" from IPAM replies, "Err" from all others. */
 export function errorKey(method: string): 'Err' | 'Error' {
@@ -203,6 +209,8 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       done(e, undefined);
     }
   });
+  // the CNI client's body is the runtime's stdin, read as it is (cni-service.ts parses it)
+  app.addContentTypeParser(CNI_CONTENT_TYPE, { parseAs: 'string' }, (_req, body, done) => done(null, String(body)));
   // an empty body without Content-Length or Content-Type never reaches the parser: same as {}
   app.addHook('preValidation', async (req) => {
     if (req.body === undefined || req.body === null) req.body = {};
@@ -249,6 +257,22 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       } finally {
         clearTimeout(slow);
       }
+    });
+  }
+
+  // CNI: the reply body is what the plugin prints, its exit code rides in a header
+  const cni = o.cni;
+  if (cni) {
+    app.post('/Cni.Exec', async (req, res) => {
+      const env: Record<string, string | undefined> = {};
+      for (const name of CNI_HEADERS) {
+        const v = req.headers[`x-${name.toLowerCase().replace('_', '-')}`];
+        if (typeof v === 'string') env[name] = v;
+      }
+      const stdin = typeof req.body === 'string' ? req.body : JSON.stringify(req.body ?? {});
+      const reply = await queue.run(() => cni.exec(env, stdin));
+      if (reply.exitCode !== 0) record(req).error = reply.output.trim();
+      return res.code(200).header('content-type', 'application/json').header('x-cni-exit', String(reply.exitCode)).send(Buffer.from(reply.output));
     });
   }
 

@@ -20,8 +20,8 @@ export interface SandboxLink {
   mac?: string;
 }
 
-/** Moves and configures the link; returns its MAC inside the container. */
-export function configureSandbox(from: Netlink, s: SandboxLink): { mac: string } {
+/** Moves and configures the link; returns its MAC and MTU inside the container. */
+export function configureSandbox(from: Netlink, s: SandboxLink): { mac: string; mtu: number } {
   const fd = openNetnsFd(s.netnsPath);
   try {
     from.setLink(s.link, { netnsFd: fd });
@@ -36,7 +36,8 @@ export function configureSandbox(from: Netlink, s: SandboxLink): { mac: string }
     inside.setLink(s.ifName, { up: true });
     if (s.gateway4) inside.replaceRoute({ dst: 'default', gateway: s.gateway4, dev: s.ifName });
     if (s.gateway6) inside.replaceRoute({ dst: '::/0', gateway: s.gateway6, dev: s.ifName });
-    return { mac: inside.getLink(s.ifName)?.mac ?? '' };
+    const link = inside.getLink(s.ifName);
+    return { mac: link?.mac ?? '', mtu: link?.mtu ?? 0 };
   } finally {
     inside.close();
   }

@@ -1,0 +1,311 @@
+// The CNI plugin as runtimes drive it: the built executable (dist/cni/tsnet), CNI_* variables,
+// the configuration on stdin, the result on stdout, against a tsnet daemon of the test's own.
+// Containers are namespaces; chaining runs the reference plugins from /usr/lib/cni.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startTsnetDaemon, type TsnetDaemon } from '../docker-tests/harness.js';
+import { assertNoLeaks, execIn, onCleanup, pings, runCleanups, sh, tryIn, uniqueName } from './harness.js';
+
+const PLUGIN = join(import.meta.dirname, '..', 'dist', 'cni', 'tsnet');
+const REFERENCE = '/usr/lib/cni';
+const run = uniqueName('cn');
+const socket = `/run/tsnet-cni-tests/${run}.sock`;
+let daemon: TsnetDaemon;
+let stateDir: string;
+
+interface Reply {
+  code: number;
+  out: Record<string, unknown> | undefined;
+  raw: string;
+}
+
+/** Runs a plugin as a runtime does. */
+function cni(command: string, conf: object, env: { container?: string; netns?: string; ifName?: string; args?: string } = {}, plugin = PLUGIN): Reply {
+  const r = spawnSync(plugin, [], {
+    input: JSON.stringify(conf),
+    encoding: 'utf8',
+    env: {
+      PATH: process.env.PATH,
+      TSNET_SOCKET: socket,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: env.container ?? '',
+      CNI_NETNS: env.netns ? `/run/netns/${env.netns}` : '',
+      CNI_IFNAME: env.ifName ?? 'eth0',
+      CNI_ARGS: env.args ?? '',
+      CNI_PATH: `${join(import.meta.dirname, '..', 'dist', 'cni')}:${REFERENCE}`,
+    },
+  });
+  const raw = r.stdout ?? '';
+  let out: Record<string, unknown> | undefined;
+  try {
+    out = raw.trim() ? (JSON.parse(raw) as Record<string, unknown>) : undefined;
+  } catch {
+    out = undefined;
+  }
+  return { code: r.status ?? 1, out, raw };
+}
+
+function ok(command: string, conf: object, env: Parameters<typeof cni>[2] = {}, plugin?: string): Record<string, unknown> | undefined {
+  const r = cni(command, conf, env, plugin);
+  if (r.code !== 0) throw new Error(`${command} failed (${r.code}): ${r.raw}`);
+  return r.out;
+}
+
+let nsCounter = 0;
+function container(): string {
+  const ns = `${run}-${nsCounter++}`;
+  sh('ip', ['netns', 'add', ns]);
+  onCleanup(() => spawnSync('ip', ['netns', 'del', ns]));
+  return ns;
+}
+
+function net(name: string, extra: object = {}, version = '1.0.0'): Record<string, unknown> {
+  return { cniVersion: version, name: `${run}-${name}`, type: 'tsnet', mode: 'bridge', ...extra };
+}
+
+function addressOf(result: Record<string, unknown> | undefined): string {
+  return ((result?.ips as { address: string }[])[0].address ?? '').split('/')[0];
+}
+
+/** The host end of an attachment's veth: the bridge driver names it after the endpoint ID, which tsnet derives from the attachment. */
+function hostLink(network: string, containerId: string, ifName = 'eth0'): string {
+  return `tsv${createHash('sha256').update(`cni:${network}/${containerId}/${ifName}`).digest('hex').slice(0, 12)}`;
+}
+
+function linkExists(name: string): boolean {
+  return spawnSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0;
+}
+
+/** The host ends are deleted off the request path (the kernel takes ~20 ms per veth): wait for it. */
+async function gone(links: string[]): Promise<boolean> {
+  for (let i = 0; i < 100 && links.some(linkExists); i++) await new Promise((r) => setTimeout(r, 50));
+  return !links.some(linkExists);
+}
+
+beforeAll(async () => {
+  stateDir = mkdtempSync(join(tmpdir(), 'tsnet-cni-'));
+  daemon = await startTsnetDaemon({ stateDir, socketPath: socket });
+}, 60_000);
+
+afterAll(async () => {
+  await runCleanups();
+  await daemon?.stop();
+  spawnSync('nft', ['delete', 'table', 'inet', run]);
+  // the networks' bridges carry the daemon's alias; nothing of them may stay
+  for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
+    if (l.ifalias?.startsWith(`${run}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
+  }
+  rmSync(stateDir, { recursive: true, force: true });
+  assertNoLeaks(run);
+});
+
+describe('tsnet CNI plugin', () => {
+  it('answers VERSION without the daemon', () => {
+    const r = spawnSync(PLUGIN, [], { input: '', encoding: 'utf8', env: { CNI_COMMAND: 'VERSION', TSNET_SOCKET: '/nonexistent' } });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '1.1.0', supportedVersions: ['0.4.0', '1.0.0', '1.1.0'] });
+  });
+
+  it('says how to start the daemon when none runs', () => {
+    const r = spawnSync(PLUGIN, [], { input: JSON.stringify(net('x')), encoding: 'utf8', env: { CNI_COMMAND: 'ADD', TSNET_SOCKET: `/run/${run}-none.sock` } });
+    expect(r.status).toBe(1);
+    const e = JSON.parse(r.stdout) as { code: number; msg: string; cniVersion: string };
+    expect(e.code).toBe(11);
+    expect(e.cniVersion).toBe('1.0.0');
+    expect(e.msg).toContain('the tsnet daemon is not running');
+    expect(e.msg).toContain('make up');
+  });
+
+  for (const version of ['0.4.0', '1.0.0', '1.1.0']) {
+    it(`ADD, CHECK and DEL in version ${version}`, () => {
+      const conf = net(`v${version.replace(/\./g, '')}`, { ipam: { type: 'tsnet', subnet: `10.239.${version === '0.4.0' ? 1 : version === '1.0.0' ? 2 : 3}.0/24` } }, version);
+      const a = container();
+      const b = container();
+      const ra = ok('ADD', conf, { container: `${a}-id`, netns: a })!;
+      const rb = ok('ADD', conf, { container: `${b}-id`, netns: b })!;
+      expect(ra.cniVersion).toBe(version);
+      const ip = (ra.ips as Record<string, unknown>[])[0];
+      expect(ip).toMatchObject({ interface: 0 });
+      expect(ip.address).toMatch(/^10\.239\.\d\.2\/24$/);
+      if (version === '0.4.0') expect(ip.version).toBe('4');
+      else expect(ip.version).toBeUndefined();
+      const iface = (ra.interfaces as Record<string, unknown>[])[0];
+      expect(iface).toMatchObject({ name: 'eth0', sandbox: `/run/netns/${a}` });
+      expect(iface.mac).toMatch(/^02:42:0a:ef:/);
+      // containers on the network reach each other and the gateway
+      expect(pings(a, addressOf(rb))).toBe(true);
+      expect(pings(b, String(ip.gateway))).toBe(true);
+      expect(execIn(a, 'ip', ['-br', 'addr', 'show', 'eth0'])).toContain(String(ip.address));
+      // CHECK gets the result as prevResult
+      expect(cni('CHECK', { ...conf, prevResult: ra }, { container: `${a}-id`, netns: a }).code).toBe(0);
+      ok('DEL', conf, { container: `${a}-id`, netns: a });
+      ok('DEL', conf, { container: `${b}-id`, netns: b });
+      expect(tryIn(a, 'ip', ['link', 'show', 'eth0']).code).not.toBe(0);
+      // DEL again: already gone is fine
+      expect(cni('DEL', conf, { container: `${a}-id`, netns: a }).code).toBe(0);
+      // CHECK of something never attached says so
+      const check = cni('CHECK', { ...conf, prevResult: ra }, { container: `${a}-id`, netns: a });
+      expect(check.code).toBe(1);
+      expect(check.out).toMatchObject({ code: 101, cniVersion: version });
+    });
+  }
+
+  it('refuses bad input with the spec error codes', () => {
+    const ns = container();
+    const env = { container: `${ns}-id`, netns: ns };
+    expect(cni('ADD', { ...net('bad'), cniVersion: '0.2.0' }, env).out).toMatchObject({ code: 1, msg: expect.stringContaining("does not speak CNI version '0.2.0'") });
+    const notJson = spawnSync(PLUGIN, [], { input: '{nope', encoding: 'utf8', env: { TSNET_SOCKET: socket, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'x', CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0' } });
+    expect(JSON.parse(notJson.stdout)).toMatchObject({ code: 6 });
+    expect(cni('ADD', net('bad'), { container: 'x', ifName: 'eth0' }).out).toMatchObject({ code: 4, msg: 'CNI_NETNS is required for ADD' });
+    expect(cni('ADD', net('bad', { colour: 'red' }), env).out).toMatchObject({ code: 7, msg: expect.stringContaining("unknown key 'colour'") });
+    expect(cni('ADD', net('bad', { mode: 'ipvlan' }), env).out).toMatchObject({ code: 7 });
+    expect(cni('ADD', net('gone'), { container: 'x', netns: `${run}-nonexistent` }).out).toMatchObject({ code: 3 });
+    expect(cni('STATUS', net('bad'), {}).out).toMatchObject({ code: 1, msg: 'STATUS needs cniVersion 1.1.0, the configuration says 1.0.0' });
+    // the driver's own refusals come through as tsnet's code 100, with the driver's message
+    expect(cni('ADD', net('mtu', { mtu: 'lots', ipam: { type: 'tsnet', subnet: '10.239.9.0/24' } }), env).out).toMatchObject({ code: 100, msg: expect.stringContaining('mtu') });
+    // nothing half-made by the failures
+    expect(linkExists(hostLink(`${run}-mtu`, `${ns}-id`))).toBe(false);
+  });
+
+  it('keeps one network per name: a different subnet under the same name is refused', () => {
+    const ns = container();
+    const conf = net('same', { ipam: { type: 'tsnet', subnet: '10.239.10.0/24' } });
+    ok('ADD', conf, { container: `${ns}-id`, netns: ns });
+    onCleanup(() => cni('DEL', conf, { container: `${ns}-id`, netns: ns }));
+    const other = container();
+    const r = cni('ADD', net('same', { ipam: { type: 'tsnet', subnet: '10.239.11.0/24' } }), { container: `${other}-id`, netns: other });
+    expect(r.out).toMatchObject({ code: 7, msg: expect.stringContaining('exists in tsnet with another configuration') });
+  });
+
+  it('takes the address and MAC the runtime asks for', () => {
+    const ns = container();
+    const conf = { ...net('ips', { ipam: { type: 'tsnet', subnet: '10.239.12.0/24' } }), runtimeConfig: { ips: ['10.239.12.77/24'], mac: '02:00:00:ab:cd:ef' } };
+    const r = ok('ADD', conf, { container: `${ns}-id`, netns: ns })!;
+    onCleanup(() => cni('DEL', conf, { container: `${ns}-id`, netns: ns }));
+    expect(addressOf(r)).toBe('10.239.12.77');
+    expect((r.interfaces as { mac: string }[])[0].mac).toBe('02:00:00:ab:cd:ef');
+    expect(execIn(ns, 'cat', ['/sys/class/net/eth0/address'])).toBe('02:00:00:ab:cd:ef');
+  });
+
+  it('DEL succeeds after the namespace is gone and frees everything', async () => {
+    const ns = container();
+    const conf = net('gone', { ipam: { type: 'tsnet', subnet: '10.239.13.0/24' } });
+    const first = ok('ADD', conf, { container: `${ns}-id`, netns: ns })!;
+    sh('ip', ['netns', 'del', ns]);
+    ok('DEL', conf, { container: `${ns}-id`, netns: ns });
+    // the address is free again, and no host link is left
+    const again = container();
+    const second = ok('ADD', { ...conf, runtimeConfig: { ips: [addressOf(first)] } }, { container: `${again}-id`, netns: again })!;
+    expect(addressOf(second)).toBe(addressOf(first));
+    ok('DEL', conf, { container: `${again}-id`, netns: again });
+    expect(await gone([hostLink(conf.name as string, `${ns}-id`), hostLink(conf.name as string, `${again}-id`)])).toBe(true);
+  });
+
+  it('GC removes attachments the runtime no longer lists', async () => {
+    const conf = net('gc', { ipam: { type: 'tsnet', subnet: '10.239.14.0/24' } }, '1.1.0');
+    const keep = container();
+    const drop = container();
+    const kept = ok('ADD', conf, { container: 'keep-id', netns: keep })!;
+    ok('ADD', conf, { container: 'drop-id', netns: drop });
+    const [keepLink, dropLink] = [hostLink(conf.name as string, 'keep-id'), hostLink(conf.name as string, 'drop-id')];
+    expect(linkExists(keepLink) && linkExists(dropLink)).toBe(true);
+    ok('GC', { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'keep-id', ifname: 'eth0' }] });
+    expect(await gone([dropLink])).toBe(true);
+    expect(linkExists(keepLink)).toBe(true);
+    expect(tryIn(drop, 'ip', ['link', 'show', 'eth0']).code).not.toBe(0);
+    expect(cni('CHECK', { ...conf, prevResult: kept }, { container: 'keep-id', netns: keep }).code).toBe(0);
+    expect(cni('STATUS', conf).code).toBe(0);
+    ok('DEL', conf, { container: 'keep-id', netns: keep });
+    expect(await gone([keepLink])).toBe(true);
+  });
+
+  it('publishes runtimeConfig.portMappings in tsnet\'s nftables maps, reachable from outside', () => {
+    const ns = container();
+    const conf = { ...net('ports', { ipam: { type: 'tsnet', subnet: '10.239.15.0/24' }, capabilities: { portMappings: true } }), runtimeConfig: { portMappings: [{ hostPort: 18150, containerPort: 80, protocol: 'tcp' }] } };
+    ok('ADD', conf, { container: `${ns}-id`, netns: ns });
+    onCleanup(() => cni('DEL', conf, { container: `${ns}-id`, netns: ns }));
+    execIn(ns, 'sh', ['-c', `mkdir -p /tmp/${ns}-www && echo hello-cni > /tmp/${ns}-www/index.html && busybox httpd -p 80 -h /tmp/${ns}-www`]);
+    onCleanup(() => spawnSync('ip', ['netns', 'exec', ns, 'pkill', '-f', `/tmp/${ns}-www`]));
+    // an outside host: a namespace behind a veth pair whose host end has an address of its own
+    const outside = container();
+    const hostEnd = `${run}o`;
+    sh('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside]);
+    onCleanup(() => spawnSync('ip', ['link', 'del', hostEnd]));
+    sh('ip', ['addr', 'add', '198.51.100.1/24', 'dev', hostEnd]);
+    sh('ip', ['link', 'set', hostEnd, 'up']);
+    execIn(outside, 'ip', ['addr', 'add', '198.51.100.2/24', 'dev', 'eth0']);
+    execIn(outside, 'ip', ['link', 'set', 'eth0', 'up']);
+    expect(execIn(outside, 'curl', ['-s', '--max-time', '5', 'http://198.51.100.1:18150/'])).toBe('hello-cni');
+    expect(sh('nft', ['list', 'table', 'inet', run])).toContain('18150');
+    ok('DEL', conf, { container: `${ns}-id`, netns: ns });
+    expect(sh('nft', ['list', 'table', 'inet', run])).not.toContain('18150');
+  });
+
+  it('chains with the reference tuning and portmap plugins, and delegates to host-local IPAM', async () => {
+    const ns = container();
+    const dataDir = mkdtempSync(join(tmpdir(), 'tsnet-hostlocal-'));
+    onCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
+    const name = `${run}-chain`;
+    const tsnetConf = { cniVersion: '1.0.0', name, type: 'tsnet', mode: 'bridge', ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.239.16.0/24', gateway: '10.239.16.1' }]] } };
+    const tuningConf = { cniVersion: '1.0.0', name, type: 'tuning', mtu: 1400 };
+    const portmapConf = { cniVersion: '1.0.0', name, type: 'portmap', capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 18151, containerPort: 81, protocol: 'tcp' }] } };
+    const env = { container: `${ns}-id`, netns: ns };
+    // ADD in order, each plugin getting the result so far
+    const r1 = ok('ADD', tsnetConf, env)!;
+    expect(addressOf(r1)).toBe('10.239.16.2');
+    expect(existsSync(join(dataDir, name, '10.239.16.2'))).toBe(true);
+    const r2 = ok('ADD', { ...tuningConf, prevResult: r1 }, env, join(REFERENCE, 'tuning'))!;
+    const r3 = ok('ADD', { ...portmapConf, prevResult: r2 }, env, join(REFERENCE, 'portmap'))!;
+    expect(addressOf(r3)).toBe('10.239.16.2');
+    expect(execIn(ns, 'cat', ['/sys/class/net/eth0/mtu'])).toBe('1400');
+    execIn(ns, 'sh', ['-c', `mkdir -p /tmp/${ns}-www && echo chained > /tmp/${ns}-www/index.html && busybox httpd -p 81 -h /tmp/${ns}-www`]);
+    onCleanup(() => spawnSync('ip', ['netns', 'exec', ns, 'pkill', '-f', `/tmp/${ns}-www`]));
+    // portmap's DNAT (its own iptables chains) into tsnet's container
+    expect(sh('curl', ['-s', '--max-time', '5', `http://10.239.16.1:18151/`])).toBe('chained');
+    // CHECK down the chain, then DEL in reverse order
+    expect(cni('CHECK', { ...tsnetConf, prevResult: r3 }, env).code).toBe(0);
+    ok('DEL', { ...portmapConf, prevResult: r3 }, env, join(REFERENCE, 'portmap'));
+    ok('DEL', { ...tuningConf, prevResult: r3 }, env, join(REFERENCE, 'tuning'));
+    ok('DEL', { ...tsnetConf, prevResult: r3 }, env);
+    expect(existsSync(join(dataDir, name, '10.239.16.2'))).toBe(false);
+    expect(await gone([hostLink(name, `${ns}-id`)])).toBe(true);
+  });
+
+  it('keeps attachments working across a daemon restart and a kill -9', async () => {
+    const conf = net('restart', { ipam: { type: 'tsnet', subnet: '10.239.17.0/24' } });
+    const a = container();
+    const b = container();
+    const ra = ok('ADD', conf, { container: `${a}-id`, netns: a })!;
+    const rb = ok('ADD', conf, { container: `${b}-id`, netns: b })!;
+    await daemon.restart();
+    expect(pings(a, addressOf(rb))).toBe(true);
+    expect(cni('CHECK', { ...conf, prevResult: ra }, { container: `${a}-id`, netns: a }).code).toBe(0);
+    await daemon.kill9();
+    await daemon.restart();
+    expect(cni('CHECK', { ...conf, prevResult: rb }, { container: `${b}-id`, netns: b }).code).toBe(0);
+    // addresses stay taken: a new container gets a new one
+    const c = container();
+    const rc = ok('ADD', conf, { container: `${c}-id`, netns: c })!;
+    expect([addressOf(ra), addressOf(rb)]).not.toContain(addressOf(rc));
+    for (const ns of [a, b, c]) ok('DEL', conf, { container: `${ns}-id`, netns: ns });
+    expect(await gone([a, b, c].map((ns) => hostLink(conf.name as string, `${ns}-id`)))).toBe(true);
+  });
+
+  it('shows CNI networks in tsnet status beside Docker\'s', () => {
+    const ns = container();
+    const conf = net('status', { ipam: { type: 'tsnet', subnet: '10.239.18.0/24' } });
+    ok('ADD', conf, { container: `${ns}-id`, netns: ns });
+    const status = JSON.parse(sh(process.execPath, [join(import.meta.dirname, '..', 'dist', 'cli', 'main.js'), 'status', '--json', '--state-dir', stateDir])) as {
+      networks: { id: string; driver: string; cniName?: string }[];
+      endpoints: { network: string; address: string; cni: { containerId: string } | null }[];
+    };
+    const n = status.networks.find((x) => x.cniName === conf.name);
+    expect(n).toMatchObject({ driver: 'bridge' });
+    expect(status.endpoints.find((e) => e.network === n!.id)).toMatchObject({ address: expect.stringMatching(/^10\.239\.18\./), cni: { containerId: `${ns}-id` } });
+    ok('DEL', conf, { container: `${ns}-id`, netns: ns });
+  });
+});
