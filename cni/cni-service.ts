@@ -137,6 +137,7 @@ export class CniService {
         addressIpv6: '',
         macAddress: conf.runtime.mac || env.args.MAC || '',
         options: { portBindings: [], exposedPorts: [], other: {} },
+        netnsHint: env.netns,
       });
       undo.push(() => this.d.network.deleteEndpoint(ref));
       const joined = await this.d.network.join({ ...ref, sandboxKey: env.netns, options: { portBindings: [], exposedPorts: [], other: {} } });
@@ -236,6 +237,7 @@ export class CniService {
     const ref = { networkId: a.networkId, endpointId: a.endpointId };
     await this.d.network.revokeExternalConnectivity(ref);
     await this.d.network.leave(ref);
+    this.releaseIfName(a);
     await this.d.network.deleteEndpoint(ref);
     if (a.ipam === 'tsnet') {
       const net = this.d.cni.getNetwork(a.network);
@@ -244,6 +246,32 @@ export class CniService {
       await this.delegate('DEL', env ?? { command: 'DEL', containerId: a.containerId, netns: a.netns, ifName: a.ifName, args: {}, path: [] }, conf);
     }
     this.d.cni.deleteAttachment(a.network, a.containerId, a.ifName);
+  }
+
+  /**
+   * The drivers delete links off the request path (the kernel waits ~20 ms per veth), but a runtime
+   * may ADD the same interface name into the same namespace right after DEL: the name is freed
+   * now by taking the veth down and renaming it; it goes with its host end moments later.
+   */
+  private releaseIfName(a: CniAttachment): void {
+    if (!existsSync(a.netns)) return;
+    let nl: Netlink | undefined;
+    try {
+      nl = Netlink.openInNetns(a.netns);
+      const link = nl.getLink(a.ifName);
+      if (!link) return;
+      if (link.kind !== 'veth') {
+        // a macvlan child lives only in the container: nobody else would remove it
+        nl.deleteLink(a.ifName, { ignoreMissing: true });
+        return;
+      }
+      nl.setLink(a.ifName, { up: false });
+      nl.setLink(a.ifName, { name: `tsd${a.endpointId.slice(0, 12)}` });
+    } catch (err) {
+      this.d.log.warn({ err, netns: a.netns, ifName: a.ifName }, 'could not free the interface name in the container; it goes with its link');
+    } finally {
+      nl?.close();
+    }
   }
 
   private check(env: CniEnv, conf: NetConf): void {

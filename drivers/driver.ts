@@ -77,6 +77,12 @@ export interface CreateEndpointRequest {
   /** '' when Docker gave none: the driver may choose one and return it */
   macAddress: string;
   options: EndpointOptions;
+  /**
+   * The container's network namespace when the caller knows it before Join (CNI does, Docker does
+   * not): the driver may make the container's end there at once, which saves moving it later
+   * (~16 ms on this kernel). Join's srcName then names a link already inside.
+   */
+  netnsHint?: string;
 }
 
 export interface CreateEndpointResult {

@@ -22,11 +22,14 @@ export interface SandboxLink {
 
 /** Moves and configures the link; returns its MAC and MTU inside the container. */
 export function configureSandbox(from: Netlink, s: SandboxLink): { mac: string; mtu: number } {
-  const fd = openNetnsFd(s.netnsPath);
-  try {
-    from.setLink(s.link, { netnsFd: fd });
-  } finally {
-    closeFd(fd);
+  // a driver told the namespace up front (CNI) made the link inside already
+  if (from.getLink(s.link)) {
+    const fd = openNetnsFd(s.netnsPath);
+    try {
+      from.setLink(s.link, { netnsFd: fd });
+    } finally {
+      closeFd(fd);
+    }
   }
   const inside = Netlink.openInNetns(s.netnsPath);
   try {

@@ -22,6 +22,7 @@ import type { Firewall } from '../../firewall/firewall.js';
 import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
 import type { LinkOwner } from '../owner.js';
 import { canonicalCidr } from '../../ipam/address.js';
+import { closeFd, openNetnsFd } from '../../native/netns.js';
 import { refuseSubnetOverlap } from '../subnets.js';
 import { withUndo, type Logger, type Undo } from '../undo.js';
 import { reserveBindings, releaseBindings, toFirewallMappings, type HostPortReserver } from '../ports.js';
@@ -178,16 +179,21 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
         config: state,
       });
       undo.push('store row', () => this.d.repo.deleteEndpoint(req.endpointId));
-      this.buildEndpoint(net, req.endpointId, plan.mac, state, undo);
+      this.buildEndpoint(net, req.endpointId, plan.mac, state, undo, req.netnsHint);
       this.d.repo.setEndpointState(req.endpointId, 'ready');
     });
     return plan.macChosen ? { macAddress: plan.mac } : {};
   }
 
-  private buildEndpoint(net: BridgeNetwork, endpointId: string, mac: string, c: BridgeEndpointConfig, undo: Undo): void {
+  private buildEndpoint(net: BridgeNetwork<X>, endpointId: string, mac: string, c: BridgeEndpointConfig, undo: Undo, netnsHint?: string): void {
     const nl = this.d.netlink;
     const alias = this.d.owner.alias(endpointId);
-    nl.createLink({ kind: 'veth', name: c.hostIf, peerName: c.containerIf, mtu: net.config.mtu, peerMac: mac, alias, peerAlias: alias });
+    const fd = netnsHint ? openNetnsFd(netnsHint) : undefined;
+    try {
+      nl.createLink({ kind: 'veth', name: c.hostIf, peerName: c.containerIf, mtu: net.config.mtu, peerMac: mac, alias, peerAlias: alias, peerNetnsFd: fd });
+    } finally {
+      if (fd !== undefined) closeFd(fd);
+    }
     undo.push(`veth ${c.hostIf}`, () => nl.deleteLink(c.hostIf, { ignoreMissing: true }));
     nl.setLink(c.hostIf, { master: net.config.bridge, up: true });
     nl.setBridgePort(c.hostIf, bridgePortSettings(net.config));
