@@ -151,7 +151,13 @@ export class CniService {
         mac: created.macAddress,
       });
       if (conf.runtime.portMappings.length > 0) {
-        await this.d.network.programExternalConnectivity({ ...ref, options: { portBindings: conf.runtime.portMappings.map(toBinding), exposedPorts: [], other: {} } });
+        // runtimes bind the host ports of their containers themselves (podman does), as with the
+        // reference portmap plugin: tsnet only programs the mappings
+        await this.d.network.programExternalConnectivity({
+          ...ref,
+          options: { portBindings: conf.runtime.portMappings.map(toBinding), exposedPorts: [], other: {} },
+          runtimeHoldsHostPorts: true,
+        });
         undo.push(() => this.d.network.revokeExternalConnectivity(ref));
       }
       const result = buildResult(conf.cniVersion, { ifName: env.ifName, mac: inside.mac, mtu: inside.mtu, netns: env.netns, address, gateway: joined.gateway }, conf.prevResult);

@@ -125,6 +125,11 @@ export interface EndpointRef {
 
 export interface ProgramExternalConnectivityRequest extends EndpointRef {
   options: EndpointOptions;
+  /**
+   * The runtime holds the host ports itself (podman binds them for its containers), so tsnet must
+   * not bind them too; only exact host ports are possible then. Docker leaves this to the driver.
+   */
+  runtimeHoldsHostPorts?: boolean;
 }
 
 export interface EndpointOperInfo {

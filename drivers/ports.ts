@@ -13,6 +13,19 @@ export interface HostPortReserver {
   release(proto: Proto, hostIp: string, port: number): void;
 }
 
+/** For runtimes that hold their containers' host ports themselves: exact ports pass, nothing is bound. */
+export const HELD_BY_RUNTIME: HostPortReserver = {
+  reserve() {},
+  reserveFromRange(_proto, _hostIp, from, to) {
+    if (from === to) return from;
+    throw new UserError(`host port range ${from}-${to}: the runtime holds the host ports, so give one exact port`);
+  },
+  reserveEphemeral() {
+    throw new UserError('host port 0: the runtime holds the host ports, so give an exact one');
+  },
+  release() {},
+};
+
 export const ANY_V4 = '0.0.0.0';
 export const ANY_V6 = '::';
 

@@ -6,6 +6,7 @@ test_only=(
   docker.io busybox-static iptables            # the docker layer: engine, test image
   etcd-server etcd-client                      # the overlay's shared store
   containernetworking-plugins                  # reference CNI plugins to chain with
+  podman                                       # a CNI runtime driving the tsnet plugin
   iputils-ping curl conntrack tcpdump iperf3   # probing packets
   hyperfine sqlite3                            # benchmarks, reading the state
 )

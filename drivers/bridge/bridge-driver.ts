@@ -25,7 +25,7 @@ import { canonicalCidr } from '../../ipam/address.js';
 import { closeFd, openNetnsFd } from '../../native/netns.js';
 import { refuseSubnetOverlap } from '../subnets.js';
 import { withUndo, type Logger, type Undo } from '../undo.js';
-import { reserveBindings, releaseBindings, toFirewallMappings, type HostPortReserver } from '../ports.js';
+import { HELD_BY_RUNTIME, reserveBindings, releaseBindings, toFirewallMappings, type HostPortReserver } from '../ports.js';
 import {
   bareIp,
   firewallNetwork,
@@ -247,10 +247,10 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
       req.options.portBindings,
       { ipv4: ep.address ? bareIp(ep.address) : '', ipv6: ep.addressIpv6 ? bareIp(ep.addressIpv6) : '' },
       net.config.hostBindingIpv4,
-      this.d.ports,
+      req.runtimeHoldsHostPorts ? HELD_BY_RUNTIME : this.d.ports,
     );
     withUndo(this.d.log, (undo) => {
-      undo.push('host port reservations', () => releaseBindings(bindings, this.d.ports));
+      undo.push('host port reservations', () => releaseBindings(bindings, req.runtimeHoldsHostPorts ? HELD_BY_RUNTIME : this.d.ports));
       this.d.repo.insertPorts(bindings.map((b) => ({ ...b, endpointId: ep.id, networkId: net.id })));
       undo.push('port rows', () => this.d.repo.deletePorts(ep.id));
       this.d.firewall.publish(toFirewallMappings(ep.id, bindings));
