@@ -295,6 +295,43 @@ describe('tsnet CNI plugin', () => {
     expect(await gone([a, b, c].map((ns) => hostLink(conf.name as string, `${ns}-id`)))).toBe(true);
   });
 
+  it('attaches to an overlay network (one host, no cluster store) with the VXLAN-sized MTU', () => {
+    const conf = net('ovl', { mode: 'overlay', ipam: { type: 'tsnet', subnet: '10.239.19.0/24' } });
+    const a = container();
+    const b = container();
+    const ra = ok('ADD', conf, { container: `${a}-id`, netns: a })!;
+    const rb = ok('ADD', conf, { container: `${b}-id`, netns: b })!;
+    const [route] = JSON.parse(sh('ip', ['-j', 'route', 'show', 'default'])) as { dev: string }[];
+    const [uplink] = JSON.parse(sh('ip', ['-j', 'link', 'show', 'dev', route.dev])) as { mtu: number }[];
+    expect((ra.interfaces as { mtu: number }[])[0].mtu).toBe(uplink.mtu - 50);
+    expect(execIn(a, 'cat', ['/sys/class/net/eth0/mtu'])).toBe(String(uplink.mtu - 50));
+    expect(pings(a, addressOf(rb))).toBe(true);
+    ok('DEL', conf, { container: `${a}-id`, netns: a });
+    ok('DEL', conf, { container: `${b}-id`, netns: b });
+  });
+
+  it('attaches to a macvlan network on a parent, and DEL removes the child from the container', () => {
+    const lan = container();
+    const parent = `${run}m`;
+    sh('ip', ['link', 'add', parent, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', lan]);
+    onCleanup(() => spawnSync('ip', ['link', 'del', parent]));
+    sh('ip', ['link', 'set', parent, 'up']);
+    execIn(lan, 'ip', ['addr', 'add', '10.239.20.1/24', 'dev', 'eth0']);
+    execIn(lan, 'ip', ['link', 'set', 'eth0', 'up']);
+    const conf = net('mv', { mode: 'macvlan', parent, ipam: { type: 'tsnet', subnet: '10.239.20.0/24', gateway: '10.239.20.1' } });
+    const a = container();
+    const b = container();
+    const ra = ok('ADD', conf, { container: `${a}-id`, netns: a })!;
+    const rb = ok('ADD', conf, { container: `${b}-id`, netns: b })!;
+    expect(JSON.parse(execIn(a, 'ip', ['-j', '-d', 'link', 'show', 'eth0']))[0].linkinfo.info_kind).toBe('macvlan');
+    expect(pings(a, addressOf(rb))).toBe(true);
+    expect(pings(lan, addressOf(ra))).toBe(true);
+    ok('DEL', conf, { container: `${a}-id`, netns: a });
+    expect(tryIn(a, 'ip', ['link', 'show', 'eth0']).code).not.toBe(0);
+    expect(JSON.parse(execIn(a, 'ip', ['-j', 'link', 'show'])).filter((l: { ifname: string }) => l.ifname !== 'lo')).toEqual([]);
+    ok('DEL', conf, { container: `${b}-id`, netns: b });
+  });
+
   it('shows CNI networks in tsnet status beside Docker\'s', () => {
     const ns = container();
     const conf = net('status', { ipam: { type: 'tsnet', subnet: '10.239.18.0/24' } });
