@@ -132,7 +132,8 @@ const OPTION_KEYS: Record<string, string> = {
   icc: 'com.docker.network.bridge.enable_icc',
   ipMasq: 'com.docker.network.bridge.enable_ip_masquerade',
 };
-const KNOWN_KEYS = new Set(['cniVersion', 'cniVersions', 'name', 'type', 'mode', 'options', 'ipam', 'capabilities', 'runtimeConfig', 'args', 'prevResult', 'dns', 'disableCheck', 'disableGC', 'cni.dev/valid-attachments', 'cni.dev/attachments', ...Object.keys(OPTION_KEYS)]);
+// `socket` is read by the plugin executable (where the daemon is), not here
+const KNOWN_KEYS = new Set(['cniVersion', 'cniVersions', 'name', 'type', 'mode', 'options', 'socket', 'ipam', 'capabilities', 'runtimeConfig', 'args', 'prevResult', 'dns', 'disableCheck', 'disableGC', 'cni.dev/valid-attachments', 'cni.dev/attachments', ...Object.keys(OPTION_KEYS)]);
 
 export function parseConfig(text: string, command: CniCommand): NetConf {
   let raw: unknown;

@@ -2,8 +2,8 @@
  * tsnet's CNI plugin executable: a thin client of the tsnet daemon, so a runtime's call costs a
  * small C program and one round trip over a unix socket instead of starting Node.js each time.
  *
- * It sends one HTTP/1.1 request to the daemon's socket ($TSNET_SOCKET, else
- * /run/docker/plugins/tsnet.sock):
+ * It sends one HTTP/1.1 request to the daemon's socket (the configuration's "socket", else
+ * $TSNET_SOCKET, else /run/docker/plugins/tsnet.sock):
  *   POST /Cni.Exec, the network configuration (stdin) as the body, each CNI_* variable the
  *   runtime set as a header X-CNI-<NAME>
  * and prints the reply body (the CNI result or error) on stdout, exiting with the code the daemon
@@ -66,6 +66,29 @@ static void version_of(const char *config, char *out, size_t size) {
     else snprintf(out, size, "1.1.0");
 }
 
+/*
+ * The daemon's socket named in the configuration ("socket": "/path"), so that every process a
+ * runtime runs the plugin from finds it (podman's clean-up after a container exits runs without the
+ * runtime's environment). A plain string without escapes; 0 when there is none.
+ */
+static int socket_of(const char *config, char *out, size_t size) {
+    const char *k = config ? strstr(config, "\"socket\"") : NULL;
+    if (!k) return 0;
+    const char *p = k + 8;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    if (*p++ != ':') return 0;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    if (*p++ != '"') return 0;
+    size_t i = 0;
+    for (; *p && *p != '"' && *p != '\\'; p++) {
+        if (i + 1 >= size) return 0;
+        out[i++] = *p;
+    }
+    if (*p != '"' || i == 0) return 0;
+    out[i] = '\0';
+    return 1;
+}
+
 /* A CNI error object on stdout; msg and details must not need JSON escaping beyond quotes. */
 static int fail(const char *config, int code, const char *msg, const char *details) {
     char version[32];
@@ -116,7 +139,9 @@ int main(void) {
         return 0;
     }
 
-    const char *path = getenv("TSNET_SOCKET");
+    /* where the daemon is: the configuration's "socket", else $TSNET_SOCKET, else the default */
+    char configured[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    const char *path = socket_of(in.data, configured, sizeof configured) ? configured : getenv("TSNET_SOCKET");
     if (!path || !*path) path = DEFAULT_SOCKET;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof addr.sun_path) return fail(in.data, 4, "TSNET_SOCKET is too long for a unix socket path", "");
