@@ -160,7 +160,11 @@ export class CniService {
         });
         undo.push(() => this.d.network.revokeExternalConnectivity(ref));
       }
-      const result = buildResult(conf.cniVersion, { ifName: env.ifName, mac: inside.mac, mtu: inside.mtu, netns: env.netns, address, gateway: joined.gateway }, conf.prevResult);
+      const result = buildResult(
+        conf.cniVersion,
+        { hostInterfaces: await this.hostInterfaces(ref), ifName: env.ifName, mac: inside.mac, mtu: inside.mtu, netns: env.netns, address, gateway: joined.gateway },
+        conf.prevResult,
+      );
       this.d.cni.updateAttachment({ network: conf.name, containerId: env.containerId, ifName: env.ifName, state: 'ready', result: JSON.stringify(result) });
       return result;
     } catch (err) {
@@ -224,6 +228,17 @@ export class CniService {
     this.d.cni.insertNetwork(record);
     undo.push(() => this.d.cni.deleteNetwork(conf.name));
     return this.d.cni.getNetwork(conf.name)!;
+  }
+
+  /** The bridge and the host end of the veth, as the driver reports them (none for macvlan). */
+  private async hostInterfaces(ref: { networkId: string; endpointId: string }): Promise<{ name: string; mac: string }[]> {
+    const details = (await this.d.network.endpointOperInfo(ref)).details;
+    const out: { name: string; mac: string }[] = [];
+    for (const name of [details.bridge, details.hostInterface]) {
+      const link = name ? this.d.netlink.getLink(name) : undefined;
+      if (link) out.push({ name: link.name, mac: link.mac });
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- DEL, CHECK, GC

@@ -248,6 +248,9 @@ export interface Result {
 }
 
 export interface Attached {
+  /** host-side interfaces of the attachment (the bridge, the host end of the veth), listed first as
+   * the reference plugins do: chained plugins such as bandwidth look for the host end there */
+  hostInterfaces?: { name: string; mac: string }[];
   ifName: string;
   mac: string;
   mtu: number;
@@ -260,7 +263,7 @@ export interface Attached {
 
 /** The ADD result in the configuration's version, after what earlier plugins in a chain reported. */
 export function buildResult(version: CniVersion, a: Attached, prev?: Result): Result {
-  const interfaces = [...(prev?.interfaces ?? [])];
+  const interfaces = [...(prev?.interfaces ?? []), ...(a.hostInterfaces ?? [])];
   const index = interfaces.push({ name: a.ifName, mac: a.mac, ...(version === '0.4.0' ? {} : { mtu: a.mtu }), sandbox: a.netns }) - 1;
   const ip: NonNullable<Result['ips']>[number] = { address: a.address, ...(a.gateway ? { gateway: a.gateway } : {}), interface: index };
   if (version === '0.4.0') ip.version = a.address.includes(':') ? '6' : '4';

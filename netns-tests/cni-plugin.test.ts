@@ -67,6 +67,11 @@ function net(name: string, extra: object = {}, version = '1.0.0'): Record<string
   return { cniVersion: version, name: `${run}-${name}`, type: 'tsnet', mode: 'bridge', ...extra };
 }
 
+/** The result's interface inside the container. */
+function inContainer(result: Record<string, unknown>): { name: string; mac: string; mtu: number } {
+  return (result.interfaces as { name: string; mac: string; mtu: number; sandbox?: string }[]).find((i) => i.sandbox)!;
+}
+
 function addressOf(result: Record<string, unknown> | undefined): string {
   return ((result?.ips as { address: string }[])[0].address ?? '').split('/')[0];
 }
@@ -129,11 +134,14 @@ describe('tsnet CNI plugin', () => {
       const rb = ok('ADD', conf, { container: `${b}-id`, netns: b })!;
       expect(ra.cniVersion).toBe(version);
       const ip = (ra.ips as Record<string, unknown>[])[0];
-      expect(ip).toMatchObject({ interface: 0 });
+      const interfaces = ra.interfaces as Record<string, unknown>[];
+      // the bridge and the host end first (no sandbox), then the container's interface
+      expect(interfaces.map((i) => i.sandbox ?? null)).toEqual([null, null, `/run/netns/${a}`]);
+      expect(ip).toMatchObject({ interface: 2 });
       expect(ip.address).toMatch(/^10\.239\.\d\.2\/24$/);
       if (version === '0.4.0') expect(ip.version).toBe('4');
       else expect(ip.version).toBeUndefined();
-      const iface = (ra.interfaces as Record<string, unknown>[])[0];
+      const iface = interfaces[2];
       expect(iface).toMatchObject({ name: 'eth0', sandbox: `/run/netns/${a}` });
       expect(iface.mac).toMatch(/^02:42:0a:ef:/);
       // containers on the network reach each other and the gateway
@@ -187,7 +195,7 @@ describe('tsnet CNI plugin', () => {
     const r = ok('ADD', conf, { container: `${ns}-id`, netns: ns })!;
     onCleanup(() => cni('DEL', conf, { container: `${ns}-id`, netns: ns }));
     expect(addressOf(r)).toBe('10.239.12.77');
-    expect((r.interfaces as { mac: string }[])[0].mac).toBe('02:00:00:ab:cd:ef');
+    expect(inContainer(r).mac).toBe('02:00:00:ab:cd:ef');
     expect(execIn(ns, 'cat', ['/sys/class/net/eth0/address'])).toBe('02:00:00:ab:cd:ef');
   });
 
@@ -245,7 +253,7 @@ describe('tsnet CNI plugin', () => {
     expect(sh('nft', ['list', 'table', 'inet', run])).not.toContain('18150');
   });
 
-  it('chains with the reference tuning and portmap plugins, and delegates to host-local IPAM', async () => {
+  it('chains with the reference tuning, portmap and bandwidth plugins, and delegates to host-local IPAM', async () => {
     const ns = container();
     const dataDir = mkdtempSync(join(tmpdir(), 'tsnet-hostlocal-'));
     onCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -253,6 +261,7 @@ describe('tsnet CNI plugin', () => {
     const tsnetConf = { cniVersion: '1.0.0', name, type: 'tsnet', mode: 'bridge', ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.239.16.0/24', gateway: '10.239.16.1' }]] } };
     const tuningConf = { cniVersion: '1.0.0', name, type: 'tuning', mtu: 1400 };
     const portmapConf = { cniVersion: '1.0.0', name, type: 'portmap', capabilities: { portMappings: true }, runtimeConfig: { portMappings: [{ hostPort: 18151, containerPort: 81, protocol: 'tcp' }] } };
+    const bandwidthConf = { cniVersion: '1.0.0', name, type: 'bandwidth', capabilities: { bandwidth: true }, runtimeConfig: { bandwidth: { ingressRate: 8_000_000, ingressBurst: 100_000, egressRate: 8_000_000, egressBurst: 100_000 } } };
     const env = { container: `${ns}-id`, netns: ns };
     // ADD in order, each plugin getting the result so far
     const r1 = ok('ADD', tsnetConf, env)!;
@@ -261,13 +270,18 @@ describe('tsnet CNI plugin', () => {
     const r2 = ok('ADD', { ...tuningConf, prevResult: r1 }, env, join(REFERENCE, 'tuning'))!;
     const r3 = ok('ADD', { ...portmapConf, prevResult: r2 }, env, join(REFERENCE, 'portmap'))!;
     expect(addressOf(r3)).toBe('10.239.16.2');
+    // bandwidth finds the host end of tsnet's veth in the result and shapes it
+    const r4 = ok('ADD', { ...bandwidthConf, prevResult: r3 }, env, join(REFERENCE, 'bandwidth'))!;
+    const hostEnd = hostLink(name, `${ns}-id`);
+    expect(sh('tc', ['qdisc', 'show', 'dev', hostEnd])).toContain('tbf');
     expect(execIn(ns, 'cat', ['/sys/class/net/eth0/mtu'])).toBe('1400');
     execIn(ns, 'sh', ['-c', `mkdir -p /tmp/${ns}-www && echo chained > /tmp/${ns}-www/index.html && busybox httpd -p 81 -h /tmp/${ns}-www`]);
     onCleanup(() => spawnSync('ip', ['netns', 'exec', ns, 'pkill', '-f', `/tmp/${ns}-www`]));
     // portmap's DNAT (its own iptables chains) into tsnet's container
     expect(sh('curl', ['-s', '--max-time', '5', `http://10.239.16.1:18151/`])).toBe('chained');
     // CHECK down the chain, then DEL in reverse order
-    expect(cni('CHECK', { ...tsnetConf, prevResult: r3 }, env).code).toBe(0);
+    expect(cni('CHECK', { ...tsnetConf, prevResult: r4 }, env).code).toBe(0);
+    ok('DEL', { ...bandwidthConf, prevResult: r4 }, env, join(REFERENCE, 'bandwidth'));
     ok('DEL', { ...portmapConf, prevResult: r3 }, env, join(REFERENCE, 'portmap'));
     ok('DEL', { ...tuningConf, prevResult: r3 }, env, join(REFERENCE, 'tuning'));
     ok('DEL', { ...tsnetConf, prevResult: r3 }, env);
@@ -303,7 +317,7 @@ describe('tsnet CNI plugin', () => {
     const rb = ok('ADD', conf, { container: `${b}-id`, netns: b })!;
     const [route] = JSON.parse(sh('ip', ['-j', 'route', 'show', 'default'])) as { dev: string }[];
     const [uplink] = JSON.parse(sh('ip', ['-j', 'link', 'show', 'dev', route.dev])) as { mtu: number }[];
-    expect((ra.interfaces as { mtu: number }[])[0].mtu).toBe(uplink.mtu - 50);
+    expect(inContainer(ra).mtu).toBe(uplink.mtu - 50);
     expect(execIn(a, 'cat', ['/sys/class/net/eth0/mtu'])).toBe(String(uplink.mtu - 50));
     expect(pings(a, addressOf(rb))).toBe(true);
     ok('DEL', conf, { container: `${a}-id`, netns: a });
