@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { EtcdClusterStore } from '../store/cluster/etcd-store.js';
 import { silentLogger } from '../drivers/undo.js';
 import type { EndpointAnnouncement } from '../store/cluster/cluster-store.js';
+import { until } from './harness.js';
 
 let etcd: ChildProcess;
 let dataDir: string;
@@ -30,13 +31,6 @@ function store(host: string, leaseTtl = 10): EtcdClusterStore {
   return s;
 }
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'tsnet-etcd-'));

@@ -166,3 +166,12 @@ export function dockerAttach(hostNs: string, containerNs: string, join: { srcNam
   execIn(containerNs, 'ip', ['link', 'set', 'eth0', 'up']);
   if (join.gateway) execIn(containerNs, 'ip', ['route', 'add', 'default', 'via', join.gateway]);
 }
+
+/** Polls check until it holds; throws naming what was awaited when timeoutMs passes first. */
+export async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

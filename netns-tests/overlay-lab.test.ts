@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execIn, pings, tryIn, uniqueName } from './harness.js';
+import { execIn, pings, tryIn, uniqueName, until } from './harness.js';
+import { alive } from '../lab/lab.js';
 
 const MAIN = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const LAB = uniqueName('t');
@@ -65,13 +66,6 @@ function remoteEntries(host: string): { fdb: string[]; neigh: string[] } {
   return { fdb, neigh };
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function labProcesses(): number[] {
   const path = `/run/tsnet-lab/${LAB}/state.json`;
@@ -80,14 +74,6 @@ function labProcesses(): number[] {
   return [s.etcdPid, ...s.hosts.map((h) => h.pid)].filter((p): p is number => p !== undefined);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function labNamespaces(): string[] {
   return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
