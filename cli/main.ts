@@ -10,6 +10,7 @@ async function main(argv: string[]): Promise<number> {
       const { runDaemon } = await import('../daemon/daemon.js');
       const leaseTtl = Number(flags.leaseTtl);
       if (!Number.isInteger(leaseTtl) || leaseTtl < 2) throw new CliError(`--lease-ttl ${flags.leaseTtl}: give whole seconds, 2 or more`);
+      // a daemon that cannot start says why in one line (its log has the details)
       await runDaemon({
         stateDir: flags.stateDir,
         socketPath: flags.socket,
@@ -18,6 +19,8 @@ async function main(argv: string[]): Promise<number> {
         vtep: flags.vtep,
         hostName: flags.hostName,
         leaseTtl,
+      }).catch((err: unknown) => {
+        throw new CliError(`the daemon cannot start: ${err instanceof Error ? err.message : String(err)}`);
       });
       return 0;
     }

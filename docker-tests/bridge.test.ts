@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { request } from 'node:http';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -130,6 +130,7 @@ beforeAll(async () => {
   await ensureDockerd();
   await ensureBusyboxImage(IMAGE);
   stateDir = mkdtempSync(join(tmpdir(), 'tsnet-e2e-'));
+  onCleanup(() => rmSync(stateDir, { recursive: true, force: true }));
   onCleanup(() => {
     // the table outlives a stopped daemon by design (networks keep working); the test's goes now
     spawnSync('nft', ['delete', 'table', 'inet', TABLE]);
