@@ -30,6 +30,11 @@ export function describeNetwork(n: NetworkRecord): { link: string; settings: str
   const link = String(c.bridge ?? c.parent ?? c.vxlan ?? '');
   const flags: string[] = [];
   if (typeof c.mode === 'string') flags.push(`mode=${c.mode}`);
+  const overlay = c.overlay as { name?: string; vni?: number; vxlan?: string } | undefined;
+  if (overlay && typeof overlay === 'object') {
+    flags.push(`vni=${overlay.vni}`, `vxlan=${overlay.vxlan}`);
+    if (overlay.name) flags.push(`overlay=${overlay.name}`);
+  }
   if (typeof c.mtu === 'number') flags.push(`mtu=${c.mtu}`);
   if (c.internal === true) flags.push('internal');
   if (c.icc === false) flags.push('icc=off');
