@@ -17,7 +17,8 @@ import {
   type ProgramExternalConnectivityRequest,
 } from '../driver.js';
 import type { EndpointRecord, NetworkRecord, NetworkRepo } from '../../store/network-repo.js';
-import type { Netlink } from '../../native/netlink/netlink.js';
+import { Netlink } from '../../native/netlink/netlink.js';
+import { closeFd, openNetnsFd } from '../../native/netns.js';
 import { isNetlinkError } from '../../native/netlink/errors.js';
 import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
 import type { LinkOwner } from '../owner.js';
@@ -157,8 +158,15 @@ export class MacvlanDriver implements ManagedDriver {
       this.d.repo.insertEndpoint({ id: req.endpointId, networkId: net.id, state: 'creating', address: req.address, addressIpv6: req.addressIpv6, mac: plan.mac, config: plan.config });
       undo.push('store row', () => this.d.repo.deleteEndpoint(req.endpointId));
       const link = plan.config.link;
-      nl.createLink({ kind: 'macvlan', name: link, parent: net.config.parent, mode: net.config.mode, mtu: net.config.mtu, mac: plan.linkMac, alias: this.d.owner.alias(req.endpointId) });
-      undo.push(`macvlan ${link}`, () => nl.deleteLink(link, { ignoreMissing: true }));
+      // a caller that knows the container's namespace (CNI) gets the link made there at once
+      const hint = req.netnsHint;
+      const fd = hint ? openNetnsFd(hint) : undefined;
+      try {
+        nl.createLink({ kind: 'macvlan', name: link, parent: net.config.parent, mode: net.config.mode, mtu: net.config.mtu, mac: plan.linkMac, alias: this.d.owner.alias(req.endpointId), netnsFd: fd });
+      } finally {
+        if (fd !== undefined) closeFd(fd);
+      }
+      undo.push(`macvlan ${link}`, () => (hint ? deleteLinkIn(hint, link) : nl.deleteLink(link, { ignoreMissing: true })));
       if (net.config.shim && plan.config.hostRoute) {
         const route = this.shimRoute(net.config.shim, plan.config.hostRoute);
         nl.replaceRoute(route);
@@ -313,5 +321,14 @@ export class MacvlanDriver implements ManagedDriver {
     const net = this.d.repo.getNetwork<MacvlanNetworkState>(id);
     if (!net || net.state !== 'ready') throw new UserError(`network ${id.slice(0, 12)} is not known to tsnet (was its state directory removed?): recreate the network`);
     return net;
+  }
+}
+
+function deleteLinkIn(netnsPath: string, link: string): void {
+  const inside = Netlink.openInNetns(netnsPath);
+  try {
+    inside.deleteLink(link, { ignoreMissing: true });
+  } finally {
+    inside.close();
   }
 }
