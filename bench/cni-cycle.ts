@@ -6,8 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTsnetDaemon } from '../docker-tests/harness.js';
-import { Cleanup, median, percentile, seededRandom, sh, shuffled, table } from './lib.js';
+import { Cleanup, benchDaemon, median, percentile, seededRandom, sh, shuffled, table } from './lib.js';
 
 const CYCLES = Number(process.env.CYCLES ?? 30);
 const REFERENCE_DIR = '/usr/lib/cni';
@@ -33,21 +32,10 @@ function invoke(c: Case, command: 'ADD' | 'DEL', netns: string, id: string): num
   return ms;
 }
 
-function removeLinksOwnedBy(instance: string): void {
-  const links = JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[];
-  for (const l of links) if (l.ifalias?.startsWith(`${instance}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
-}
-
 const cleanup = new Cleanup();
 try {
   if (!Number.isInteger(CYCLES) || CYCLES < 1 || CYCLES > 1000) throw new Error('CYCLES must be 1..1000');
-  const stateDir = mkdtempSync(join(tmpdir(), 'tsnet-bench-cni-'));
-  cleanup.add(() => rmSync(stateDir, { recursive: true, force: true }));
-  cleanup.add(() => spawnSync('nft', ['delete', 'table', 'inet', 'cni_bench']));
-  const daemon = await startTsnetDaemon({ stateDir, socketPath: SOCKET });
-  cleanup.add(() => daemon.stop());
-  // the network's bridge outlives the daemon (networks keep working while it is down): remove it
-  cleanup.add(() => removeLinksOwnedBy('cni-bench'));
+  await benchDaemon(cleanup, SOCKET);
   const hostLocalDir = mkdtempSync(join(tmpdir(), 'tsnet-bench-hostlocal-'));
   cleanup.add(() => rmSync(hostLocalDir, { recursive: true, force: true }));
   cleanup.add(() => spawnSync('ip', ['link', 'del', 'cnibench0']));

@@ -2,12 +2,9 @@
 // bridge (its default `bridge` network and a user-defined one) and macvlan beside tsnet's, runs
 // interleaved in one go so drift hits all alike. `docker events` tells which phase the time goes to. The macvlan parents are veth ends whose peers
 // sit in a namespace of the benchmark's own, so no traffic leaves the machine.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
-import { docker, ensureBusyboxImage, startTsnetDaemon } from '../docker-tests/harness.js';
-import { Cleanup, makeNs, median, seededRandom, sh, shuffled, table, timed, useDockerd } from './lib.js';
+import { spawn } from 'node:child_process';
+import { docker, ensureBusyboxImage } from '../docker-tests/harness.js';
+import { Cleanup, benchDaemon, makeNs, median, seededRandom, sh, shuffled, table, timed, useDockerd } from './lib.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 15);
 const IMAGE = 'tsnet-busybox:latest';
@@ -95,12 +92,7 @@ export async function main(): Promise<void> {
   try {
     await useDockerd(cleanup);
     await ensureBusyboxImage(IMAGE);
-    const stateDir = mkdtempSync(join(tmpdir(), 'tsnet-bench-'));
-    cleanup.add(() => rmSync(stateDir, { recursive: true, force: true }));
-    // the daemon's table outlives it by design (networks keep working); the benchmark's goes
-    cleanup.add(() => spawnSync('nft', ['delete', 'table', 'inet', PLUGIN.replace(/-/g, '_')]));
-    const daemon = await startTsnetDaemon({ stateDir, socketPath: `/run/docker/plugins/${PLUGIN}.sock` });
-    cleanup.add(() => daemon.stop());
+    await benchDaemon(cleanup, `/run/docker/plugins/${PLUGIN}.sock`);
     const lan = makeNs('tsnet-bench-lan', cleanup);
     for (const parent of ['bmvdocker', 'bmvtsnet']) {
       sh('ip', ['link', 'add', parent, 'type', 'veth', 'peer', 'name', `${parent}l`, 'netns', lan]);

@@ -1,7 +1,10 @@
 // Shared pieces of the benchmarks: commands, namespaces with cleanup, dockerd, statistics, a table.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
-import { docker, ensureDockerd, stopDockerdIfStarted } from '../docker-tests/harness.js';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { docker, ensureDockerd, startTsnetDaemon, stopDockerdIfStarted, type TsnetDaemon } from '../docker-tests/harness.js';
+import { instanceOf } from '../daemon/paths.js';
 
 /** Runs a command and returns its trimmed stdout; throws when it fails or outlives timeoutMs. */
 export function sh(cmd: string, args: string[], input?: string, timeoutMs = 300_000): string {
@@ -147,4 +150,23 @@ export function countDescendants(pid: number | undefined): number {
     }
   }
   return count;
+}
+
+/**
+ * A tsnet daemon of the benchmark's own on socketPath (its name is the plugin name), removed at the
+ * end with everything it owns: its links and nftables table, which outlive a stopped daemon by
+ * design (networks keep working), and its state.
+ */
+export async function benchDaemon(cleanup: Cleanup, socketPath: string): Promise<TsnetDaemon> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'tsnet-bench-'));
+  cleanup.add(() => rmSync(stateDir, { recursive: true, force: true }));
+  const instance = instanceOf(socketPath);
+  cleanup.add(() => spawnSync('nft', ['delete', 'table', 'inet', instance.table]));
+  cleanup.add(() => {
+    const links = JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[];
+    for (const l of links) if (l.ifalias?.startsWith(`${instance.name}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
+  });
+  const daemon = await startTsnetDaemon({ stateDir, socketPath });
+  cleanup.add(() => daemon.stop());
+  return daemon;
 }

@@ -7,13 +7,11 @@
 //      Docker's own overlay on a single-node swarm, runs interleaved in random order.
 // The lab is all namespaces of its own; nothing leaves the machine.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Netlink } from '../native/netlink/netlink.js';
 import { labAttach, readState } from '../lab/lab.js';
-import { docker, ensureBusyboxImage, startTsnetDaemon } from '../docker-tests/harness.js';
-import { Cleanup, inNs, median, percentile, seededRandom, sh, shuffled, table, timed, useDockerd } from './lib.js';
+import { docker, ensureBusyboxImage } from '../docker-tests/harness.js';
+import { Cleanup, benchDaemon, inNs, median, percentile, seededRandom, sh, shuffled, table, timed, useDockerd } from './lib.js';
 
 const ATTACHES = Number(process.env.ATTACHES ?? 50);
 const SECONDS = Number(process.env.SECONDS ?? 5);
@@ -126,11 +124,7 @@ async function labBenchmarks(cleanup: Cleanup): Promise<void> {
 async function dockerRun(cleanup: Cleanup): Promise<void> {
   await useDockerd(cleanup);
   await ensureBusyboxImage(IMAGE);
-  const stateDir = mkdtempSync(join(tmpdir(), 'tsnet-bench-ov-'));
-  cleanup.add(() => rmSync(stateDir, { recursive: true, force: true }));
-  cleanup.add(() => spawnSync('nft', ['delete', 'table', 'inet', PLUGIN.replace(/-/g, '_')]));
-  const daemon = await startTsnetDaemon({ stateDir, socketPath: `/run/docker/plugins/${PLUGIN}.sock` });
-  cleanup.add(() => daemon.stop());
+  await benchDaemon(cleanup, `/run/docker/plugins/${PLUGIN}.sock`);
 
   const swarm = docker(['info', '--format', '{{.Swarm.LocalNodeState}}']).stdout.trim();
   if (swarm !== 'active') {

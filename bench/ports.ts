@@ -2,12 +2,8 @@
 // iptables rule per port per chain and one docker-proxy process per port and family) beside tsnet
 // (map elements in one nftables transaction, no process), in one run, the two sides alternating.
 // Counts the extra processes each leaves running while the container runs.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { docker, ensureBusyboxImage, startTsnetDaemon } from '../docker-tests/harness.js';
-import { Cleanup, countDescendants, countProcesses, median, table, timed, useDockerd } from './lib.js';
+import { docker, ensureBusyboxImage } from '../docker-tests/harness.js';
+import { Cleanup, benchDaemon, countDescendants, countProcesses, median, table, timed, useDockerd } from './lib.js';
 
 const IMAGE = 'tsnet-busybox:latest';
 const PLUGIN = 'tsnet-bench';
@@ -29,12 +25,7 @@ export async function main(): Promise<void> {
   try {
     await useDockerd(cleanup);
     await ensureBusyboxImage(IMAGE);
-    const stateDir = mkdtempSync(join(tmpdir(), 'tsnet-bench-'));
-    cleanup.add(() => rmSync(stateDir, { recursive: true, force: true }));
-    // the daemon's table outlives it by design (networks keep working); the benchmark's goes
-    cleanup.add(() => spawnSync('nft', ['delete', 'table', 'inet', PLUGIN.replace(/-/g, '_')]));
-    const daemon = await startTsnetDaemon({ stateDir, socketPath: `/run/docker/plugins/${PLUGIN}.sock` });
-    cleanup.add(() => daemon.stop());
+    const daemon = await benchDaemon(cleanup, `/run/docker/plugins/${PLUGIN}.sock`);
     const nets: Record<Who, string> = { Docker: 'bench-ports-docker', tsnet: 'bench-ports-tsnet' };
     for (const [name, args] of [
       [nets.Docker, ['--subnet', '10.231.202.0/24']],
