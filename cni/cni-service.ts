@@ -8,8 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { UserError, type NetworkDriver, type PortBindingRequest } from '../drivers/driver.js';
-import type { Logger } from '../drivers/undo.js';
+import { type NetworkDriver, type PortBindingRequest } from '../drivers/driver.js';
 import { GATEWAY_REQUEST, REQUEST_ADDRESS_TYPE, type IpamService } from '../ipam/types.js';
 import { formatCidr, parseCidr, toNetwork } from '../ipam/address.js';
 import { Netlink } from '../native/netlink/netlink.js';
@@ -30,6 +29,8 @@ import {
   type Result,
   type TsnetIpam,
 } from './spec.js';
+import { UserError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 
 export interface CniReply {
   exitCode: number;

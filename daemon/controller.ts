@@ -1,23 +1,12 @@
 // Routes each NetworkDriver call to the driver that owns the network (chosen at create time by
 // `-o type=bridge|macvlan|overlay`, bridge by default) and runs the start-up reconcile across
 // drivers. Holds no state of its own: the store says who owns what.
-import {
-  UserError,
-  type CreateEndpointRequest,
-  type CreateEndpointResult,
-  type CreateNetworkRequest,
-  type DriverType,
-  type EndpointOperInfo,
-  type EndpointRef,
-  type JoinRequest,
-  type JoinResult,
-  type ManagedDriver,
-  type NetworkDriver,
-  type ProgramExternalConnectivityRequest,
-} from '../drivers/driver.js';
+import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type NetworkDriver, type ProgramExternalConnectivityRequest } from '../drivers/driver.js';
 import type { NetworkRepo } from '../store/network-repo.js';
-import type { Logger } from '../drivers/undo.js';
 import type { LinkOwner } from '../drivers/owner.js';
+import { UserError } from '../core/errors.js';
+import type { DriverType } from '../core/protocol.js';
+import type { Logger } from '../core/log.js';
 
 export const TYPE_OPTION = 'type';
 

@@ -5,21 +5,8 @@
 // options split out, numbers as numbers) by plugin-api/ before they get here.
 
 import type { FirewallNetwork, PortMapping } from '../firewall/model.js';
+import type { DriverType, IpamData, PortBinding, Proto } from '../core/protocol.js';
 
-export type DriverType = 'bridge' | 'macvlan' | 'overlay';
-
-export type Proto = 'tcp' | 'udp' | 'sctp';
-
-/** One pool of a network as Docker's IPAMData gives it. CIDR strings throughout. */
-export interface IpamData {
-  addressSpace: string;
-  /** e.g. "10.220.0.0/24" */
-  pool: string;
-  /** gateway in CIDR form, e.g. "10.220.0.1/24"; undefined when Docker gave none */
-  gateway?: string;
-  /** name -> CIDR; addresses reserved for other hosts, never handed to containers */
-  auxAddresses: Record<string, string>;
-}
 
 export interface CreateNetworkRequest {
   networkId: string;
@@ -44,15 +31,6 @@ export interface PortBindingRequest {
   hostPort: number;
   /** > hostPort: choose one host port from hostPort..hostPortEnd */
   hostPortEnd: number;
-}
-
-/** A port binding as actually made (host port chosen). */
-export interface PortBinding {
-  proto: Proto;
-  port: number;
-  containerIp: string;
-  hostIp: string;
-  hostPort: number;
 }
 
 export interface ExposedPort {
@@ -141,7 +119,7 @@ export interface EndpointOperInfo {
 }
 
 export interface NetworkDriver {
-  /** Refuse bad options before anything is touched. Throws UserError. */
+  /** Refuse bad options before anything is touched. Throws UserError (core/errors.ts). */
   createNetwork(req: CreateNetworkRequest): Promise<void>;
   /** Idempotent: unknown IDs succeed. */
   deleteNetwork(networkId: string): Promise<void>;
@@ -166,16 +144,4 @@ export interface ManagedDriver extends NetworkDriver {
   ownedLinks(): string[];
   /** What the firewall should hold for this driver's networks, for the full sync at start-up. */
   firewallState(): { networks: FirewallNetwork[]; mappings: PortMapping[] };
-}
-
-/**
- * An error whose message is meant for the user (shown by `docker network create` or `docker run`).
- * Say what was wrong and how to fix it. Anything that is not a UserError is reported as an internal
- * error with its message.
- */
-export class UserError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UserError';
-  }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatBinding, reserveBindings, toFirewallMappings, type HostPortReserver } from './ports.js';
-import type { PortBindingRequest, Proto } from './driver.js';
+import type { PortBindingRequest } from './driver.js';
+import type { Proto } from '../core/protocol.js';
 
 /** A reserver over an in-memory set: the logic under test is the resolution, not the sockets. */
 class FakeReserver implements HostPortReserver {

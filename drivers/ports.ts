@@ -1,9 +1,11 @@
 // Published ports, shared by every driver that publishes: turn Docker's requests into concrete
 // bindings (host ports chosen and reserved), and bindings into firewall map entries.
 import { isIPv6 } from 'node:net';
-import { UserError, type PortBinding, type PortBindingRequest, type Proto } from './driver.js';
+import { type PortBindingRequest } from './driver.js';
 import type { PortMapping } from '../firewall/model.js';
 import { PortReservationError } from '../native/sockets.js';
+import { UserError } from '../core/errors.js';
+import type { PortBinding, Proto } from '../core/protocol.js';
 
 /** Holds host ports so no host process can take them (firewall/native sockets implement it). */
 export interface HostPortReserver {

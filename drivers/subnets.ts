@@ -1,8 +1,8 @@
 // Checks every driver makes before creating a network: its subnets must not overlap those of any
 // other tsnet network, whatever the driver or IPAM (Docker's own IPAM does not see tsnet's pools).
-import { UserError } from './driver.js';
 import { cidrStringsOverlap } from '../ipam/address.js';
 import type { NetworkRepo } from '../store/network-repo.js';
+import { UserError } from '../core/errors.js';
 
 export function refuseSubnetOverlap(repo: NetworkRepo, subnets: string[]): void {
   for (const other of repo.listNetworks()) {

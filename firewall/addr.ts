@@ -2,7 +2,8 @@
 // ports. Everything interpolated into an nft script passes through one of these first, so no
 // input can change the meaning of a script.
 import { isIPv4, isIPv6 } from 'node:net';
-import { FirewallInputError, PROTOS, type Proto } from './model.js';
+import { FirewallInputError } from './model.js';
+import { PROTOS, type Proto } from '../core/protocol.js';
 
 export type Family = 4 | 6;
 

@@ -73,7 +73,7 @@ describe('Firewall', () => {
   it('recreates a lost table with every network it knows', () => {
     const nft = new FakeNft();
     const warnings: string[] = [];
-    const fw = new Firewall(nft, { warn: (_o, msg) => warnings.push(msg) });
+    const fw = new Firewall(nft, { warn: (_o, msg) => warnings.push(msg ?? '') });
     fw.addNetwork(net);
     nft.table = false;
     fw.publish([map('10.231.1.2')]);
@@ -102,7 +102,7 @@ describe('Firewall', () => {
   it('takes over a host port still mapped to another container', () => {
     const nft = new FakeNft();
     const warnings: object[] = [];
-    const fw = new Firewall(nft, { warn: (o) => warnings.push(o) });
+    const fw = new Firewall(nft, { warn: (o) => warnings.push(o as object) });
     fw.sync([net], [map('10.231.1.2')]);
     nft.failNext = 'Error: Could not process rule: File exists';
     fw.publish([map('10.231.1.3')]);

@@ -5,12 +5,10 @@ import type { NftApi } from '../native/nftables.js';
 import { NftError } from '../native/nftables.js';
 import { canonicalIPv6 } from './addr.js';
 import { COMPAT_TAG, DockerCompat } from './docker-compat.js';
-import type { FirewallNetwork, PortMapping, Proto } from './model.js';
+import type { FirewallNetwork, PortMapping } from './model.js';
 import * as ruleset from './ruleset.js';
-
-export interface FirewallLog {
-  warn(obj: object, msg: string): void;
-}
+import { stderrLogger, type Logger } from '../core/log.js';
+import type { Proto } from '../core/protocol.js';
 
 /** A published port as the table holds it (the table does not know endpoints). */
 export interface TableMapping {
@@ -21,8 +19,6 @@ export interface TableMapping {
   containerIp: string;
   containerPort: number;
 }
-
-const toStderr: FirewallLog = { warn: (obj, msg) => console.warn(msg, obj) };
 
 /**
  * Which daemon's rules these are. Two daemons on one host (a user's and the test suite's, or
@@ -46,7 +42,7 @@ export class Firewall {
 
   constructor(
     private readonly nft: NftApi,
-    private readonly log: FirewallLog = toStderr,
+    private readonly log: Pick<Logger, 'warn'> = stderrLogger,
     instance: FirewallInstance = DEFAULT_INSTANCE,
   ) {
     this.rules = ruleset.rulesFor(instance.table);

@@ -1,9 +1,7 @@
 // What the firewall is asked to hold, as plain data. The rule text is derived from these by the
 // pure functions of ruleset.ts; firewall.ts applies it.
 
-export type Proto = 'tcp' | 'udp' | 'sctp';
-
-export const PROTOS: readonly Proto[] = ['tcp', 'udp', 'sctp'];
+import type { Proto } from '../core/protocol.js';
 
 /** One tsnet network as the firewall sees it: a bridge and the subnets behind it. */
 export interface FirewallNetwork {

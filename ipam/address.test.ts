@@ -21,7 +21,7 @@ import {
   tryParseIp,
   tryParsePrefix,
 } from './address.js';
-import { UserError } from '../drivers/driver.js';
+import { UserError } from '../core/errors.js';
 
 describe('IPv4 addresses', () => {
   it('parses and formats', () => {

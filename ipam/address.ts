@@ -1,10 +1,10 @@
+import { UserError } from '../core/errors.js';
 // IPv4 and IPv6 addresses and CIDRs as bigints: strict parsing, canonical formatting (RFC 5952 for
 // IPv6), and the arithmetic IPAM needs (network, last address, containment, overlap). Pure: no I/O.
 //
 // The parser is our own rather than ip-cidr's because IPAM needs bigints and strictness that
 // library does not give (it accepts zone IDs like "::1%eth0/64" and prefixes like "/08", and
 // refuses "::ffff:1.2.3.4/120"); the unit tests use ip-cidr as an independent oracle.
-import { UserError } from '../drivers/driver.js';
 
 export type Family = 4 | 6;
 

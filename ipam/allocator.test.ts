@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PoolAllocator } from './allocator.js';
 import { parseCidr, parseIp } from './address.js';
-import { UserError } from '../drivers/driver.js';
+import { UserError } from '../core/errors.js';
 
 function pool(cidr: string, range?: string, state?: ConstructorParameters<typeof PoolAllocator>[2]): PoolAllocator {
   return new PoolAllocator(parseCidr(cidr), range ? parseCidr(range) : undefined, state);

@@ -11,9 +11,9 @@
 //    which keeps stale ARP entries and late packets from reaching a new container.
 //  - Exact requests (--ip, --gateway, --aux-address) may lie anywhere in the pool, the sub-pool
 //    does not limit them; they are served exactly or refused, and do not move the cursor.
-import { UserError } from '../drivers/driver.js';
 import { containsCidr, formatAddress, formatCidr, isNetworkAddress, lastOf, networkOf, type Cidr, type IpAddress } from './address.js';
 import { RangeSet } from './range-set.js';
+import { UserError } from '../core/errors.js';
 
 export interface AllocatorState {
   /** addresses already taken */

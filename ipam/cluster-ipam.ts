@@ -5,7 +5,6 @@
 //
 // The gateway is the one address every host shares (each host's overlay bridge answers on it), so
 // it is set once in the pool and never released by a host.
-import { UserError } from '../drivers/driver.js';
 import type { ClusterStore } from '../store/cluster/cluster-store.js';
 import { formatCidr, isNetworkAddress, parseCidr, parseIp, toNetwork, type Cidr } from './address.js';
 import { PoolAllocator } from './allocator.js';
@@ -19,6 +18,7 @@ import {
   type RequestPoolRequest,
   type RequestPoolResult,
 } from './types.js';
+import { UserError } from '../core/errors.js';
 
 /** `--ipam-opt overlay=NAME`: the pool of overlay NAME, shared across the cluster. */
 export const OVERLAY_POOL_OPTION = 'overlay';

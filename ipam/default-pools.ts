@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { UserError } from '../drivers/driver.js';
 import { bitsOf, formatCidr, lastOf, networkOf, parseCidr, toNetwork, type Cidr, type Family } from './address.js';
+import { UserError } from '../core/errors.js';
 
 export interface DefaultPool {
   /** CIDR to cut subnets from, e.g. "192.168.0.0/16" */

@@ -7,7 +7,7 @@ import { RepoConflictError, type AllocationRecord, type IpamRepo, type PoolRecor
 import { GATEWAY_REQUEST, REQUEST_ADDRESS_TYPE, type RequestPoolRequest } from './types.js';
 import { openDatabase, type Db } from '../store/db.js';
 import { SqliteIpamRepo } from '../store/ipam-repo.js';
-import { UserError } from '../drivers/driver.js';
+import { UserError } from '../core/errors.js';
 
 const GW = { [REQUEST_ADDRESS_TYPE]: GATEWAY_REQUEST };
 const MACHINE = () => '0123456789abcdef0123456789abcdef';

@@ -15,7 +15,6 @@
 // allocations are loaded on its first use, as ranges (see range-set.ts).
 import { GATEWAY_REQUEST, REQUEST_ADDRESS_TYPE } from './types.js';
 import type { AddressSpaces, IpamService, RequestAddressRequest, RequestAddressResult, RequestPoolRequest, RequestPoolResult } from './types.js';
-import { UserError } from '../drivers/driver.js';
 import {
   containsCidr,
   formatCidr,
@@ -41,6 +40,7 @@ import {
   type ParsedDefaultPool,
 } from './default-pools.js';
 import { RepoConflictError, type AllocationKind, type IpamRepo, type PoolRecord } from './repo.js';
+import { UserError } from '../core/errors.js';
 
 export type { IpamRepo, PoolRecord, AllocationRecord, AllocationKind, PoolState } from './repo.js';
 export { RepoConflictError } from './repo.js';

@@ -12,7 +12,7 @@ import { SOCK_CLOEXEC, SysError, bind, close, setsockoptInt, socket } from './li
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 
-export type Proto = 'tcp' | 'udp' | 'sctp';
+import type { Proto } from '../core/protocol.js';
 
 export type ReservationFailure = 'in-use' | 'not-local' | 'exhausted' | 'denied' | 'other';
 

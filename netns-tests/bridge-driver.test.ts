@@ -21,10 +21,11 @@ import { openDatabase, type Db } from '../store/db.js';
 import { NetworkRepo } from '../store/network-repo.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { Controller } from '../daemon/controller.js';
-import { silentLogger } from '../drivers/undo.js';
 import { LinkOwner } from '../drivers/owner.js';
 import type { HostPortReserver } from '../drivers/ports.js';
-import type { CreateNetworkRequest, EndpointOptions, Proto } from '../drivers/driver.js';
+import type { CreateNetworkRequest, EndpointOptions } from '../drivers/driver.js';
+import { silentLogger } from '../core/log.js';
+import type { Proto } from '../core/protocol.js';
 
 const tag = randomBytes(3).toString('hex');
 const HOST = `tsnet-bd-${tag}-h`;

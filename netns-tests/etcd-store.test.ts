@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { EtcdClusterStore } from '../store/cluster/etcd-store.js';
-import { silentLogger } from '../drivers/undo.js';
 import type { EndpointAnnouncement } from '../store/cluster/cluster-store.js';
 import { until } from './harness.js';
+import { silentLogger } from '../core/log.js';
 
 let etcd: ChildProcess;
 let dataDir: string;

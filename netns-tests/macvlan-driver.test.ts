@@ -16,8 +16,8 @@ import { NetworkRepo } from '../store/network-repo.js';
 import { MacvlanDriver } from '../drivers/macvlan/macvlan-driver.js';
 import { Controller } from '../daemon/controller.js';
 import { LinkOwner } from '../drivers/owner.js';
-import { silentLogger } from '../drivers/undo.js';
 import type { CreateNetworkRequest, EndpointOptions, JoinResult } from '../drivers/driver.js';
+import { silentLogger } from '../core/log.js';
 
 const tag = randomBytes(3).toString('hex');
 const noOptions: EndpointOptions = { portBindings: [], exposedPorts: [], other: {} };

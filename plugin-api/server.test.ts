@@ -12,8 +12,9 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildServer, DEFAULT_SOCKET_PATH, errorKey, listenUnix, PLUGIN_CONTENT_TYPE, SerialQueue, type ServerOptions } from './server.js';
-import { UserError, type NetworkDriver } from '../drivers/driver.js';
+import { type NetworkDriver } from '../drivers/driver.js';
 import type { IpamService } from '../ipam/types.js';
+import { UserError } from '../core/errors.js';
 
 // ---------------------------------------------------------------- captured requests
 

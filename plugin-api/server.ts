@@ -20,7 +20,7 @@ import Fastify, {
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import { UserError, type NetworkDriver } from '../drivers/driver.js';
+import { type NetworkDriver } from '../drivers/driver.js';
 import type { IpamService } from '../ipam/types.js';
 import { SerialQueue } from './queue.js';
 import { AJV_OPTIONS, SCHEMAS, describeValidation, type AjvError, type SchemaMethod } from './schemas.js';
@@ -47,6 +47,7 @@ import {
   type WireRequestAddress,
   type WireRequestPool,
 } from './translate.js';
+import { UserError } from '../core/errors.js';
 
 export { SerialQueue } from './queue.js';
 

@@ -3,22 +3,7 @@
 // Docker really sends (shared/docs/protocol.md); schemas.ts has checked a body before it gets here,
 // so these functions only fill defaults (null or missing Options, IPv6Data, AuxAddresses) and
 // change representation (numeric protocols, option maps, booleans).
-import { UserError } from '../drivers/driver.js';
-import type {
-  CreateEndpointRequest,
-  CreateEndpointResult,
-  CreateNetworkRequest,
-  EndpointOperInfo,
-  EndpointOptions,
-  EndpointRef,
-  ExposedPort,
-  IpamData,
-  JoinRequest,
-  JoinResult,
-  PortBindingRequest,
-  ProgramExternalConnectivityRequest,
-  Proto,
-} from '../drivers/driver.js';
+import type { CreateEndpointRequest, CreateEndpointResult, CreateNetworkRequest, EndpointOperInfo, EndpointOptions, EndpointRef, ExposedPort, JoinRequest, JoinResult, PortBindingRequest, ProgramExternalConnectivityRequest } from '../drivers/driver.js';
 import type {
   AddressSpaces,
   RequestAddressRequest,
@@ -26,6 +11,8 @@ import type {
   RequestPoolRequest,
   RequestPoolResult,
 } from '../ipam/types.js';
+import { UserError } from '../core/errors.js';
+import type { IpamData, Proto } from '../core/protocol.js';
 
 export const OPTION_GENERIC = 'com.docker.network.generic';
 export const OPTION_ENABLE_IPV6 = 'com.docker.network.enable_ipv6';

@@ -6,7 +6,7 @@
 // reconcile rolls back 'creating' rows and finishes 'deleting' ones, so a kill -9 at any point
 // leaves nothing the next start does not clean up.
 import type { Db } from './db.js';
-import type { DriverType, IpamData, PortBinding, Proto } from '../drivers/driver.js';
+import type { DriverType, IpamData, PortBinding, Proto } from '../core/protocol.js';
 
 export type RecordState = 'creating' | 'ready' | 'deleting';
 

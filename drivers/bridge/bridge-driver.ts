@@ -4,18 +4,7 @@
 // and `nft`; every step that makes something registers its undo.
 import { isIPv6 } from 'node:net';
 import { existsSync } from 'node:fs';
-import {
-  UserError,
-  type CreateEndpointRequest,
-  type CreateEndpointResult,
-  type CreateNetworkRequest,
-  type EndpointOperInfo,
-  type EndpointRef,
-  type JoinRequest,
-  type JoinResult,
-  type ManagedDriver,
-  type ProgramExternalConnectivityRequest,
-} from '../driver.js';
+import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type ProgramExternalConnectivityRequest } from '../driver.js';
 import type { NetworkRepo, NetworkRecord, EndpointRecord, PublishedPort } from '../../store/network-repo.js';
 import type { Netlink } from '../../native/netlink/netlink.js';
 import type { Firewall } from '../../firewall/firewall.js';
@@ -24,7 +13,6 @@ import type { LinkOwner } from '../owner.js';
 import { canonicalCidr } from '../../ipam/address.js';
 import { closeFd, openNetnsFd } from '../../native/netns.js';
 import { refuseSubnetOverlap } from '../subnets.js';
-import { withUndo, type Logger, type Undo } from '../undo.js';
 import { HELD_BY_RUNTIME, reserveBindings, releaseBindings, toFirewallMappings, type HostPortReserver } from '../ports.js';
 import {
   bareIp,
@@ -35,6 +23,9 @@ import {
   type BridgeEndpointConfig,
   type BridgeNetworkConfig,
 } from './plan.js';
+import { UserError } from '../../core/errors.js';
+import { withUndo, type Undo } from '../../core/undo.js';
+import type { Logger } from '../../core/log.js';
 
 export interface BridgeEndpointState extends BridgeEndpointConfig {
   exposedPorts: { proto: string; port: number }[];

@@ -1,7 +1,7 @@
 // Docker's bridge option keys, accepted as they are so a compose file moves over by changing only
 // the driver. Pure: parses and validates, touches nothing.
-import { UserError } from '../driver.js';
 import { isIPv4 } from 'node:net';
+import { UserError } from '../../core/errors.js';
 
 export const BRIDGE_OPTIONS = {
   name: 'com.docker.network.bridge.name',

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { UserError, type CreateNetworkRequest } from '../driver.js';
+import { type CreateNetworkRequest } from '../driver.js';
 import { derivedBridgeName, endpointLinkNames, macFromIPv4, planEndpoint, planNetwork } from './plan.js';
 import { parseBridgeOptions } from './options.js';
+import { UserError } from '../../core/errors.js';
 
 const NET_ID = 'a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90';
 

@@ -1,8 +1,9 @@
 // What the kernel should look like for a bridge network and its endpoints, computed as data from
 // the request. Pure: the driver applies these plans (bridge-driver.ts) and stores them.
-import { UserError, type CreateNetworkRequest, type CreateEndpointRequest } from '../driver.js';
+import { type CreateNetworkRequest, type CreateEndpointRequest } from '../driver.js';
 import { parseBridgeOptions } from './options.js';
 import type { FirewallNetwork } from '../../firewall/model.js';
+import { UserError } from '../../core/errors.js';
 
 /** Stored as NetworkRecord.config for bridge networks. */
 export interface BridgeNetworkConfig {

@@ -6,12 +6,12 @@ import { MacvlanDriver } from './macvlan-driver.js';
 import { openDatabase } from '../../store/db.js';
 import { NetworkRepo } from '../../store/network-repo.js';
 import { LinkOwner } from '../owner.js';
-import { silentLogger } from '../undo.js';
 import { NetlinkError } from '../../native/netlink/errors.js';
 import type { Netlink } from '../../native/netlink/netlink.js';
 import type { LinkSpec } from '../../native/netlink/links.js';
 import type { RouteSpec } from '../../native/netlink/routes.js';
 import type { CreateNetworkRequest, EndpointOptions } from '../driver.js';
+import { silentLogger } from '../../core/log.js';
 
 const EOPNOTSUPP = 95;
 

@@ -4,25 +4,13 @@
 // Optional host access: the kernel keeps a parent's macvlan children from talking to the parent
 // itself, so the host gets a macvlan "shim" sibling with an address, and each container's address
 // is routed through it.
-import {
-  UserError,
-  type CreateEndpointRequest,
-  type CreateEndpointResult,
-  type CreateNetworkRequest,
-  type EndpointOperInfo,
-  type EndpointRef,
-  type JoinRequest,
-  type JoinResult,
-  type ManagedDriver,
-  type ProgramExternalConnectivityRequest,
-} from '../driver.js';
+import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type ProgramExternalConnectivityRequest } from '../driver.js';
 import type { EndpointRecord, NetworkRecord, NetworkRepo } from '../../store/network-repo.js';
 import { Netlink } from '../../native/netlink/netlink.js';
 import { closeFd, openNetnsFd } from '../../native/netns.js';
 import { isNetlinkError } from '../../native/netlink/errors.js';
 import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
 import type { LinkOwner } from '../owner.js';
-import { withUndo, type Logger, type Undo } from '../undo.js';
 import { refuseSubnetOverlap } from '../subnets.js';
 import { bareIp } from '../bridge/plan.js';
 import {
@@ -38,6 +26,9 @@ import {
   type MacvlanNetworkState,
   type ShimPlan,
 } from './plan.js';
+import { UserError } from '../../core/errors.js';
+import { withUndo, type Undo } from '../../core/undo.js';
+import type { Logger } from '../../core/log.js';
 
 export type { MacvlanNetworkState } from './plan.js';
 

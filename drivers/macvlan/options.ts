@@ -1,8 +1,8 @@
 // Docker's macvlan option keys, accepted as they are so a compose file moves over by changing only
 // the driver, plus tsnet's own `host_access`. Pure: parses and validates, touches nothing.
-import { UserError } from '../driver.js';
 import { TYPE_OPTION, isValidIfName, parseBool, parseMtu } from '../bridge/options.js';
 import type { MacvlanMode } from '../../native/netlink/links.js';
+import { UserError } from '../../core/errors.js';
 
 export const MACVLAN_OPTIONS = {
   parent: 'parent',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { CreateEndpointRequest, CreateNetworkRequest, IpamData } from '../driver.js';
+import type { CreateEndpointRequest, CreateNetworkRequest } from '../driver.js';
 import {
   decideParent,
   parentToRemove,
@@ -12,6 +12,7 @@ import {
   type MacvlanNetworkState,
   type ParentFacts,
 } from './plan.js';
+import type { IpamData } from '../../core/protocol.js';
 
 const ID = 'c0ffee0123456789'.repeat(4);
 const pool = (over: Partial<IpamData> = {}): IpamData => ({

@@ -2,11 +2,13 @@
 // an 802.1Q sub-interface tsnet creates, or a tsnet-owned bridge when there is no parent), one
 // macvlan sub-interface per endpoint, and the optional host-access shim. Pure: the driver gathers
 // the facts (links, other networks) and does what these functions decide.
-import { UserError, type CreateEndpointRequest, type CreateNetworkRequest, type IpamData } from '../driver.js';
+import { type CreateEndpointRequest, type CreateNetworkRequest } from '../driver.js';
 import { bareIp, macFromIPv4 } from '../bridge/plan.js';
 import { formatIp, lastOf, networkOf, parseCidr } from '../../ipam/address.js';
 import type { MacvlanMode } from '../../native/netlink/links.js';
 import { parseMacvlanOptions } from './options.js';
+import { UserError } from '../../core/errors.js';
+import type { IpamData } from '../../core/protocol.js';
 
 /** The parent link, and what tsnet must make for it. */
 export type ParentPlan =

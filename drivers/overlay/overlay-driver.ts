@@ -10,18 +10,7 @@
 //    has, a forwarding entry (MAC -> the remote VTEP) and a neighbour entry (IP -> MAC, answered by
 //    the VXLAN device's ARP proxy). Nothing floods, nothing is learned from the wire.
 // Without a cluster store an overlay works across this host's containers, with no remote entries.
-import {
-  UserError,
-  type CreateEndpointRequest,
-  type CreateEndpointResult,
-  type CreateNetworkRequest,
-  type EndpointOperInfo,
-  type EndpointRef,
-  type JoinRequest,
-  type JoinResult,
-  type ManagedDriver,
-  type ProgramExternalConnectivityRequest,
-} from '../driver.js';
+import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type ProgramExternalConnectivityRequest } from '../driver.js';
 import { BridgeDriver, type BridgeDriverDeps, type BridgeExtension } from '../bridge/bridge-driver.js';
 import type { BridgeNetworkConfig } from '../bridge/plan.js';
 import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
@@ -39,6 +28,7 @@ import {
   type OverlayConfig,
   type Underlay,
 } from './plan.js';
+import { UserError } from '../../core/errors.js';
 
 export interface OverlayDriverDeps extends BridgeDriverDeps {
   /** undefined: single-host overlays only */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../driver.js';
 import { bridgeRequest, diffEntries, firstFreeLocalVni, overlayLinkNames, overlayMtu, parseOverlayOptions, remoteEntries } from './plan.js';
 import type { EndpointAnnouncement } from '../../store/cluster/cluster-store.js';
+import { UserError } from '../../core/errors.js';
 
 const underlay = { vtep: '198.51.100.11', link: 'eth0', mtu: 1500 };
 

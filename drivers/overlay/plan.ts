@@ -4,11 +4,12 @@
 // the other hosts. Remote containers are never learned by flooding: each one is a forwarding entry
 // (its MAC -> its host's VTEP) and a neighbour entry (its IP -> its MAC, answered by the VXLAN
 // device's ARP proxy) programmed from the cluster store.
-import { UserError, type CreateNetworkRequest } from '../driver.js';
+import { type CreateNetworkRequest } from '../driver.js';
 import { checkOverlayName } from '../../ipam/cluster-ipam.js';
 import { parseMtu } from '../bridge/options.js';
 import { TYPE_OPTION } from '../bridge/options.js';
 import type { EndpointAnnouncement } from '../../store/cluster/cluster-store.js';
+import { UserError } from '../../core/errors.js';
 
 /** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers. */
 export const VXLAN_OVERHEAD_IPV4 = 50;

@@ -7,8 +7,6 @@
 // Every write that two hosts could race on is a transaction guarded by the key's create or mod
 // revision, so the store, not the hosts' views, decides who wins.
 import { Etcd3, type Lease, type Watcher, type IKeyValue } from 'etcd3';
-import { UserError } from '../../drivers/driver.js';
-import type { Logger } from '../../drivers/undo.js';
 import type {
   AddressKind,
   AnnouncementListener,
@@ -20,6 +18,8 @@ import type {
   OverlayDefinition,
   OverlayRequest,
 } from './cluster-store.js';
+import { UserError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
 
 const PREFIX = '/tsnet/';
 const FIRST_VNI = 4096;
