@@ -1,0 +1,43 @@
+// The vocabulary the rule text is written in: the table's family and default name, the names of
+// its sets and maps, and how a checked value is spelled in nft. Shared by table.ts (which declares
+// the sets), networks.ts and ports.ts (which fill them). See ../ruleset.ts for why the table is
+// laid out this way.
+import type { Family } from '../addr.js';
+
+export const TABLE_FAMILY = 'inet';
+/** The default table; a daemon registered under another plugin name has a table of its own. */
+export const TABLE_NAME = 'tsnet';
+
+/** Names of the sets and maps, for listings and tests. */
+export const SETS = {
+  bridges: 'bridges',
+  bridgePairs: 'bridge_pairs',
+  internal: 'internal',
+  subnets: { 4: 'subnets4', 6: 'subnets6' },
+  masq: { 4: 'masq4', 6: 'masq6' },
+  hostPorts: { 4: 'hostports4', 6: 'hostports6' },
+  anyPorts: { 4: 'anyports4', 6: 'anyports6' },
+} as const;
+
+/** Both address families, in the order the rule text treats them. */
+export const FAMILIES = [4, 6] as const;
+
+/**
+ * A table as nft commands name it, e.g. `inet tsnet`: every command of the rule text is
+ * `VERB KIND ${table} ...`.
+ */
+export type TableRef = string;
+
+export function addrType(f: Family): string {
+  return f === 4 ? 'ipv4_addr' : 'ipv6_addr';
+}
+
+/** The nft keyword of the family's header: `ip saddr`, `ip6 saddr`. */
+export function ipKeyword(f: Family): 'ip' | 'ip6' {
+  return f === 4 ? 'ip' : 'ip6';
+}
+
+/** A checked interface name as an nft string. */
+export function quote(name: string): string {
+  return `"${name}"`;
+}

@@ -1,0 +1,58 @@
+// A network's part of the table: its bridge and subnets as elements of the fixed sets (table.ts).
+// Nothing per network is a rule or a chain, so adding and removing one is a handful of element
+// commands in one transaction.
+import { checkCidr, checkIfname, type Family } from '../addr.js';
+import type { FirewallNetwork } from '../model.js';
+import { quote, SETS, type TableRef } from './names.js';
+
+/** A network's checked names, ready to be spelled into element commands. */
+interface NetworkElements {
+  bridge: string;
+  subnets: { cidr: string; family: Family }[];
+}
+
+function networkElements(n: FirewallNetwork): NetworkElements {
+  return { bridge: checkIfname(n.bridge), subnets: n.subnets.map((s) => checkCidr(s)) };
+}
+
+/**
+ * Elements of one network. Idempotent and convergent: every element the network could have is
+ * first removed (`add` + `delete`, which works whether or not it exists), then the wanted ones
+ * are added, so re-adding a network whose flags changed leaves exactly the new state.
+ */
+export function addNetworkRules(t: TableRef, n: FirewallNetwork): string {
+  const e = networkElements(n);
+  return [removeElements(t, e), addElements(t, e, n)].join('\n');
+}
+
+/** Removes every element of one network; no error when some or all are already gone. */
+export function removeNetworkRules(t: TableRef, n: FirewallNetwork): string {
+  return removeElements(t, networkElements(n));
+}
+
+function addElements(t: TableRef, e: NetworkElements, n: FirewallNetwork): string {
+  const lines: string[] = [];
+  const q = quote(e.bridge);
+  lines.push(`add element ${t} ${SETS.bridges} { ${q} }`);
+  lines.push(`add element ${t} ${SETS.bridgePairs} { ${q} . ${q} }`);
+  if (n.internal) lines.push(`add element ${t} ${SETS.internal} { ${q} }`);
+  for (const s of e.subnets) {
+    lines.push(`add element ${t} ${SETS.subnets[s.family]} { ${s.cidr} . ${q} }`);
+    if (n.masquerade && !n.internal) lines.push(`add element ${t} ${SETS.masq[s.family]} { ${s.cidr} }`);
+  }
+  return lines.join('\n');
+}
+
+function removeElements(t: TableRef, e: NetworkElements): string {
+  const q = quote(e.bridge);
+  const items: [string, string][] = [
+    [SETS.bridges, q],
+    [SETS.bridgePairs, `${q} . ${q}`],
+    [SETS.internal, q],
+  ];
+  for (const s of e.subnets) {
+    items.push([SETS.subnets[s.family], `${s.cidr} . ${q}`]);
+    items.push([SETS.masq[s.family], s.cidr]);
+  }
+  return items.map(([set, el]) => `add element ${t} ${set} { ${el} }\ndelete element ${t} ${set} { ${el} }`).join('\n');
+}

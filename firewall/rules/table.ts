@@ -1,0 +1,103 @@
+// The fixed part of the table: its sets and maps (empty), its base chains and their rules. It is
+// the same for every host and never changes while the daemon runs; networks and published ports
+// only add elements to it (networks.ts, ports.ts). The why of each rule is in ../ruleset.ts.
+import { addrType, FAMILIES, ipKeyword, SETS, type TableRef } from './names.js';
+
+/** The empty table: sets, maps, chains and their fixed rules, no elements. */
+export function tableRules(t: TableRef): string {
+  return [
+    `add table ${t} { comment "tsnet container networks: NAT, published ports, isolation. Managed by the tsnet daemon; edits are lost at its next start."; }`,
+    ...declarations(t),
+    ...dnatChains(t),
+    ...srcnatChain(t),
+    ...forwardChain(t),
+    ...inputChain(t),
+  ].join('\n');
+}
+
+/** The sets and maps networks and published ports are elements of. */
+function declarations(t: TableRef): string[] {
+  const lines = [
+    `add set ${t} ${SETS.bridges} { type ifname; comment "every tsnet bridge"; }`,
+    `add set ${t} ${SETS.bridgePairs} { type ifname . ifname; comment "traffic that stays on its bridge"; }`,
+    `add set ${t} ${SETS.internal} { type ifname; comment "bridges of internal networks"; }`,
+  ];
+  for (const f of FAMILIES) {
+    lines.push(`add set ${t} ${SETS.subnets[f]} { type ${addrType(f)} . ifname; flags interval; comment "each subnet with its own bridge"; }`);
+  }
+  for (const f of FAMILIES) {
+    lines.push(`add set ${t} ${SETS.masq[f]} { type ${addrType(f)}; flags interval; comment "subnets masqueraded when leaving by another interface"; }`);
+  }
+  for (const f of FAMILIES) {
+    const addr = addrType(f);
+    lines.push(`add map ${t} ${SETS.hostPorts[f]} { type ${addr} . inet_proto . inet_service : ${addr} . inet_service; comment "published ports on one host address"; }`);
+    lines.push(`add map ${t} ${SETS.anyPorts[f]} { type inet_proto . inet_service : ${addr} . inet_service; comment "published ports on every host address"; }`);
+  }
+  return lines;
+}
+
+/** DNAT of published ports: from elsewhere (prerouting) and from the host itself (output). */
+function dnatChains(t: TableRef): string[] {
+  const lines = [
+    `add chain ${t} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
+    `add chain ${t} output { type nat hook output priority -100; policy accept; }`,
+    `add chain ${t} published`,
+    // loopback destinations arrive from outside only by forgery (or through route_localnet): never DNAT them
+    `add rule ${t} prerouting ip daddr 127.0.0.0/8 return`,
+    `add rule ${t} prerouting fib daddr type local jump published`,
+    `add rule ${t} output ip6 daddr ::1 return comment "no route_localnet for IPv6"`,
+    `add rule ${t} output fib daddr type local jump published`,
+  ];
+  for (const f of FAMILIES) {
+    const ip = ipKeyword(f);
+    const nfproto = f === 4 ? 'ipv4' : 'ipv6';
+    // a lookup that misses ends the rule, not the chain: the next rule is tried
+    lines.push(`add rule ${t} published dnat ${ip} to ${ip} daddr . meta l4proto . th dport map @${SETS.hostPorts[f]}`);
+    lines.push(`add rule ${t} published meta nfproto ${nfproto} dnat ${ip} to meta l4proto . th dport map @${SETS.anyPorts[f]}`);
+  }
+  return lines;
+}
+
+/** Source NAT: loopback and hairpin connections to published ports, and traffic leaving a network. */
+function srcnatChain(t: TableRef): string[] {
+  const lines = [
+    `add chain ${t} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+    `add rule ${t} postrouting ct status dnat ip saddr 127.0.0.0/8 masquerade comment "host to a published port through 127.0.0.1"`,
+  ];
+  for (const f of FAMILIES) {
+    const ip = ipKeyword(f);
+    // The source's own network and the outgoing bridge match: hairpin when DNATed (a container
+    // reaching a published port of its own network through a host address; without masquerade
+    // the answer would go straight back over the bridge, bypassing the reverse NAT), else the
+    // packet stays on its bridge and keeps its address.
+    lines.push(`add rule ${t} postrouting ct status dnat ${ip} saddr . oifname @${SETS.subnets[f]} masquerade comment "hairpin"`);
+    lines.push(`add rule ${t} postrouting ${ip} saddr . oifname @${SETS.subnets[f]} return`);
+    lines.push(`add rule ${t} postrouting ${ip} saddr @${SETS.masq[f]} masquerade comment "leaving its network"`);
+  }
+  return lines;
+}
+
+/** Forwarding: isolation between networks, internal networks; everything else is the host's business. */
+function forwardChain(t: TableRef): string[] {
+  return [
+    `add chain ${t} forward { type filter hook forward priority filter; policy accept; }`,
+    ...[
+      `iifname != @${SETS.bridges} oifname != @${SETS.bridges} accept comment "not tsnet traffic"`,
+      `ct state established,related accept`,
+      `iifname . oifname @${SETS.bridgePairs} accept comment "stays on its bridge"`,
+      `iifname @${SETS.internal} drop comment "out of an internal network"`,
+      `oifname @${SETS.internal} drop comment "into an internal network"`,
+      `ct status dnat accept comment "to a published port"`,
+      `oifname @${SETS.bridges} drop comment "into a network from another network or from outside, unpublished"`,
+      `accept comment "out of a network"`,
+    ].map((rule) => `add rule ${t} forward ${rule}`),
+  ];
+}
+
+/** The host's loopback, guarded against what route_localnet lets in. */
+function inputChain(t: TableRef): string[] {
+  return [
+    `add chain ${t} input { type filter hook input priority filter; policy accept; }`,
+    `add rule ${t} input iifname @${SETS.bridges} ip daddr 127.0.0.0/8 ct status ! dnat drop comment "loopback addresses from a bridge"`,
+  ];
+}
