@@ -21,6 +21,19 @@ function m(over: Partial<PortMapping>): PortMapping {
 
 const lines = (s: string) => s.split('\n').filter((l) => l !== '');
 
+/** Position of the one rule containing `s`; a missing (or doubled) rule fails here, not as index -1. */
+function position(rules: string[], s: string): number {
+  const found = rules.flatMap((l, i) => (l.includes(s) ? [i] : []));
+  expect(found, `rules containing '${s}'`).toHaveLength(1);
+  return found[0];
+}
+
+/** Each of `parts` names exactly one rule, and the rules come in this order. */
+function expectInOrder(rules: string[], parts: string[]): void {
+  const at = parts.map((p) => position(rules, p));
+  for (let i = 1; i < at.length; i++) expect(at[i], `'${parts[i]}' after '${parts[i - 1]}'`).toBeGreaterThan(at[i - 1]);
+}
+
 describe('createTable', () => {
   const t = createTable();
 
@@ -55,22 +68,32 @@ describe('createTable', () => {
     const post = lines(t).filter((l) => l.startsWith('add rule inet tsnet postrouting'));
     expect(post[0]).toMatch(/ct status dnat ip saddr 127\.0\.0\.0\/8 masquerade/);
     // hairpin before the "stays on its bridge" return, which comes before the general masquerade
-    const hair = post.findIndex((l) => l.includes('ct status dnat ip saddr . oifname @subnets4 masquerade'));
-    const stay = post.findIndex((l) => l.includes('ip saddr . oifname @subnets4 return'));
-    const out = post.findIndex((l) => l.includes('ip saddr @masq4 masquerade'));
-    expect(hair).toBeGreaterThan(0);
-    expect(stay).toBeGreaterThan(hair);
-    expect(out).toBeGreaterThan(stay);
+    for (const ip of ['ip', 'ip6']) {
+      const subnets = ip === 'ip' ? '@subnets4' : '@subnets6';
+      const masq = ip === 'ip' ? '@masq4' : '@masq6';
+      expectInOrder(post, [
+        'ct status dnat ip saddr 127.0.0.0/8 masquerade',
+        `ct status dnat ${ip} saddr . oifname ${subnets} masquerade`,
+        `postrouting ${ip} saddr . oifname ${subnets} return`,
+        `${ip} saddr ${masq} masquerade`,
+      ]);
+    }
   });
 
   it('accepts DNATed traffic before isolating networks, and guards the loopback', () => {
     const fwd = lines(t).filter((l) => l.startsWith('add rule inet tsnet forward'));
-    const at = (s: string) => fwd.findIndex((l) => l.includes(s));
-    expect(at('iifname != @bridges oifname != @bridges accept')).toBe(0);
-    expect(at('ct state established,related accept')).toBe(1);
-    expect(at('iifname @internal drop')).toBeLessThan(at('ct status dnat accept'));
-    expect(at('ct status dnat accept')).toBeLessThan(at('oifname @bridges drop'));
-    expect(fwd[fwd.length - 1]).toMatch(/ accept comment/);
+    expect(position(fwd, 'iifname != @bridges oifname != @bridges accept')).toBe(0);
+    expect(position(fwd, 'ct state established,related accept')).toBe(1);
+    // traffic within a bridge (also an internal one) is accepted before internal networks are cut
+    // off; DNATed traffic is accepted before the isolation drop, but never into an internal network
+    expectInOrder(fwd, [
+      'iifname . oifname @bridge_pairs accept',
+      'iifname @internal drop',
+      'oifname @internal drop',
+      'ct status dnat accept',
+      'oifname @bridges drop',
+    ]);
+    expect(fwd[fwd.length - 1]).toMatch(/^add rule inet tsnet forward accept comment/);
     expect(t).toContain('add rule inet tsnet input iifname @bridges ip daddr 127.0.0.0/8 ct status ! dnat drop');
   });
 
