@@ -1,11 +1,13 @@
-// The firewall as the drivers see it: networks and published ports in, one nftables transaction
-// out per call. The rule text comes from ruleset.ts; Docker's iptables gets its accepts from
+// The nftables firewall behind NetworkFirewall (api.ts, what the drivers see): networks and
+// published ports in, one nftables transaction out per call; plus the daemon's start-up sync and
+// listings. The rule text comes from ruleset.ts; Docker's iptables gets its accepts from
 // docker-compat.ts for every bridge tsnet knows.
 import type { NftApi } from '../native/nftables.js';
 import { NftError } from '../native/nftables.js';
 import { canonicalIPv6 } from './addr.js';
 import { COMPAT_TAG, DockerCompat } from './docker-compat.js';
 import type { FirewallNetwork, PortMapping } from './model.js';
+import type { NetworkFirewall } from './api.js';
 import * as ruleset from './ruleset.js';
 import { stderrLogger, type Logger } from '../core/log.js';
 import type { Proto } from '../core/protocol.js';
@@ -34,7 +36,7 @@ export interface FirewallInstance {
 
 export const DEFAULT_INSTANCE: FirewallInstance = { table: ruleset.TABLE_NAME, compatTag: COMPAT_TAG };
 
-export class Firewall {
+export class Firewall implements NetworkFirewall {
   readonly compat: DockerCompat;
   private readonly rules: ruleset.Ruleset;
   /** the networks the table holds, by bridge: for Docker's chains and for recreating a lost table */

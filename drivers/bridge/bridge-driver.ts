@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type ProgramExternalConnectivityRequest } from '../driver.js';
 import type { NetworkRepo, NetworkRecord, EndpointRecord, PublishedPort } from '../../store/network-repo.js';
 import type { Netlink } from '../../native/netlink/netlink.js';
-import type { Firewall } from '../../firewall/firewall.js';
+import type { NetworkFirewall } from '../../firewall/api.js';
 import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
 import type { LinkOwner } from '../owner.js';
 import { canonicalCidr } from '../../ipam/address.js';
@@ -53,7 +53,7 @@ export interface BridgeExtension<X extends object> {
 export interface BridgeDriverDeps {
   repo: NetworkRepo;
   netlink: Netlink;
-  firewall: Firewall;
+  firewall: NetworkFirewall;
   ports: HostPortReserver;
   /** removes endpoint links after the reply: the kernel takes ~20 ms to delete a veth */
   reaper: { remove(name: string): void };
