@@ -8,8 +8,10 @@
 #
 # --prepare runs `make MAKE_TARGETS` first (installing, building); --typecheck type-checks
 # everything, tests included. A failing step counts as one failure, as does a project that ends
-# without results or exits non-zero with no failed test: a broken run never looks green. The
-# counts come from test-reporter/summary.ts (wired in vitest.config.ts) through TSNET_SUMMARY_FILE.
+# without results, reports results under another project's name, runs no test at all, or exits
+# non-zero with no failed test: a broken run never looks green. The counts come from
+# test-reporter/summary.ts (wired in vitest.config.ts) through TSNET_SUMMARY_FILE; each layer's
+# counts are printed before the total line.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +33,7 @@ passed=0
 failed=0
 skipped=0
 problems=()
+layer_lines=()
 
 step_failed() {
   failed=$((failed + 1))
@@ -51,17 +54,23 @@ fi
 for project in "${projects[@]}"; do
   echo "=== vitest project: $project"
   counts="$work/$project.counts"
-  TSNET_SUMMARY_FILE="$counts" node_modules/.bin/vitest run --project "$project" --passWithNoTests
+  TSNET_SUMMARY_FILE="$counts" node_modules/.bin/vitest run --project "$project"
   code=$?
   if [ ! -s "$counts" ]; then
     step_failed "vitest project $project ended without results (exit $code)"
+    layer_lines+=("$project: no results")
     continue
   fi
-  read -r _ p f s <"$counts"
+  read -r names p f s <"$counts"
   passed=$((passed + p))
   failed=$((failed + f))
   skipped=$((skipped + s))
-  if [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then
+  layer_lines+=("$project: $p passed, $f failed, $s skipped")
+  if [ "$names" != "$project" ]; then
+    step_failed "vitest project $project reported results for '$names'"
+  elif [ $((p + f + s)) -eq 0 ]; then
+    step_failed "vitest project $project ran no test"
+  elif [ "$code" -ne 0 ] && [ "$f" -eq 0 ]; then
     step_failed "vitest project $project exited $code with no failed test"
   fi
 done
@@ -80,6 +89,10 @@ if [ -f "$marker" ]; then
 fi
 
 echo
+if [ ${#layer_lines[@]} -gt 0 ]; then
+  echo "per layer:"
+  printf '  %s\n' "${layer_lines[@]}"
+fi
 if [ ${#problems[@]} -gt 0 ]; then
   echo "failures outside test cases (each counted once):"
   printf '  %s\n' "${problems[@]}"
