@@ -13,7 +13,7 @@ SHELL := /bin/bash
 .PHONY: up down test unit build deps test-deps node-deps link clean bench
 
 # What tsc compiles (tsconfig.json "include"); the tests are not built.
-SOURCES := $(shell find cli daemon drivers firewall ipam lab native plugin-api runtime store cni bench docker-tests netns-tests \
+SOURCES := $(shell find core cli daemon drivers firewall ipam lab native plugin-api runtime store cni bench docker-tests netns-tests test-support \
              -name '*.ts' ! -name '*.test.ts' 2>/dev/null)
 
 up: deps build link

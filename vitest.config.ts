@@ -13,7 +13,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['{cli,daemon,drivers,firewall,ipam,lab,native,plugin-api,runtime,store,cni,test-reporter}/**/*.test.ts'],
+          include: ['{architecture,cli,core,daemon,drivers,firewall,ipam,lab,native,plugin-api,runtime,store,cni,test-reporter}/**/*.test.ts'],
         },
       },
       {

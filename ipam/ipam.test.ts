@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ipam, type IpamConfig } from './ipam.js';
-import { RepoConflictError, type AllocationRecord, type IpamRepo, type PoolRecord, type PoolState } from './repo.js';
+import { RepoConflictError, type AllocationRecord, type IpamRepo, type PoolRecord, type PoolState } from '../store/ipam-records.js';
 import { GATEWAY_REQUEST, REQUEST_ADDRESS_TYPE, type RequestPoolRequest } from './types.js';
 import { openDatabase, type Db } from '../store/db.js';
 import { SqliteIpamRepo } from '../store/ipam-repo.js';

@@ -39,11 +39,11 @@ import {
   type DefaultPool,
   type ParsedDefaultPool,
 } from './default-pools.js';
-import { RepoConflictError, type AllocationKind, type IpamRepo, type PoolRecord } from './repo.js';
+import { RepoConflictError, type AllocationKind, type IpamRepo, type PoolRecord } from '../store/ipam-records.js';
 import { UserError } from '../core/errors.js';
 
-export type { IpamRepo, PoolRecord, AllocationRecord, AllocationKind, PoolState } from './repo.js';
-export { RepoConflictError } from './repo.js';
+export type { IpamRepo, PoolRecord, AllocationRecord, AllocationKind, PoolState } from '../store/ipam-records.js';
+export { RepoConflictError } from '../store/ipam-records.js';
 
 export const LOCAL_ADDRESS_SPACE = 'local';
 export const GLOBAL_ADDRESS_SPACE = 'global';

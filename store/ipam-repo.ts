@@ -5,7 +5,7 @@
 // impossible even if two writers race. Each change is one transaction (BEGIN IMMEDIATE for the
 // read-then-write ones), committed before the caller replies to Docker.
 import type { Db } from './db.js';
-import { RepoConflictError, type AllocationKind, type AllocationRecord, type IpamRepo, type PoolRecord, type PoolState } from '../ipam/repo.js';
+import { RepoConflictError, type AllocationKind, type AllocationRecord, type IpamRepo, type PoolRecord, type PoolState } from './ipam-records.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS ipam_pools (
