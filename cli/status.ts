@@ -8,6 +8,7 @@ import { dockerNames } from './docker-api.js';
 import { formatTable } from './table.js';
 import { formatHostAddress } from '../drivers/ports.js';
 import { CniRepo, type CniAttachment } from '../store/cni-repo.js';
+import { shortId } from '../core/text.js';
 
 function cniOf(a: CniAttachment | undefined): { network: string; containerId: string; ifName: string; netns: string } | null {
   return a ? { network: a.network, containerId: a.containerId, ifName: a.ifName, netns: a.netns } : null;
@@ -55,11 +56,11 @@ export async function runStatus(stateDir: string, json: boolean): Promise<string
     const cniNetworks = new Map(cni.listNetworks().map((n) => [n.networkId, n.name]));
     const cniEndpoints = new Map(cni.listAttachments().map((a) => [a.endpointId, a]));
     for (const [id, name] of cniNetworks) if (!names.networks.has(id)) names.networks.set(id, `cni:${name}`);
-    for (const [id, a] of cniEndpoints) if (!names.endpoints.has(id)) names.endpoints.set(id, `cni:${a.containerId.slice(0, 12)}/${a.ifName}`);
+    for (const [id, a] of cniEndpoints) if (!names.endpoints.has(id)) names.endpoints.set(id, `cni:${shortId(a.containerId)}/${a.ifName}`);
     const endpoints = repo.listEndpoints();
     const ports = repo.listPorts();
-    const netName = (id: string) => names.networks.get(id) ?? id.slice(0, 12);
-    const epName = (id: string) => names.endpoints.get(id) ?? id.slice(0, 12);
+    const netName = (id: string) => names.networks.get(id) ?? shortId(id);
+    const epName = (id: string) => names.endpoints.get(id) ?? shortId(id);
     if (json) {
       return JSON.stringify(
         {
@@ -78,7 +79,7 @@ export async function runStatus(stateDir: string, json: boolean): Promise<string
         ['NAME', 'ID', 'TYPE', 'LINK', 'SUBNETS', 'SETTINGS'],
         networks.map((n) => {
           const d = describeNetwork(n);
-          return [netName(n.id), n.id.slice(0, 12), n.driver, d.link, [...n.ipv4, ...n.ipv6].map((p) => p.pool).join(','), d.settings];
+          return [netName(n.id), shortId(n.id), n.driver, d.link, [...n.ipv4, ...n.ipv6].map((p) => p.pool).join(','), d.settings];
         }),
       ),
       '',

@@ -31,6 +31,7 @@ import {
 } from './spec.js';
 import { UserError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { shortId } from '../core/text.js';
 
 export interface CniReply {
   exitCode: number;
@@ -288,7 +289,7 @@ export class CniService {
         return;
       }
       nl.setLink(a.ifName, { up: false });
-      nl.setLink(a.ifName, { name: `tsd${a.endpointId.slice(0, 12)}` });
+      nl.setLink(a.ifName, { name: `tsd${shortId(a.endpointId)}` });
     } catch (err) {
       this.d.log.warn({ err, netns: a.netns, ifName: a.ifName }, 'could not free the interface name in the container; it goes with its link');
     } finally {

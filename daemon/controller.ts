@@ -7,6 +7,7 @@ import type { LinkOwner } from '../drivers/owner.js';
 import { UserError } from '../core/errors.js';
 import type { DriverType } from '../core/protocol.js';
 import type { Logger } from '../core/log.js';
+import { shortId } from '../core/text.js';
 
 export const TYPE_OPTION = 'type';
 
@@ -100,7 +101,7 @@ export class Controller implements NetworkDriver {
     const net = this.repo.getNetwork(networkId);
     const driver = net && this.drivers.get(net.driver);
     if (!driver && required) {
-      throw new UserError(`network ${networkId.slice(0, 12)} is not known to tsnet (was its state directory removed?): recreate the network`);
+      throw new UserError(`network ${shortId(networkId)} is not known to tsnet (was its state directory removed?): recreate the network`);
     }
     return driver;
   }

@@ -2,6 +2,7 @@
 // tell its own leftovers from links that belong to others (Docker's docker0, the user's eth1, and
 // the links of another tsnet daemon on the same host, e.g. the test suite's beside a user's),
 // whatever names the user chose.
+import { shortId } from '../core/text.js';
 export class LinkOwner {
   readonly prefix: string;
 
@@ -11,7 +12,7 @@ export class LinkOwner {
   }
 
   alias(id: string): string {
-    return `${this.prefix}${id.slice(0, 12)}`;
+    return `${this.prefix}${shortId(id)}`;
   }
 
   owns(alias: string | undefined): boolean {

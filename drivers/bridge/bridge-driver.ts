@@ -26,6 +26,7 @@ import {
 import { UserError } from '../../core/errors.js';
 import { withUndo, type Undo } from '../../core/undo.js';
 import type { Logger } from '../../core/log.js';
+import { shortId } from '../../core/text.js';
 
 export interface BridgeEndpointState extends BridgeEndpointConfig {
   exposedPorts: { proto: string; port: number }[];
@@ -136,14 +137,14 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
 
   private refuseConflicts(networkId: string, c: BridgeNetworkConfig): void {
     if (this.d.repo.getNetwork(networkId)) {
-      throw new UserError(`network ${networkId.slice(0, 12)} already exists in tsnet`);
+      throw new UserError(`network ${shortId(networkId)} already exists in tsnet`);
     }
     const others = this.d.repo.listNetworks();
     const sameBridge = others.find((n) => (n.config as Partial<BridgeNetworkConfig>).bridge === c.bridge);
     if (sameBridge || this.d.netlink.getLink(c.bridge)) {
       throw new UserError(
         `interface ${c.bridge} already exists on this host` +
-          (sameBridge ? ` (tsnet network ${sameBridge.id.slice(0, 12)})` : '') +
+          (sameBridge ? ` (tsnet network ${shortId(sameBridge.id)})` : '') +
           `: choose another name with -o com.docker.network.bridge.name=NAME`,
       );
     }
@@ -157,7 +158,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     const plan = planEndpoint(req);
     const state: BridgeEndpointState = { ...plan.config, exposedPorts: req.options.exposedPorts };
     if (this.d.repo.getEndpoint(req.endpointId)) {
-      throw new UserError(`endpoint ${req.endpointId.slice(0, 12)} already exists in tsnet`);
+      throw new UserError(`endpoint ${shortId(req.endpointId)} already exists in tsnet`);
     }
     withUndo(this.d.log, (undo) => {
       this.d.repo.insertEndpoint({
@@ -262,7 +263,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
 
   async endpointOperInfo(ref: EndpointRef): Promise<EndpointOperInfo> {
     const ep = this.d.repo.getEndpoint<BridgeEndpointState>(ref.endpointId);
-    if (!ep) throw new UserError(`endpoint ${ref.endpointId.slice(0, 12)} is not known to tsnet`);
+    if (!ep) throw new UserError(`endpoint ${shortId(ref.endpointId)} is not known to tsnet`);
     const net = this.d.repo.getNetwork<BridgeNetworkConfig>(ep.networkId);
     return {
       portBindings: this.d.repo.listPorts({ endpointId: ep.id }).map(({ proto, port, containerIp, hostIp, hostPort }) => ({
@@ -360,14 +361,14 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
   private readyNetwork(id: string): BridgeNetwork<X> {
     const net = this.d.repo.getNetwork<BridgeNetworkConfig & X>(id);
     if (!net || net.state !== 'ready') {
-      throw new UserError(`network ${id.slice(0, 12)} is not known to tsnet (was its state directory removed?): recreate the network`);
+      throw new UserError(`network ${shortId(id)} is not known to tsnet (was its state directory removed?): recreate the network`);
     }
     return net;
   }
 
   private readyEndpoint(id: string): BridgeEndpoint {
     const ep = this.d.repo.getEndpoint<BridgeEndpointState>(id);
-    if (!ep || ep.state !== 'ready') throw new UserError(`endpoint ${id.slice(0, 12)} is not known to tsnet`);
+    if (!ep || ep.state !== 'ready') throw new UserError(`endpoint ${shortId(id)} is not known to tsnet`);
     return ep;
   }
 }

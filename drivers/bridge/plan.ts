@@ -4,6 +4,7 @@ import { type CreateNetworkRequest, type CreateEndpointRequest } from '../driver
 import { parseBridgeOptions } from './options.js';
 import type { FirewallNetwork } from '../../firewall/model.js';
 import { UserError } from '../../core/errors.js';
+import { shortId } from '../../core/text.js';
 
 /** Stored as NetworkRecord.config for bridge networks. */
 export interface BridgeNetworkConfig {
@@ -38,7 +39,7 @@ export function derivedBridgeName(networkId: string): string {
 }
 
 export function endpointLinkNames(endpointId: string): BridgeEndpointConfig {
-  const id = endpointId.slice(0, 12);
+  const id = shortId(endpointId);
   return { hostIf: `tsv${id}`, containerIf: `tsc${id}` };
 }
 

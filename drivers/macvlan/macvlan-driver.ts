@@ -29,6 +29,7 @@ import {
 import { UserError } from '../../core/errors.js';
 import { withUndo, type Undo } from '../../core/undo.js';
 import type { Logger } from '../../core/log.js';
+import { shortId } from '../../core/text.js';
 
 export type { MacvlanNetworkState } from './plan.js';
 
@@ -55,10 +56,10 @@ export class MacvlanDriver implements ManagedDriver {
   async createNetwork(req: CreateNetworkRequest): Promise<void> {
     const plan = planMacvlanNetwork(req);
     if (req.internal && req.options.parent) {
-      this.d.log.warn({ network: req.networkId.slice(0, 12), parent: req.options.parent }, 'internal macvlan network: parent ignored, as Docker does');
+      this.d.log.warn({ network: shortId(req.networkId), parent: req.options.parent }, 'internal macvlan network: parent ignored, as Docker does');
     }
     // every check before anything is touched
-    if (this.d.repo.getNetwork(req.networkId)) throw new UserError(`network ${req.networkId.slice(0, 12)} already exists in tsnet`);
+    if (this.d.repo.getNetwork(req.networkId)) throw new UserError(`network ${shortId(req.networkId)} already exists in tsnet`);
     const parent = decideParent(plan, this.parentFacts(plan));
     refuseSubnetOverlap(this.d.repo, plan.subnets);
     const config: MacvlanNetworkState = { ...plan, createdParent: parent.owned };
@@ -138,7 +139,7 @@ export class MacvlanDriver implements ManagedDriver {
   async createEndpoint(req: CreateEndpointRequest): Promise<CreateEndpointResult> {
     const net = this.readyNetwork(req.networkId);
     const nl = this.d.netlink;
-    if (this.d.repo.getEndpoint(req.endpointId)) throw new UserError(`endpoint ${req.endpointId.slice(0, 12)} already exists in tsnet`);
+    if (this.d.repo.getEndpoint(req.endpointId)) throw new UserError(`endpoint ${shortId(req.endpointId)} already exists in tsnet`);
     // only passthru needs to look at the parent and the other endpoints
     const passthru = net.config.mode === 'passthru';
     const plan = planMacvlanEndpoint(req, net.config, {
@@ -191,7 +192,7 @@ export class MacvlanDriver implements ManagedDriver {
   async join(req: JoinRequest): Promise<JoinResult> {
     const net = this.readyNetwork(req.networkId);
     const ep = this.d.repo.getEndpoint<MacvlanEndpointConfig>(req.endpointId);
-    if (!ep || ep.state !== 'ready') throw new UserError(`endpoint ${req.endpointId.slice(0, 12)} is not known to tsnet`);
+    if (!ep || ep.state !== 'ready') throw new UserError(`endpoint ${shortId(req.endpointId)} is not known to tsnet`);
     this.d.repo.setSandbox(ep.id, req.sandboxKey);
     const c = net.config;
     const gateway = c.internal ? '' : c.gateway;
@@ -215,7 +216,7 @@ export class MacvlanDriver implements ManagedDriver {
     // address, every port of it reachable there, and nothing passes through the host to map.
     if (req.options.portBindings.length > 0) {
       this.d.log.warn(
-        { network: req.networkId.slice(0, 12), endpoint: req.endpointId.slice(0, 12), ports: req.options.portBindings.length },
+        { network: shortId(req.networkId), endpoint: shortId(req.endpointId), ports: req.options.portBindings.length },
         'published ports are ignored on macvlan networks: the container is reachable at its own address',
       );
     }
@@ -225,7 +226,7 @@ export class MacvlanDriver implements ManagedDriver {
 
   async endpointOperInfo(ref: EndpointRef): Promise<EndpointOperInfo> {
     const ep = this.d.repo.getEndpoint<MacvlanEndpointConfig>(ref.endpointId);
-    if (!ep) throw new UserError(`endpoint ${ref.endpointId.slice(0, 12)} is not known to tsnet`);
+    if (!ep) throw new UserError(`endpoint ${shortId(ref.endpointId)} is not known to tsnet`);
     const net = this.d.repo.getNetwork<MacvlanNetworkState>(ep.networkId);
     return { portBindings: [], exposedPorts: [], details: { link: ep.config.link, parent: net?.config.parent ?? '', mode: net?.config.mode ?? '' } };
   }
@@ -310,7 +311,7 @@ export class MacvlanDriver implements ManagedDriver {
 
   private readyNetwork(id: string): MacvlanNetwork {
     const net = this.d.repo.getNetwork<MacvlanNetworkState>(id);
-    if (!net || net.state !== 'ready') throw new UserError(`network ${id.slice(0, 12)} is not known to tsnet (was its state directory removed?): recreate the network`);
+    if (!net || net.state !== 'ready') throw new UserError(`network ${shortId(id)} is not known to tsnet (was its state directory removed?): recreate the network`);
     return net;
   }
 }

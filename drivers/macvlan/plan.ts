@@ -9,6 +9,7 @@ import type { MacvlanMode } from '../../native/netlink/links.js';
 import { parseMacvlanOptions } from './options.js';
 import { UserError } from '../../core/errors.js';
 import type { IpamData } from '../../core/protocol.js';
+import { shortId } from '../../core/text.js';
 
 /** The parent link, and what tsnet must make for it. */
 export type ParentPlan =
@@ -74,7 +75,7 @@ export const HOST_ACCESS_AUX = 'host_access';
 // Names fit the kernel's 15 characters: prefix + as much of the ID as fits.
 export const shimName = (networkId: string): string => `${SHIM_PREFIX}${networkId.slice(0, 10)}`;
 export const isolatedParentName = (networkId: string): string => `${ISOLATED_PARENT_PREFIX}${networkId.slice(0, 10)}`;
-export const endpointLinkName = (endpointId: string): string => `${ENDPOINT_LINK_PREFIX}${endpointId.slice(0, 12)}`;
+export const endpointLinkName = (endpointId: string): string => `${ENDPOINT_LINK_PREFIX}${shortId(endpointId)}`;
 
 export function parseVlanParent(parent: string): { base: string; vlanId: number } | undefined {
   const m = /^(.+)\.(\d{1,4})$/.exec(parent);
@@ -177,7 +178,7 @@ export function decideParent(c: MacvlanNetworkConfig, f: ParentFacts): { create:
     throw new UserError(`parent ${p.name} already carries tsnet macvlan network ${onParent[0].id.slice(0, 12)}: passthru mode needs the parent to itself`);
   }
   const passthru = onParent.find((n) => n.config.mode === 'passthru');
-  if (passthru) throw new UserError(`parent ${p.name} is used in passthru mode by tsnet network ${passthru.id.slice(0, 12)}: no other network can share it`);
+  if (passthru) throw new UserError(`parent ${p.name} is used in passthru mode by tsnet network ${shortId(passthru.id)}: no other network can share it`);
 
   let link = f.link;
   let create = false;

@@ -29,6 +29,7 @@ import {
   type Underlay,
 } from './plan.js';
 import { UserError } from '../../core/errors.js';
+import { shortId } from '../../core/text.js';
 
 export interface OverlayDriverDeps extends BridgeDriverDeps {
   /** undefined: single-host overlays only */
@@ -83,7 +84,7 @@ export class OverlayDriver implements ManagedDriver {
     let port = opts.port ?? VXLAN_PORT;
     if (cluster && opts.name !== undefined) {
       const local = this.localNetworks().find((n) => n.config.overlay.name === opts.name);
-      if (local) throw new UserError(`overlay '${opts.name}' is already joined on this host by network ${local.id.slice(0, 12)}`);
+      if (local) throw new UserError(`overlay '${opts.name}' is already joined on this host by network ${shortId(local.id)}`);
       const def = await cluster.defineOverlay({ name: opts.name, vni: opts.vni, subnet, port: opts.port });
       vni = def.vni;
       port = def.port;
@@ -334,7 +335,7 @@ export class OverlayDriver implements ManagedDriver {
   private readyNetwork(id: string): OverlayNetwork {
     const net = this.d.repo.getNetwork<BridgeNetworkConfig & OverlayConfig>(id);
     if (!net || net.state !== 'ready') {
-      throw new UserError(`network ${id.slice(0, 12)} is not known to tsnet (was its state directory removed?): recreate the network`);
+      throw new UserError(`network ${shortId(id)} is not known to tsnet (was its state directory removed?): recreate the network`);
     }
     return net;
   }

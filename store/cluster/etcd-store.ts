@@ -20,6 +20,7 @@ import type {
 } from './cluster-store.js';
 import { UserError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { shortId } from '../../core/text.js';
 
 const PREFIX = '/tsnet/';
 const FIRST_VNI = 4096;
@@ -179,7 +180,7 @@ export class EtcdClusterStore implements ClusterStore {
       const holder = JSON.parse(kv.value.toString()) as { endpointId: string; host: string };
       if (holder.endpointId !== a.endpointId) {
         throw new UserError(
-          `address ${a.ip} on overlay '${a.overlay}' is in use by endpoint ${holder.endpointId.slice(0, 12)} on host ${holder.host}: ` +
+          `address ${a.ip} on overlay '${a.overlay}' is in use by endpoint ${shortId(holder.endpointId)} on host ${holder.host}: ` +
             'give each host a different --ip-range, or use --ipam-driver tsnet --ipam-opt overlay=NAME for cluster-wide addresses',
         );
       }
