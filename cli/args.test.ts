@@ -10,7 +10,7 @@ describe('tsnet argument parsing', () => {
   });
 
   it('accepts --flag=value', () => {
-    expect(parseArgs(['serve', '--socket=/tmp/x.sock', '--log=/tmp/l']).flags).toMatchObject({ socket: '/tmp/x.sock', log: '/tmp/l' });
+    expect(parseArgs(['serve', '--socket=/tmp/x.sock', '--log=/tmp/l']).flags).toMatchObject({ socketPath: '/tmp/x.sock', logFile: '/tmp/l' });
   });
 
   it('defaults to help', () => {

@@ -1,6 +1,10 @@
 // Command-line parsing for `tsnet`, apart from main so it can be tested without running anything.
-import { DEFAULT_LOG, DEFAULT_SOCKET, DEFAULT_STATE_DIR, DEFAULT_STORE, DEFAULT_VTEP, DEFAULT_HOST_NAME, DEFAULT_LEASE_TTL } from '../daemon/paths.js';
+import { SETTINGS, settingDefaults, type SettingKey } from '../daemon/settings.js';
 import { CliError } from './status.js';
+
+const settingLines = SETTINGS.filter((s) => s.flag)
+  .map((s) => `  ${s.flag} ${s.help} (env ${s.env})`)
+  .join('\n');
 
 export const USAGE = `usage: tsnet COMMAND [OPTIONS]
 
@@ -8,7 +12,7 @@ Commands:
   serve     run the tsnet daemon in the foreground (Docker plugin socket)
   status    networks, endpoints and published ports
   port      CONTAINER [PORT[/PROTO]]  published ports of a container, as docker port prints them
-  doctor    check the kernel features and tools tsnet needs
+  doctor    check the kernel features and tools tsnet needs, and the daemon's cluster store
   lab       multi-host overlay on this machine, hosts and containers in namespaces:
               lab up [--hosts N]          hosts h1..hN, etcd, a daemon per host, one overlay
               lab attach --host H NAME    a container on host H; prints its address
@@ -20,45 +24,28 @@ Commands:
             every lab command takes --name LAB (default lab)
   help      this text
 
-Options:
-  --state-dir DIR   state directory (default ${DEFAULT_STATE_DIR}, env TSNET_STATE_DIR)
-  --socket PATH     plugin socket for serve (default ${DEFAULT_SOCKET}, env TSNET_SOCKET)
-  --log FILE        log file for serve (default ${DEFAULT_LOG}, env TSNET_LOG)
-  --store URL       cluster store for multi-host overlays, etcd://HOST:PORT[,HOST:PORT] (env TSNET_STORE;
-                    default none: overlays stay on this host)
-  --vtep IP         this host's VXLAN tunnel address (env TSNET_VTEP; default the default route's source)
-  --host-name NAME  this host's name in the cluster (env TSNET_HOST_NAME; default the hostname)
-  --lease-ttl SEC   seconds before a dead host's containers vanish from the others (env TSNET_LEASE_TTL; default 10)
+Options (every command reads the same settings; a flag wins over its variable):
+${settingLines}
   --json            status as JSON
 `;
+
+/** The lab's own flags and --json; every daemon setting under its key in daemon/settings.ts. */
+export type Flags = Record<SettingKey, string> & {
+  name: string;
+  hosts: string;
+  host: string;
+  json: boolean;
+};
 
 export interface Parsed {
   command: string;
   args: string[];
-  flags: {
-    stateDir: string;
-    socket: string;
-    log: string;
-    store: string;
-    vtep: string;
-    hostName: string;
-    leaseTtl: string;
-    name: string;
-    hosts: string;
-    host: string;
-    json: boolean;
-  };
+  flags: Flags;
 }
 
 export function parseArgs(argv: string[]): Parsed {
-  const flags = {
-    stateDir: DEFAULT_STATE_DIR,
-    socket: DEFAULT_SOCKET,
-    log: DEFAULT_LOG,
-    store: DEFAULT_STORE,
-    vtep: DEFAULT_VTEP,
-    hostName: DEFAULT_HOST_NAME,
-    leaseTtl: DEFAULT_LEASE_TTL,
+  const flags: Flags = {
+    ...settingDefaults(),
     /** lab: which lab, how many hosts, which host */
     name: 'lab',
     hosts: '3',
@@ -66,14 +53,8 @@ export function parseArgs(argv: string[]): Parsed {
     json: false,
   };
   const args: string[] = [];
-  const valued: Record<string, Exclude<keyof typeof flags, 'json'>> = {
-    '--state-dir': 'stateDir',
-    '--socket': 'socket',
-    '--log': 'log',
-    '--store': 'store',
-    '--vtep': 'vtep',
-    '--host-name': 'hostName',
-    '--lease-ttl': 'leaseTtl',
+  const valued: Record<string, Exclude<keyof Flags, 'json'>> = {
+    ...Object.fromEntries(SETTINGS.filter((s) => s.flag).map((s) => [s.flag, s.key])),
     '--name': 'name',
     '--hosts': 'hosts',
     '--host': 'host',

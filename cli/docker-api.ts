@@ -1,7 +1,7 @@
 // Just enough of Docker's Engine API to put names on tsnet's IDs (status) and to find a
 // container's endpoints (port). Docker cannot show a remote driver's port bindings itself.
 import { request } from 'node:http';
-import { DOCKER_SOCKET } from '../daemon/paths.js';
+import { settingDefaults } from '../daemon/settings.js';
 
 export class DockerApiError extends Error {
   constructor(
@@ -12,7 +12,7 @@ export class DockerApiError extends Error {
   }
 }
 
-export function dockerGet<T>(path: string, socketPath = DOCKER_SOCKET): Promise<T> {
+export function dockerGet<T>(path: string, socketPath = settingDefaults().dockerSocket): Promise<T> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, path, method: 'GET', timeout: 5000 }, (res) => {
       const chunks: Buffer[] = [];

@@ -66,7 +66,7 @@ function facts(over: Partial<HostFacts> = {}): HostFacts {
     ipForward: '1',
     bridgeNfCallIptables: '1',
     forwardChain: { kind: 'present', policy: 'drop', jumpsToDockerUser: true },
-    dockerAnswers: true,
+    docker: { socket: '/var/run/docker.sock', answers: true },
     pluginSocket: { path: '/run/docker/plugins/tsnet.sock', present: true, answers: true },
     ...over,
   };

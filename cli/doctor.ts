@@ -11,7 +11,7 @@ import { request } from 'node:http';
 import { release } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import koffi from 'koffi';
-import { DEFAULT_SOCKET, DOCKER_SOCKET } from '../daemon/paths.js';
+import { storeEndpoints, type DaemonSettings } from '../daemon/settings.js';
 
 export type Outcome = 'ok' | 'missing' | 'unknown' | 'skipped';
 
@@ -55,9 +55,9 @@ export interface HostFacts {
   /** undefined when libnftables.so.1 loads, else why not */
   libnftablesError?: string;
   forwardChain: ForwardChain;
-  dockerAnswers: boolean;
+  docker: { socket: string; answers: boolean };
   pluginSocket: { path: string; present: boolean; answers: boolean };
-  /** undefined when no etcd is configured (TSNET_ETCD_ENDPOINTS) */
+  /** undefined when the daemon has no cluster store (--store / TSNET_STORE) */
   etcd?: { endpoints: string[]; healthy: string[] };
 }
 
@@ -226,9 +226,9 @@ export const CHECKS: Check[] = [
     disables: 'docker network create -d tsnet, and container names in tsnet status / tsnet port',
     essential: false,
     evaluate: (f) =>
-      f.dockerAnswers
-        ? { outcome: 'ok', detail: `answers on ${DOCKER_SOCKET}` }
-        : { outcome: 'missing', detail: `nothing answers on ${DOCKER_SOCKET} (CNI runtimes do not need it)` },
+      f.docker.answers
+        ? { outcome: 'ok', detail: `answers on ${f.docker.socket}` }
+        : { outcome: 'missing', detail: `nothing answers on ${f.docker.socket} (CNI runtimes do not need it)` },
   },
   {
     name: 'tsnet plugin socket',
@@ -246,7 +246,7 @@ export const CHECKS: Check[] = [
     disables: 'overlay networks across hosts (they keep their shared state in etcd)',
     essential: false,
     evaluate: (f) => {
-      if (!f.etcd) return { outcome: 'skipped', detail: 'not configured (set TSNET_ETCD_ENDPOINTS to check it)' };
+      if (!f.etcd) return { outcome: 'skipped', detail: 'no cluster store configured (--store or TSNET_STORE, as for tsnet serve)' };
       const down = f.etcd.endpoints.filter((e) => !f.etcd!.healthy.includes(e));
       if (down.length === 0) return { outcome: 'ok', detail: `healthy: ${f.etcd.endpoints.join(', ')}` };
       return { outcome: 'missing', detail: `not healthy: ${down.join(', ')}` };
@@ -358,20 +358,17 @@ async function etcdHealthy(endpoint: string): Promise<boolean> {
   }
 }
 
-export async function gatherFacts(): Promise<HostFacts> {
+export async function gatherFacts(settings: DaemonSettings): Promise<HostFacts> {
   let libnftablesError: string | undefined;
   try {
     koffi.load('libnftables.so.1');
   } catch (err) {
     libnftablesError = (err as Error).message;
   }
-  const etcdEndpoints = (process.env.TSNET_ETCD_ENDPOINTS ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const etcdEndpoints = storeEndpoints(settings);
   const [dockerAnswers, pluginAnswers, etcdUp] = await Promise.all([
-    answers(DOCKER_SOCKET, 'GET', '/_ping'),
-    answers(DEFAULT_SOCKET, 'POST', '/Plugin.Activate'),
+    answers(settings.dockerSocket, 'GET', '/_ping'),
+    answers(settings.socketPath, 'POST', '/Plugin.Activate'),
     Promise.all(etcdEndpoints.map(etcdHealthy)),
   ]);
   return {
@@ -381,18 +378,18 @@ export async function gatherFacts(): Promise<HostFacts> {
     bridgeNfCallIptables: readText('/proc/sys/net/bridge/bridge-nf-call-iptables')?.trim(),
     libnftablesError,
     forwardChain: readForwardChain(),
-    dockerAnswers,
-    pluginSocket: { path: DEFAULT_SOCKET, present: existsSync(DEFAULT_SOCKET), answers: pluginAnswers },
+    docker: { socket: settings.dockerSocket, answers: dockerAnswers },
+    pluginSocket: { path: settings.socketPath, present: existsSync(settings.socketPath), answers: pluginAnswers },
     etcd: etcdEndpoints.length === 0 ? undefined : { endpoints: etcdEndpoints, healthy: etcdEndpoints.filter((_, i) => etcdUp[i]) },
   };
 }
 
-export async function runChecks(): Promise<CheckResult[]> {
-  return evaluate(await gatherFacts());
+export async function runChecks(settings: DaemonSettings): Promise<CheckResult[]> {
+  return evaluate(await gatherFacts(settings));
 }
 
-export async function runDoctor(): Promise<number> {
-  const results = await runChecks();
+export async function runDoctor(settings: DaemonSettings): Promise<number> {
+  const results = await runChecks(settings);
   console.log(formatReport(results));
   return exitCode(results);
 }

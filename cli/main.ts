@@ -2,24 +2,26 @@
 import { CliError, runStatus } from './status.js';
 import { parseArgs, USAGE } from './args.js';
 import { runPort } from './port.js';
+import { resolveSettings, SettingError, type DaemonSettings } from '../daemon/settings.js';
+
+/** The daemon settings of the command line, or a one-line CliError saying which is wrong. */
+function checkedSettings(flags: Parameters<typeof resolveSettings>[0]): DaemonSettings {
+  try {
+    return resolveSettings(flags);
+  } catch (err) {
+    if (err instanceof SettingError) throw new CliError(err.message);
+    throw err;
+  }
+}
 
 async function main(argv: string[]): Promise<number> {
   const { command, args, flags } = parseArgs(argv);
   switch (command) {
     case 'serve': {
       const { runDaemon } = await import('../daemon/daemon.js');
-      const leaseTtl = Number(flags.leaseTtl);
-      if (!Number.isInteger(leaseTtl) || leaseTtl < 2) throw new CliError(`--lease-ttl ${flags.leaseTtl}: give whole seconds, 2 or more`);
+      const settings = checkedSettings(flags);
       // a daemon that cannot start says why in one line (its log has the details)
-      await runDaemon({
-        stateDir: flags.stateDir,
-        socketPath: flags.socket,
-        logFile: flags.log,
-        store: flags.store,
-        vtep: flags.vtep,
-        hostName: flags.hostName,
-        leaseTtl,
-      }).catch((err: unknown) => {
+      await runDaemon(settings).catch((err: unknown) => {
         throw new CliError(`the daemon cannot start: ${err instanceof Error ? err.message : String(err)}`);
       });
       return 0;
@@ -39,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'doctor': {
       const { runDoctor } = await import('./doctor.js');
-      return runDoctor();
+      return runDoctor(checkedSettings(flags));
     }
     case 'help':
       process.stdout.write(USAGE);

@@ -7,8 +7,6 @@ import { dirname } from 'node:path';
 
 export type Db = Database.Database;
 
-export const DEFAULT_STATE_DIR = '/var/lib/tsnet';
-
 export function openDatabase(path: string): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const db = new Database(path);
