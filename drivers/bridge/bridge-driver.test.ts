@@ -1,0 +1,308 @@
+// The bridge driver's decisions against a fake host and a fake firewall (test-support/fake-host.ts,
+// firewall/fake-firewall.ts): what it makes for a network, an endpoint and published ports, what
+// it hands Docker, that a failed step rolls everything back, and that a refusal comes before
+// anything is made. Pure and fast; the packets are in netns-tests/bridge-driver.test.ts.
+import { beforeEach, describe, expect, it } from 'vitest';
+import { BridgeDriver } from './bridge-driver.js';
+import { binding, endpointRequest, fakeWorld, networkRequest, NO_ENDPOINT_OPTIONS, type FakeWorld } from '../../test-support/fake-host.js';
+import { UserError } from '../../core/errors.js';
+
+const bridgeOf = (networkId: string) => `tsnet-${networkId.slice(0, 9)}`;
+const vethOf = (endpointId: string) => ({ host: `tsv${endpointId.slice(0, 12)}`, container: `tsc${endpointId.slice(0, 12)}` });
+
+describe('bridge driver (fake host and firewall)', () => {
+  let w: FakeWorld;
+  let driver: BridgeDriver;
+
+  beforeEach(() => {
+    w = fakeWorld();
+    w.host.addLink('eth0');
+    driver = new BridgeDriver(w.deps);
+  });
+
+  /** Nothing of tsnet's on the host, in the firewall or in the store; the user's eth0 untouched. */
+  function expectNothingLeft(): void {
+    expect(w.host.linkNames()).toEqual(['eth0']);
+    expect([...w.firewall.networks.keys()]).toEqual([]);
+    expect(w.firewall.mappings()).toEqual([]);
+    expect(w.host.heldPorts.size).toBe(0);
+    expect(w.repo.listNetworks()).toEqual([]);
+    expect(w.repo.listPorts()).toEqual([]);
+  }
+
+  describe('networks', () => {
+    it('makes the bridge with its gateways, forwarding and firewall network, and removes all of it', async () => {
+      const req = networkRequest('10.231.20.0/24', { v6: 'fd00:231:20::/64' });
+      await driver.createNetwork(req);
+      const br = bridgeOf(req.networkId);
+      expect(w.host.links.get(br)).toMatchObject({
+        kind: 'bridge',
+        up: true,
+        mtu: 1500,
+        mac: '02:42:0a:e7:14:01',
+        alias: `tsnet:${req.networkId.slice(0, 12)}`,
+        addresses: ['10.231.20.1/24', 'fd00:231:20::1/64'],
+      });
+      expect(w.host.sysctls).toEqual(
+        new Map([
+          [`net.ipv6.conf.${br}.disable_ipv6`, '0'],
+          [`net.ipv4.conf.${br}.route_localnet`, '1'],
+          ['net.ipv4.ip_forward', '1'],
+          ['net.ipv6.conf.all.forwarding', '1'],
+        ]),
+      );
+      expect(w.firewall.networks.get(br)).toEqual({ id: req.networkId, bridge: br, subnets: ['10.231.20.0/24', 'fd00:231:20::/64'], masquerade: true, internal: false });
+      expect(w.repo.getNetwork(req.networkId)?.state).toBe('ready');
+
+      await driver.deleteNetwork(req.networkId);
+      expectNothingLeft();
+    });
+
+    it('an internal network: not masqueraded, no forwarding sysctls, no gateway for its containers', async () => {
+      const req = networkRequest('10.231.21.0/24', { internal: true });
+      await driver.createNetwork(req);
+      const br = bridgeOf(req.networkId);
+      expect(w.firewall.networks.get(br)).toMatchObject({ internal: true, masquerade: false });
+      expect(w.host.sysctls.has('net.ipv4.ip_forward')).toBe(false);
+      // the positive: the bridge's own sysctl was written
+      expect(w.host.sysctls.get(`net.ipv4.conf.${br}.route_localnet`)).toBe('1');
+
+      const ep = endpointRequest(req.networkId, '10.231.21.2/24');
+      await driver.createEndpoint(ep);
+      const join = await driver.join({ networkId: req.networkId, endpointId: ep.endpointId, sandboxKey: '/var/run/docker/netns/x', options: NO_ENDPOINT_OPTIONS });
+      expect(join).toMatchObject({ gateway: '', gatewayIpv6: '', disableGatewayService: true });
+    });
+
+    it('takes a bridge name, MTU and masquerade from the options', async () => {
+      const req = networkRequest('10.231.22.0/24', {
+        options: { 'com.docker.network.bridge.name': 'br-custom', 'com.docker.network.driver.mtu': '1400', 'com.docker.network.bridge.enable_ip_masquerade': 'false' },
+      });
+      await driver.createNetwork(req);
+      expect(w.host.links.get('br-custom')).toMatchObject({ kind: 'bridge', mtu: 1400, up: true });
+      expect(w.firewall.networks.get('br-custom')).toMatchObject({ masquerade: false, internal: false });
+    });
+  });
+
+  describe('refusals before anything is made', () => {
+    beforeEach(() => w.host.addLink('br-taken'));
+
+    it('a bridge name the host already has, an overlapping subnet, no IPv4 subnet, a known network ID', async () => {
+      const first = networkRequest('10.231.23.0/24');
+      await driver.createNetwork(first);
+      const kernelCalls = w.host.calls.length;
+      const fwCalls = w.firewall.calls.length;
+      const cases: [string, ReturnType<typeof networkRequest>, RegExp][] = [
+        ['existing link', networkRequest('10.231.24.0/24', { options: { 'com.docker.network.bridge.name': 'br-taken' } }), /interface br-taken already exists on this host/],
+        ['overlap', networkRequest('10.231.23.128/25'), /overlap/i],
+        ['no IPv4', { ...networkRequest('10.231.25.0/24'), ipv4: [] }, /needs an IPv4 subnet/],
+        ['same ID', { ...networkRequest('10.231.26.0/24'), networkId: first.networkId }, /already exists in tsnet/],
+        ['unknown option', networkRequest('10.231.27.0/24', { options: { 'com.docker.network.bridge.nope': 'x' } }), /nope/],
+      ];
+      for (const [what, req, msg] of cases) {
+        await expect(driver.createNetwork(req), what).rejects.toThrow(msg);
+        await expect(driver.createNetwork(req), what).rejects.toBeInstanceOf(UserError);
+      }
+      expect(w.host.calls.slice(kernelCalls)).toEqual([]);
+      expect(w.firewall.calls.slice(fwCalls)).toEqual([]);
+      expect(w.repo.listNetworks().map((n) => n.id)).toEqual([first.networkId]);
+      expect(w.host.linkNames()).toEqual(['br-taken', bridgeOf(first.networkId), 'eth0'].sort());
+    });
+
+    it('an endpoint without an address, on an unknown network, or twice', async () => {
+      const net = networkRequest('10.231.28.0/24');
+      await driver.createNetwork(net);
+      const ep = endpointRequest(net.networkId, '10.231.28.2/24');
+      await driver.createEndpoint(ep);
+      const kernelCalls = w.host.calls.length;
+      await expect(driver.createEndpoint(endpointRequest(net.networkId, ''))).rejects.toThrow(/needs an IPv4 address/);
+      await expect(driver.createEndpoint(endpointRequest(networkRequest('10.231.29.0/24').networkId, '10.231.29.2/24'))).rejects.toThrow(/not known to tsnet/);
+      await expect(driver.createEndpoint({ ...ep })).rejects.toThrow(/already exists in tsnet/);
+      expect(w.host.calls.slice(kernelCalls)).toEqual([]);
+      expect(w.repo.listEndpoints(net.networkId).map((e) => e.id)).toEqual([ep.endpointId]);
+    });
+  });
+
+  describe('endpoints', () => {
+    it('a veth with its host end on the bridge (hairpin, isolated when ICC is off), handed to Docker in Join', async () => {
+      const net = networkRequest('10.231.30.0/24', { v6: 'fd00:231:30::/64', options: { 'com.docker.network.bridge.enable_icc': 'false' } });
+      await driver.createNetwork(net);
+      const ep = endpointRequest(net.networkId, '10.231.30.5/24', { addressIpv6: 'fd00:231:30::5/64' });
+      expect(await driver.createEndpoint(ep)).toEqual({ macAddress: '02:42:0a:e7:1e:05' });
+      const v = vethOf(ep.endpointId);
+      expect(w.host.links.get(v.host)).toMatchObject({ kind: 'veth', up: true, master: bridgeOf(net.networkId), port: { hairpin: true, isolated: true }, peer: v.container });
+      expect(w.host.links.get(v.container)?.mac).toBe('02:42:0a:e7:1e:05');
+      expect(w.host.links.get(v.container)?.master).toBeUndefined();
+
+      const join = await driver.join({ networkId: net.networkId, endpointId: ep.endpointId, sandboxKey: '/var/run/docker/netns/y', options: NO_ENDPOINT_OPTIONS });
+      expect(join).toEqual({ srcName: v.container, dstPrefix: 'eth', gateway: '10.231.30.1', gatewayIpv6: 'fd00:231:30::1', staticRoutes: [], disableGatewayService: false });
+      expect(w.repo.getEndpoint(ep.endpointId)?.sandboxKey).toBe('/var/run/docker/netns/y');
+
+      await driver.deleteEndpoint(ep);
+      expect(w.host.links.has(v.host)).toBe(false);
+      expect(w.host.links.has(v.container)).toBe(false);
+      expect(w.repo.getEndpoint(ep.endpointId)).toBeUndefined();
+      await driver.deleteNetwork(net.networkId);
+      expectNothingLeft();
+    });
+
+    it('ICC on: the port is not isolated; a MAC Docker gives is kept and not returned', async () => {
+      const net = networkRequest('10.231.31.0/24');
+      await driver.createNetwork(net);
+      const ep = endpointRequest(net.networkId, '10.231.31.5/24', { macAddress: '02:00:00:00:31:05' });
+      expect(await driver.createEndpoint(ep)).toEqual({});
+      const v = vethOf(ep.endpointId);
+      expect(w.host.links.get(v.host)?.port).toEqual({ hairpin: true, isolated: false });
+      expect(w.host.links.get(v.container)?.mac).toBe('02:00:00:00:31:05');
+    });
+
+    it('deleting a network removes its endpoints and their published ports', async () => {
+      const net = networkRequest('10.231.32.0/24');
+      await driver.createNetwork(net);
+      const ep = endpointRequest(net.networkId, '10.231.32.2/24');
+      await driver.createEndpoint(ep);
+      await driver.programExternalConnectivity({ networkId: net.networkId, endpointId: ep.endpointId, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18080)] } });
+      expect(w.firewall.mappings()).toHaveLength(1);
+      await driver.deleteNetwork(net.networkId);
+      expectNothingLeft();
+    });
+  });
+
+  describe('published ports', () => {
+    async function endpointOn(v4: string, addr: string, over: Parameters<typeof networkRequest>[1] = {}) {
+      const net = networkRequest(v4, over);
+      await driver.createNetwork(net);
+      const ep = endpointRequest(net.networkId, addr, over.v6 ? { addressIpv6: addr.replace(/^10\.231\.(\d+)\.(\d+)\/24$/, 'fd00:231:$1::$2/64') } : {});
+      await driver.createEndpoint(ep);
+      return { net, ep };
+    }
+
+    it('a range, a host address and both families: reserved, in the firewall, in the store; all gone on revoke', async () => {
+      const { net, ep } = await endpointOn('10.231.33.0/24', '10.231.33.2/24', { v6: 'fd00:231:33::/64' });
+      const ref = { networkId: net.networkId, endpointId: ep.endpointId };
+      await driver.programExternalConnectivity({
+        ...ref,
+        options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(9000, 19000), binding(9001, 19001), binding(53, 15353, { proto: 'udp', hostIp: '198.51.100.7' })] },
+      });
+      const mappings = w.firewall.mappings().map((m) => `${m.proto} ${m.hostIp || '*'}:${m.hostPort} -> ${m.containerIp}:${m.containerPort}`);
+      expect(mappings).toEqual([
+        'tcp *:19000 -> 10.231.33.2:9000',
+        'tcp *:19000 -> fd00:231:33::2:9000',
+        'tcp *:19001 -> 10.231.33.2:9001',
+        'tcp *:19001 -> fd00:231:33::2:9001',
+        'udp 198.51.100.7:15353 -> 10.231.33.2:53',
+      ]);
+      expect([...w.host.heldPorts].sort()).toEqual(['tcp/0.0.0.0/19000', 'tcp/0.0.0.0/19001', 'tcp/::/19000', 'tcp/::/19001', 'udp/198.51.100.7/15353']);
+      expect((await driver.endpointOperInfo(ref)).portBindings).toHaveLength(5);
+
+      // Docker re-sends the request when the container's gateway endpoint changes: nothing doubles
+      await driver.programExternalConnectivity({ ...ref, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(9000, 19000)] } });
+      expect(w.firewall.calls.filter((c) => c.startsWith('publish'))).toHaveLength(1);
+
+      await driver.revokeExternalConnectivity(ref);
+      expect(w.firewall.mappings()).toEqual([]);
+      expect(w.host.heldPorts.size).toBe(0);
+      expect(w.repo.listPorts()).toEqual([]);
+    });
+
+    it('the network default host address applies to ports that name none', async () => {
+      const { net, ep } = await endpointOn('10.231.34.0/24', '10.231.34.2/24', { options: { 'com.docker.network.bridge.host_binding_ipv4': '203.0.113.9' } });
+      await driver.programExternalConnectivity({ networkId: net.networkId, endpointId: ep.endpointId, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18081)] } });
+      expect(w.firewall.mappings()).toEqual([expect.objectContaining({ hostIp: '203.0.113.9', hostPort: 18081, containerIp: '10.231.34.2', containerPort: 80 })]);
+    });
+
+    it('an internal network publishes nothing (the positive: the same request on a plain network does)', async () => {
+      const internal = await endpointOn('10.231.35.0/24', '10.231.35.2/24', { internal: true });
+      const plain = await endpointOn('10.231.36.0/24', '10.231.36.2/24');
+      const options = { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18082)] };
+      await driver.programExternalConnectivity({ networkId: internal.net.networkId, endpointId: internal.ep.endpointId, options });
+      expect(w.firewall.mappings()).toEqual([]);
+      expect(w.host.heldPorts.size).toBe(0);
+      await driver.programExternalConnectivity({ networkId: plain.net.networkId, endpointId: plain.ep.endpointId, options });
+      expect(w.firewall.mappings()).toHaveLength(1);
+    });
+
+    it('a host port already held is refused naming it, and what was reserved before it is released', async () => {
+      const { net, ep } = await endpointOn('10.231.37.0/24', '10.231.37.2/24');
+      w.deps.ports.reserve('tcp', '0.0.0.0', 18084);
+      const req = { networkId: net.networkId, endpointId: ep.endpointId, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18083), binding(81, 18084)] } };
+      await expect(driver.programExternalConnectivity(req)).rejects.toThrow(/18084\/tcp.*already in use/);
+      expect([...w.host.heldPorts]).toEqual(['tcp/0.0.0.0/18084']);
+      expect(w.firewall.calls.filter((c) => c.startsWith('publish'))).toEqual([]);
+      expect(w.repo.listPorts()).toEqual([]);
+    });
+  });
+
+  describe('rollback: a step that fails leaves nothing behind', () => {
+    for (const [step, inject] of [
+      ['the bridge address', (w: FakeWorld) => (w.host.failOn = 'addAddress')],
+      ['bringing the bridge up', (w: FakeWorld) => (w.host.failOn = 'setLink tsnet-')],
+      ['the firewall network', (w: FakeWorld) => (w.firewall.failNext = 'addNetwork')],
+    ] as const) {
+      it(`network: ${step}`, async () => {
+        inject(w);
+        await expect(driver.createNetwork(networkRequest('10.231.40.0/24', { v6: 'fd00:231:40::/64' }))).rejects.toThrow(/injected/);
+        expectNothingLeft();
+      });
+    }
+
+    for (const [step, failOn] of [
+      ['the veth', 'createLink veth'],
+      ['enslaving the host end', 'setLink tsv'],
+      ['the bridge port flags', 'setBridgePort tsv'],
+    ] as const) {
+      it(`endpoint: ${step}`, async () => {
+        const net = networkRequest('10.231.41.0/24');
+        await driver.createNetwork(net);
+        const linksBefore = w.host.linkNames();
+        w.host.failOn = failOn;
+        const ep = endpointRequest(net.networkId, '10.231.41.2/24');
+        await expect(driver.createEndpoint(ep)).rejects.toThrow(/injected/);
+        expect(w.host.linkNames()).toEqual(linksBefore);
+        expect(w.repo.getEndpoint(ep.endpointId)).toBeUndefined();
+        // the network is untouched and still takes endpoints
+        await driver.createEndpoint(ep);
+        expect(w.host.links.get(vethOf(ep.endpointId).host)?.master).toBe(bridgeOf(net.networkId));
+      });
+    }
+
+    it('published ports: the firewall fails, the host ports and rows go', async () => {
+      const net = networkRequest('10.231.42.0/24');
+      await driver.createNetwork(net);
+      const ep = endpointRequest(net.networkId, '10.231.42.2/24');
+      await driver.createEndpoint(ep);
+      w.firewall.failNext = 'publish';
+      const req = { networkId: net.networkId, endpointId: ep.endpointId, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18090), binding(443, 18443)] } };
+      await expect(driver.programExternalConnectivity(req)).rejects.toThrow(/injected/);
+      expect(w.host.heldPorts.size).toBe(0);
+      expect(w.repo.listPorts()).toEqual([]);
+      expect(w.firewall.mappings()).toEqual([]);
+      // and a retry publishes them
+      await driver.programExternalConnectivity(req);
+      expect(w.firewall.mappings()).toHaveLength(2);
+    });
+  });
+
+  describe('start-up', () => {
+    it('rebuilds a missing bridge with its firewall network and puts the endpoint back on it', async () => {
+      const net = networkRequest('10.231.43.0/24');
+      await driver.createNetwork(net);
+      const ep = endpointRequest(net.networkId, '10.231.43.2/24');
+      await driver.createEndpoint(ep);
+      const br = bridgeOf(net.networkId);
+      w.host.links.delete(br);
+      w.firewall.networks.clear();
+      new BridgeDriver(w.deps).restore();
+      expect(w.host.links.get(br)).toMatchObject({ up: true, addresses: ['10.231.43.1/24'] });
+      expect(w.host.links.get(vethOf(ep.endpointId).host)).toMatchObject({ master: br, port: { hairpin: true, isolated: false } });
+      expect(w.firewall.networks.has(br)).toBe(true);
+    });
+
+    it('rolls back a network left half-made', async () => {
+      const net = networkRequest('10.231.44.0/24');
+      await driver.createNetwork(net);
+      w.repo.setNetworkState(net.networkId, 'creating');
+      new BridgeDriver(w.deps).restore();
+      expectNothingLeft();
+    });
+  });
+});
