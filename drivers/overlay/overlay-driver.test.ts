@@ -1,0 +1,176 @@
+// The overlay driver's decisions on one host against a fake host and a fake firewall
+// (test-support/fake-host.ts, firewall/fake-firewall.ts): the VXLAN port it adds to the bridge
+// network underneath, VNI choice, the MTU, endpoints and published ports through the bridge
+// driver, rollback of a failed step, refusals before anything is made, restore. No cluster store
+// here (the control plane has tests of its own); the real kernel is in netns-tests/.
+import { beforeEach, describe, expect, it } from 'vitest';
+import { OverlayDriver } from './overlay-driver.js';
+import type { Underlay } from './plan.js';
+import { binding, endpointRequest, fakeWorld, networkRequest, NO_ENDPOINT_OPTIONS, type FakeWorld } from '../../test-support/fake-host.js';
+import type { CreateNetworkRequest } from '../driver.js';
+import type { VxlanSpec } from '../../native/netlink/links.js';
+
+const UNDERLAY: Underlay = { vtep: '198.51.100.1', link: 'eth0', mtu: 1400 };
+const names = (networkId: string) => ({ bridge: `tob-${networkId.slice(0, 11)}`, vxlan: `tox-${networkId.slice(0, 11)}` });
+
+function overlayRequest(v4: string, options: Record<string, string> = {}, over: Partial<CreateNetworkRequest> = {}): CreateNetworkRequest {
+  return networkRequest(v4, { options: { type: 'overlay', ...options }, ...over });
+}
+
+describe('overlay driver on one host (fake host and firewall)', () => {
+  let w: FakeWorld;
+  let driver: OverlayDriver;
+  const start = () => new OverlayDriver({ ...w.deps, underlay: () => UNDERLAY });
+
+  beforeEach(() => {
+    w = fakeWorld();
+    w.host.addLink('eth0');
+    driver = start();
+  });
+
+  function expectNothingLeft(): void {
+    expect(w.host.linkNames()).toEqual(['eth0']);
+    expect([...w.firewall.networks.keys()]).toEqual([]);
+    expect(w.firewall.mappings()).toEqual([]);
+    expect(w.host.heldPorts.size).toBe(0);
+    expect(w.repo.listNetworks()).toEqual([]);
+  }
+
+  const vxlanSpec = (name: string) => w.host.links.get(name)?.spec as VxlanSpec | undefined;
+
+  it('a bridge network with a VXLAN port on it: no learning, ARP proxy, MTU of the underlay minus 50; all removed with it', async () => {
+    const req = overlayRequest('10.237.10.0/24');
+    await driver.createNetwork(req);
+    const n = names(req.networkId);
+    expect(w.host.links.get(n.bridge)).toMatchObject({ kind: 'bridge', mtu: 1350, up: true, addresses: ['10.237.10.1/24'] });
+    expect(vxlanSpec(n.vxlan)).toMatchObject({ kind: 'vxlan', vni: 4096, port: 4789, local: '198.51.100.1', learning: false, proxy: true, mtu: 1350 });
+    expect(w.host.links.get(n.vxlan)).toMatchObject({ master: n.bridge, up: true, port: { isolated: false, hairpin: false } });
+    expect(w.firewall.networks.get(n.bridge)).toEqual({ id: req.networkId, bridge: n.bridge, subnets: ['10.237.10.0/24'], masquerade: true, internal: false });
+
+    await driver.deleteNetwork(req.networkId);
+    expectNothingLeft();
+  });
+
+  it('ICC off isolates the VXLAN port too, so remote containers are cut off as well', async () => {
+    const req = overlayRequest('10.237.11.0/24', { 'com.docker.network.bridge.enable_icc': 'false' });
+    await driver.createNetwork(req);
+    expect(w.host.links.get(names(req.networkId).vxlan)?.port).toMatchObject({ isolated: true, hairpin: false });
+  });
+
+  describe('VNIs', () => {
+    it('each overlay takes the first free VNI from 4096; a VNI in use here is refused before anything is made', async () => {
+      const a = overlayRequest('10.237.12.0/24');
+      const b = overlayRequest('10.237.13.0/24');
+      await driver.createNetwork(a);
+      await driver.createNetwork(b);
+      expect(vxlanSpec(names(a.networkId).vxlan)?.vni).toBe(4096);
+      expect(vxlanSpec(names(b.networkId).vxlan)?.vni).toBe(4097);
+      const calls = w.host.calls.length;
+      await expect(driver.createNetwork(overlayRequest('10.237.14.0/24', { vni: '4097' }))).rejects.toThrow(/VNI 4097 is used by another overlay network on this host/);
+      expect(w.host.calls.slice(calls)).toEqual([]);
+      // the positive: a free explicit VNI is taken as given
+      const c = overlayRequest('10.237.14.0/24', { vni: '5000' });
+      await driver.createNetwork(c);
+      expect(vxlanSpec(names(c.networkId).vxlan)?.vni).toBe(5000);
+    });
+
+    it('a VNI chosen here but held by a device tsnet cannot see is skipped, leaving nothing of the first attempt', async () => {
+      w.host.foreignVnis.add(4096);
+      const req = overlayRequest('10.237.15.0/24');
+      await driver.createNetwork(req);
+      const n = names(req.networkId);
+      expect(vxlanSpec(n.vxlan)?.vni).toBe(4097);
+      expect(w.host.linkNames()).toEqual(['eth0', n.bridge, n.vxlan].sort());
+      expect(w.host.calls.filter((c) => c.startsWith('createLink bridge'))).toHaveLength(2);
+    });
+
+    it('a VNI the user gave that such a device holds is refused naming it, and nothing is left', async () => {
+      w.host.foreignVnis.add(6000);
+      await expect(driver.createNetwork(overlayRequest('10.237.16.0/24', { vni: '6000' }))).rejects.toThrow(/VNI 6000 on UDP port 4789 is taken by another VXLAN device/);
+      expectNothingLeft();
+    });
+  });
+
+  describe('refusals before anything is made', () => {
+    it('a cluster name without a cluster store, IPv6, no or two IPv4 subnets, an MTU VXLAN cannot carry, an unknown option', async () => {
+      const cases: [string, CreateNetworkRequest, RegExp][] = [
+        ['cluster name', overlayRequest('10.237.17.0/24', { overlay: 'blue' }), /overlay 'blue' spans hosts and needs the cluster store/],
+        ['ipv6', networkRequest('10.237.18.0/24', { options: { type: 'overlay' }, v6: 'fd00:237:18::/64' }), /IPv6 on tsnet overlay networks is not supported/],
+        ['no subnet', { ...overlayRequest('10.237.19.0/24'), ipv4: [] }, /needs an IPv4 subnet/],
+        ['two subnets', { ...overlayRequest('10.237.20.0/24'), ipv4: [...overlayRequest('10.237.20.0/24').ipv4, ...overlayRequest('10.237.21.0/24').ipv4] }, /takes one IPv4 subnet/],
+        ['mtu', overlayRequest('10.237.22.0/24', { 'com.docker.network.driver.mtu': '1351' }), /MTU 1351 does not fit through VXLAN: the underlay eth0 has MTU 1400.*1350 is the largest/],
+        ['unknown option', overlayRequest('10.237.23.0/24', { 'com.docker.network.bridge.name': 'br-x' }), /unknown option 'com.docker.network.bridge.name'/],
+      ];
+      for (const [what, req, msg] of cases) await expect(driver.createNetwork(req), what).rejects.toThrow(msg);
+      expect(w.host.calls).toEqual([]);
+      expect(w.firewall.calls).toEqual([]);
+      expectNothingLeft();
+      // the positive: the largest MTU that fits is taken
+      const ok = overlayRequest('10.237.22.0/24', { 'com.docker.network.driver.mtu': '1350' });
+      await driver.createNetwork(ok);
+      expect(w.host.links.get(names(ok.networkId).bridge)?.mtu).toBe(1350);
+    });
+  });
+
+  describe('endpoints and published ports, through the bridge driver', () => {
+    it('a veth at the overlay MTU, a gateway in Join, a published port; all gone with the endpoint', async () => {
+      const net = overlayRequest('10.237.24.0/24');
+      await driver.createNetwork(net);
+      const n = names(net.networkId);
+      const ep = endpointRequest(net.networkId, '10.237.24.2/24');
+      expect(await driver.createEndpoint(ep)).toEqual({ macAddress: '02:42:0a:ed:18:02' });
+      const hostIf = `tsv${ep.endpointId.slice(0, 12)}`;
+      expect(w.host.links.get(hostIf)).toMatchObject({ kind: 'veth', mtu: 1350, master: n.bridge, up: true });
+
+      const join = await driver.join({ networkId: net.networkId, endpointId: ep.endpointId, sandboxKey: '/var/run/docker/netns/o', options: NO_ENDPOINT_OPTIONS });
+      expect(join).toMatchObject({ srcName: `tsc${ep.endpointId.slice(0, 12)}`, gateway: '10.237.24.1', disableGatewayService: false });
+
+      const ref = { networkId: net.networkId, endpointId: ep.endpointId };
+      await driver.programExternalConnectivity({ ...ref, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18180)] } });
+      expect(w.firewall.mappings()).toEqual([expect.objectContaining({ hostIp: '', hostPort: 18180, containerIp: '10.237.24.2', containerPort: 80 })]);
+      expect((await driver.endpointOperInfo(ref)).details).toMatchObject({ vxlan: n.vxlan, vni: '4096', bridge: n.bridge });
+
+      await driver.deleteEndpoint(ref);
+      expect(w.host.links.has(hostIf)).toBe(false);
+      expect(w.firewall.mappings()).toEqual([]);
+      expect(w.host.heldPorts.size).toBe(0);
+      await driver.deleteNetwork(net.networkId);
+      expectNothingLeft();
+    });
+
+    it('an endpoint without an IPv4 address is refused before anything is made', async () => {
+      const net = overlayRequest('10.237.25.0/24');
+      await driver.createNetwork(net);
+      const calls = w.host.calls.length;
+      await expect(driver.createEndpoint(endpointRequest(net.networkId, ''))).rejects.toThrow(/overlay endpoint needs an IPv4 address/);
+      expect(w.host.calls.slice(calls)).toEqual([]);
+      expect(w.repo.listEndpoints(net.networkId)).toEqual([]);
+    });
+  });
+
+  describe('rollback: a step that fails leaves nothing behind', () => {
+    for (const [step, failOn] of [
+      ['making the VXLAN device', 'createLink vxlan'],
+      ['putting it on the bridge', 'setLink tox-'],
+      ['its bridge port flags', 'setBridgePort tox-'],
+    ] as const) {
+      it(step, async () => {
+        w.host.failOn = failOn;
+        await expect(driver.createNetwork(overlayRequest('10.237.26.0/24'))).rejects.toThrow(/injected/);
+        expectNothingLeft();
+        expect(w.firewall.calls.map((c) => c.split(' ')[0])).toEqual(['addNetwork', 'removeNetwork']);
+      });
+    }
+  });
+
+  it('start-up: a VXLAN device gone missing is made again and put back on its bridge', async () => {
+    const req = overlayRequest('10.237.27.0/24');
+    await driver.createNetwork(req);
+    const n = names(req.networkId);
+    w.host.links.delete(n.vxlan);
+    start().restore();
+    expect(vxlanSpec(n.vxlan)).toMatchObject({ vni: 4096, proxy: true, learning: false });
+    expect(w.host.links.get(n.vxlan)).toMatchObject({ master: n.bridge, up: true, port: { isolated: false, hairpin: false } });
+    expect(start().ownedLinks()).toEqual(expect.arrayContaining([n.bridge, n.vxlan]));
+  });
+});
