@@ -100,6 +100,15 @@ export interface WireReleaseAddress {
   Address?: string;
 }
 
+/** A Join reply: the link to move into the sandbox, its name there (prefix + index), gateways, routes. */
+export interface WireJoinReply {
+  InterfaceName: { SrcName: string; DstPrefix: string };
+  Gateway: string;
+  GatewayIPv6: string;
+  StaticRoutes: { Destination: string; RouteType: 0 | 1; NextHop: string }[];
+  DisableGatewayService: boolean;
+}
+
 // ---------------------------------------------------------------- wire -> typed
 
 /** Option values as strings: `-o mtu=1400` arrives as a string, other API clients may send numbers. */
@@ -224,7 +233,7 @@ export function fromCreateEndpoint(req: CreateEndpointRequest, r: CreateEndpoint
   return { Interface: iface };
 }
 
-export function fromJoin(r: JoinResult): Record<string, unknown> {
+export function fromJoin(r: JoinResult): WireJoinReply {
   return {
     InterfaceName: { SrcName: r.srcName, DstPrefix: r.dstPrefix },
     Gateway: r.gateway,
