@@ -1,7 +1,10 @@
 // `tsnet lab ...`: the overlay lab's commands (lab/lab.ts does the work).
 import { CliError } from './status.js';
 import type { Parsed } from './args.js';
-import { LabError, formatStatus, labAttach, labDetach, labDown, labKill, labStart, labStatus, labUp, readState } from '../lab/lab.js';
+import { UserError } from '../core/errors.js';
+import { labAttach, labDetach, labDown, labKill, labStart, labStatus, labUp } from '../lab/lab.js';
+import { PluginError } from '../lab/plugin-client.js';
+import { formatStatus, readState } from '../lab/state.js';
 
 const LAB_USAGE = 'usage: tsnet lab up [--hosts N] | attach --host H NAME | detach NAME | kill --host H | start --host H | status [--json] | down   (each with --name LAB)';
 
@@ -50,7 +53,7 @@ export async function runLab(args: string[], flags: Parsed['flags']): Promise<nu
     }
   } catch (err) {
     // the lab's and the daemon's messages are for the user as they are
-    if (err instanceof LabError || (err instanceof Error && err.name === 'PluginError')) throw new CliError(err.message);
+    if (err instanceof UserError || err instanceof PluginError) throw new CliError(err.message);
     throw err;
   }
 }

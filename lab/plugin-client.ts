@@ -1,7 +1,9 @@
 // A client of a tsnet daemon's plugin socket speaking Docker's remote driver protocol, so the lab
 // (and the benchmarks) drive the daemon exactly as dockerd does: POST /Method with a JSON body,
-// a JSON reply whose Err (NetworkDriver) or Error (IpamDriver) says what went wrong.
+// a JSON reply whose Err (NetworkDriver) or Error (IpamDriver) says what went wrong. Methods,
+// bodies and replies are typed by plugin-api/methods.ts.
 import { request } from 'node:http';
+import { PLUGIN_ACCEPT, type PluginMethod, type ReplyOf, type RequestOf } from '../plugin-api/methods.js';
 
 export class PluginError extends Error {
   constructor(
@@ -16,16 +18,19 @@ export class PluginError extends Error {
 export class PluginClient {
   constructor(readonly socketPath: string) {}
 
-  /** Calls one method; throws PluginError with the daemon's message when it reports an error. */
-  call<T = Record<string, unknown>>(method: string, body: object = {}, timeoutMs = 30_000): Promise<T> {
-    const payload = JSON.stringify(body);
-    return new Promise<T>((resolve, reject) => {
+  /**
+   * Calls one method; throws PluginError with the daemon's message when it reports an error. As
+   * dockerd: an Accept header and no Content-Type, and no body at all for a method without one.
+   */
+  call<M extends PluginMethod>(method: M, body: RequestOf<M>, timeoutMs = 30_000): Promise<ReplyOf<M>> {
+    const payload = body === undefined ? '' : JSON.stringify(body);
+    return new Promise<ReplyOf<M>>((resolve, reject) => {
       const req = request(
         {
           socketPath: this.socketPath,
           path: `/${method}`,
           method: 'POST',
-          headers: { 'Content-Type': 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(payload) },
+          headers: { Accept: PLUGIN_ACCEPT, 'Content-Length': Buffer.byteLength(payload) },
           timeout: timeoutMs,
         },
         (res) => {
@@ -43,7 +48,7 @@ export class PluginClient {
             const err = parsed.Err ?? parsed.Error;
             if (typeof err === 'string' && err !== '') reject(new PluginError(method, err));
             else if ((res.statusCode ?? 500) >= 400) reject(new PluginError(method, `HTTP ${res.statusCode}`));
-            else resolve(parsed as T);
+            else resolve(parsed as ReplyOf<M>);
           });
         },
       );
@@ -58,7 +63,7 @@ export class PluginClient {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
-        await this.call('Plugin.Activate', {}, 2_000);
+        await this.call('Plugin.Activate', undefined, 2_000);
         return;
       } catch (err) {
         if (!alive()) throw new Error(`the daemon behind ${this.socketPath} exited`);
