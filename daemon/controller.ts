@@ -4,12 +4,11 @@
 import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type NetworkDriver, type ProgramExternalConnectivityRequest } from '../drivers/driver.js';
 import type { NetworkRepo } from '../store/network-repo.js';
 import type { LinkOwner } from '../drivers/owner.js';
+import { unknownNetwork } from '../drivers/records.js';
 import { UserError } from '../core/errors.js';
-import type { DriverType } from '../core/protocol.js';
+import { TYPE_OPTION, type DriverType } from '../core/protocol.js';
 import type { Logger } from '../core/log.js';
-import { shortId } from '../core/text.js';
 
-export const TYPE_OPTION = 'type';
 
 /** The kernel and firewall operations the start-up sweep needs. */
 export interface SweepOps {
@@ -101,7 +100,7 @@ export class Controller implements NetworkDriver {
     const net = this.repo.getNetwork(networkId);
     const driver = net && this.drivers.get(net.driver);
     if (!driver && required) {
-      throw new UserError(`network ${shortId(networkId)} is not known to tsnet (was its state directory removed?): recreate the network`);
+      throw unknownNetwork(networkId);
     }
     return driver;
   }

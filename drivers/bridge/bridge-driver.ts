@@ -15,9 +15,7 @@ import { closeFd, openNetnsFd } from '../../native/netns.js';
 import { refuseSubnetOverlap } from '../subnets.js';
 import { HELD_BY_RUNTIME, reserveBindings, releaseBindings, toFirewallMappings, type HostPortReserver } from '../ports.js';
 import {
-  bareIp,
   firewallNetwork,
-  macFromIPv4,
   planEndpoint,
   planNetwork,
   type BridgeEndpointConfig,
@@ -26,7 +24,9 @@ import {
 import { UserError } from '../../core/errors.js';
 import { withUndo, type Undo } from '../../core/undo.js';
 import type { Logger } from '../../core/log.js';
-import { shortId } from '../../core/text.js';
+import { bareIp, shortId } from '../../core/text.js';
+import { macFromIPv4 } from '../options.js';
+import { createEndpointRecord, createNetworkRecord, knownEndpoint, readyEndpoint, readyNetwork, refuseExistingEndpoint, refuseExistingNetwork, removeNetworkRecord } from '../records.js';
 
 export interface BridgeEndpointState extends BridgeEndpointConfig {
   exposedPorts: { proto: string; port: number }[];
@@ -81,21 +81,21 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
   async createNetwork(req: CreateNetworkRequest, extra?: X): Promise<void> {
     const config = { ...planNetwork(req), ...extra } as BridgeNetworkConfig & X;
     this.refuseConflicts(req.networkId, config);
-    withUndo(this.d.log, (undo) => {
-      this.d.repo.insertNetwork({ id: req.networkId, driver: this.type, state: 'creating', config, ipv4: req.ipv4, ipv6: req.ipv6 });
-      undo.push('store row', () => this.d.repo.deleteNetwork(req.networkId));
-      this.buildNetwork(req.networkId, config, undo);
-      this.d.repo.setNetworkState(req.networkId, 'ready');
-    });
+    createNetworkRecord(this.d.repo, this.d.log, { id: req.networkId, driver: this.type, config, ipv4: req.ipv4, ipv6: req.ipv6 }, (undo) =>
+      this.buildNetwork(req.networkId, config, undo),
+    );
   }
 
   async deleteNetwork(networkId: string): Promise<void> {
     const net = this.d.repo.getNetwork<BridgeNetworkConfig & X>(networkId);
-    if (!net) return;
-    this.d.repo.setNetworkState(networkId, 'deleting');
-    for (const ep of this.d.repo.listEndpoints<BridgeEndpointState>(networkId)) this.teardownEndpoint(ep);
-    this.teardownNetwork(net);
-    this.d.repo.deleteNetwork(networkId);
+    if (net) this.removeNetwork(net);
+  }
+
+  private removeNetwork(net: BridgeNetwork<X>): void {
+    removeNetworkRecord<BridgeNetworkConfig & X, BridgeEndpointState>(this.d.repo, net, {
+      endpoint: (ep) => this.teardownEndpoint(ep),
+      network: (n) => this.teardownNetwork(n),
+    });
   }
 
   /** Makes the kernel objects of a network; used by create and by restore after a reboot. */
@@ -136,9 +136,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
   }
 
   private refuseConflicts(networkId: string, c: BridgeNetworkConfig): void {
-    if (this.d.repo.getNetwork(networkId)) {
-      throw new UserError(`network ${shortId(networkId)} already exists in tsnet`);
-    }
+    refuseExistingNetwork(this.d.repo, networkId);
     const others = this.d.repo.listNetworks();
     const sameBridge = others.find((n) => (n.config as Partial<BridgeNetworkConfig>).bridge === c.bridge);
     if (sameBridge || this.d.netlink.getLink(c.bridge)) {
@@ -157,23 +155,9 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     const net = this.readyNetwork(req.networkId);
     const plan = planEndpoint(req);
     const state: BridgeEndpointState = { ...plan.config, exposedPorts: req.options.exposedPorts };
-    if (this.d.repo.getEndpoint(req.endpointId)) {
-      throw new UserError(`endpoint ${shortId(req.endpointId)} already exists in tsnet`);
-    }
-    withUndo(this.d.log, (undo) => {
-      this.d.repo.insertEndpoint({
-        id: req.endpointId,
-        networkId: req.networkId,
-        state: 'creating',
-        address: req.address,
-        addressIpv6: req.addressIpv6,
-        mac: plan.mac,
-        config: state,
-      });
-      undo.push('store row', () => this.d.repo.deleteEndpoint(req.endpointId));
-      this.buildEndpoint(net, req.endpointId, plan.mac, state, undo, req.netnsHint);
-      this.d.repo.setEndpointState(req.endpointId, 'ready');
-    });
+    refuseExistingEndpoint(this.d.repo, req.endpointId);
+    const row = { id: req.endpointId, networkId: req.networkId, address: req.address, addressIpv6: req.addressIpv6, mac: plan.mac, config: state };
+    createEndpointRecord(this.d.repo, this.d.log, row, (undo) => this.buildEndpoint(net, req.endpointId, plan.mac, state, undo, req.netnsHint));
     return plan.macChosen ? { macAddress: plan.mac } : {};
   }
 
@@ -262,8 +246,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
   }
 
   async endpointOperInfo(ref: EndpointRef): Promise<EndpointOperInfo> {
-    const ep = this.d.repo.getEndpoint<BridgeEndpointState>(ref.endpointId);
-    if (!ep) throw new UserError(`endpoint ${shortId(ref.endpointId)} is not known to tsnet`);
+    const ep = knownEndpoint<BridgeEndpointState>(this.d.repo, ref.endpointId);
     const net = this.d.repo.getNetwork<BridgeNetworkConfig>(ep.networkId);
     return {
       portBindings: this.d.repo.listPorts({ endpointId: ep.id }).map(({ proto, port, containerIp, hostIp, hostPort }) => ({
@@ -290,9 +273,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     for (const net of repo.listNetworks<BridgeNetworkConfig & X>(this.type)) {
       if (net.state !== 'ready') {
         log.info({ network: net.id, state: net.state }, 'finishing an interrupted network operation');
-        for (const ep of repo.listEndpoints<BridgeEndpointState>(net.id)) this.teardownEndpoint(ep);
-        this.teardownNetwork(net);
-        repo.deleteNetwork(net.id);
+        this.removeNetwork(net);
         continue;
       }
       if (!this.d.netlink.getLink(net.config.bridge)) {
@@ -359,17 +340,11 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
   // ---------------------------------------------------------------- lookups
 
   private readyNetwork(id: string): BridgeNetwork<X> {
-    const net = this.d.repo.getNetwork<BridgeNetworkConfig & X>(id);
-    if (!net || net.state !== 'ready') {
-      throw new UserError(`network ${shortId(id)} is not known to tsnet (was its state directory removed?): recreate the network`);
-    }
-    return net;
+    return readyNetwork<BridgeNetworkConfig & X>(this.d.repo, id);
   }
 
   private readyEndpoint(id: string): BridgeEndpoint {
-    const ep = this.d.repo.getEndpoint<BridgeEndpointState>(id);
-    if (!ep || ep.state !== 'ready') throw new UserError(`endpoint ${shortId(id)} is not known to tsnet`);
-    return ep;
+    return readyEndpoint<BridgeEndpointState>(this.d.repo, id);
   }
 }
 

@@ -2,6 +2,8 @@
 // the driver. Pure: parses and validates, touches nothing.
 import { isIPv4 } from 'node:net';
 import { UserError } from '../../core/errors.js';
+import { TYPE_OPTION } from '../../core/protocol.js';
+import { isValidIfName, parseBool, parseMtu, refuseUnknownOptions } from '../options.js';
 
 export const BRIDGE_OPTIONS = {
   name: 'com.docker.network.bridge.name',
@@ -11,9 +13,6 @@ export const BRIDGE_OPTIONS = {
   hostBindingIpv4: 'com.docker.network.bridge.host_binding_ipv4',
   ifacePrefix: 'com.docker.network.container_iface_prefix',
 } as const;
-
-/** Chooses the driver; read by the controller, accepted here so it is not "unknown". */
-export const TYPE_OPTION = 'type';
 
 export interface BridgeOptions {
   /** undefined: derived from the network ID */
@@ -34,37 +33,8 @@ export const BRIDGE_DEFAULTS: BridgeOptions = {
   ifacePrefix: 'eth',
 };
 
-// Linux interface names: at most 15 bytes, no '/', no whitespace, not '.' or '..'.
-const IFNAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
-
-export function isValidIfName(name: string): boolean {
-  return IFNAME.test(name) && name !== '.' && name !== '..';
-}
-
-export function parseBool(key: string, value: string): boolean {
-  const v = value.trim().toLowerCase();
-  if (v === 'true' || v === '1') return true;
-  if (v === 'false' || v === '0') return false;
-  throw new UserError(`option ${key} must be true or false, got '${value}'`);
-}
-
-export function parseMtu(key: string, value: string, max = 65535): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < 68 || n > max) {
-    throw new UserError(`option ${key} must be a whole number from 68 to ${max}, got '${value}'`);
-  }
-  return n;
-}
-
 export function parseBridgeOptions(options: Record<string, string>): BridgeOptions {
-  const accepted: string[] = [TYPE_OPTION, ...Object.values(BRIDGE_OPTIONS)];
-  const unknown = Object.keys(options).filter((k) => !accepted.includes(k));
-  if (unknown.length > 0) {
-    throw new UserError(
-      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} for a tsnet bridge network; ` +
-        `accepted: ${accepted.join(', ')}`,
-    );
-  }
+  refuseUnknownOptions(options, [TYPE_OPTION, ...Object.values(BRIDGE_OPTIONS)], 'bridge');
   const out: BridgeOptions = { ...BRIDGE_DEFAULTS };
   const name = options[BRIDGE_OPTIONS.name];
   if (name !== undefined && name !== '') {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type CreateNetworkRequest } from '../driver.js';
-import { derivedBridgeName, endpointLinkNames, macFromIPv4, planEndpoint, planNetwork } from './plan.js';
+import { derivedBridgeName, endpointLinkNames, planEndpoint, planNetwork } from './plan.js';
+import { macFromIPv4 } from '../options.js';
 import { parseBridgeOptions } from './options.js';
 import { UserError } from '../../core/errors.js';
 

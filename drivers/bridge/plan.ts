@@ -2,6 +2,7 @@
 // the request. Pure: the driver applies these plans (bridge-driver.ts) and stores them.
 import { type CreateNetworkRequest, type CreateEndpointRequest } from '../driver.js';
 import { parseBridgeOptions } from './options.js';
+import { macFromIPv4 } from '../options.js';
 import type { FirewallNetwork } from '../../firewall/model.js';
 import { UserError } from '../../core/errors.js';
 import { shortId } from '../../core/text.js';
@@ -41,17 +42,6 @@ export function derivedBridgeName(networkId: string): string {
 export function endpointLinkNames(endpointId: string): BridgeEndpointConfig {
   const id = shortId(endpointId);
   return { hostIf: `tsv${id}`, containerIf: `tsc${id}` };
-}
-
-/** Docker's convention: 02:42 followed by the IPv4 address, so a MAC tells you its container. */
-export function macFromIPv4(cidrOrIp: string): string {
-  const ip = cidrOrIp.split('/')[0];
-  const bytes = ip.split('.').map((b) => Number(b).toString(16).padStart(2, '0'));
-  return ['02', '42', ...bytes].join(':');
-}
-
-export function bareIp(cidr: string): string {
-  return cidr.split('/')[0];
 }
 
 export function planNetwork(req: CreateNetworkRequest): BridgeNetworkConfig {

@@ -12,7 +12,7 @@ import { isNetlinkError } from '../../native/netlink/errors.js';
 import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
 import type { LinkOwner } from '../owner.js';
 import { refuseSubnetOverlap } from '../subnets.js';
-import { bareIp } from '../bridge/plan.js';
+import { bareIp } from '../../core/text.js';
 import {
   decideParent,
   parentToRemove,
@@ -26,8 +26,8 @@ import {
   type MacvlanNetworkState,
   type ShimPlan,
 } from './plan.js';
-import { UserError } from '../../core/errors.js';
 import { withUndo, type Undo } from '../../core/undo.js';
+import { createEndpointRecord, createNetworkRecord, knownEndpoint, readyEndpoint, readyNetwork, refuseExistingEndpoint, refuseExistingNetwork, removeNetworkRecord } from '../records.js';
 import type { Logger } from '../../core/log.js';
 import { shortId } from '../../core/text.js';
 
@@ -59,16 +59,13 @@ export class MacvlanDriver implements ManagedDriver {
       this.d.log.warn({ network: shortId(req.networkId), parent: req.options.parent }, 'internal macvlan network: parent ignored, as Docker does');
     }
     // every check before anything is touched
-    if (this.d.repo.getNetwork(req.networkId)) throw new UserError(`network ${shortId(req.networkId)} already exists in tsnet`);
+    refuseExistingNetwork(this.d.repo, req.networkId);
     const parent = decideParent(plan, this.parentFacts(plan));
     refuseSubnetOverlap(this.d.repo, plan.subnets);
     const config: MacvlanNetworkState = { ...plan, createdParent: parent.owned };
-    withUndo(this.d.log, (undo) => {
-      this.d.repo.insertNetwork({ id: req.networkId, driver: 'macvlan', state: 'creating', config, ipv4: req.ipv4, ipv6: req.ipv6 });
-      undo.push('store row', () => this.d.repo.deleteNetwork(req.networkId));
+    createNetworkRecord(this.d.repo, this.d.log, { id: req.networkId, driver: 'macvlan', config, ipv4: req.ipv4, ipv6: req.ipv6 }, (undo) => {
       if (parent.create) this.buildParent(req.networkId, config, undo);
       if (config.shim) this.buildShim(req.networkId, config, config.shim, undo);
-      this.d.repo.setNetworkState(req.networkId, 'ready');
     });
   }
 
@@ -118,11 +115,14 @@ export class MacvlanDriver implements ManagedDriver {
 
   async deleteNetwork(networkId: string): Promise<void> {
     const net = this.d.repo.getNetwork<MacvlanNetworkState>(networkId);
-    if (!net) return;
-    this.d.repo.setNetworkState(networkId, 'deleting');
-    for (const ep of this.d.repo.listEndpoints<MacvlanEndpointConfig>(networkId)) this.teardownEndpoint(net, ep);
-    this.teardownNetwork(net);
-    this.d.repo.deleteNetwork(networkId);
+    if (net) this.removeNetwork(net);
+  }
+
+  private removeNetwork(net: MacvlanNetwork): void {
+    removeNetworkRecord<MacvlanNetworkState, MacvlanEndpointConfig>(this.d.repo, net, {
+      endpoint: (ep) => this.teardownEndpoint(net, ep),
+      network: (n) => this.teardownNetwork(n),
+    });
   }
 
   /** Removes what tsnet made; a parent the user made is left exactly as it was. */
@@ -137,18 +137,17 @@ export class MacvlanDriver implements ManagedDriver {
   // ---------------------------------------------------------------- endpoints
 
   async createEndpoint(req: CreateEndpointRequest): Promise<CreateEndpointResult> {
-    const net = this.readyNetwork(req.networkId);
+    const net = readyNetwork<MacvlanNetworkState>(this.d.repo, req.networkId);
     const nl = this.d.netlink;
-    if (this.d.repo.getEndpoint(req.endpointId)) throw new UserError(`endpoint ${shortId(req.endpointId)} already exists in tsnet`);
+    refuseExistingEndpoint(this.d.repo, req.endpointId);
     // only passthru needs to look at the parent and the other endpoints
     const passthru = net.config.mode === 'passthru';
     const plan = planMacvlanEndpoint(req, net.config, {
       parentMac: passthru ? (nl.getLink(net.config.parent)?.mac ?? '') : '',
       endpointsOnNetwork: passthru ? this.d.repo.listEndpoints(net.id).length : 0,
     });
-    withUndo(this.d.log, (undo) => {
-      this.d.repo.insertEndpoint({ id: req.endpointId, networkId: net.id, state: 'creating', address: req.address, addressIpv6: req.addressIpv6, mac: plan.mac, config: plan.config });
-      undo.push('store row', () => this.d.repo.deleteEndpoint(req.endpointId));
+    const row = { id: req.endpointId, networkId: net.id, address: req.address, addressIpv6: req.addressIpv6, mac: plan.mac, config: plan.config };
+    createEndpointRecord(this.d.repo, this.d.log, row, (undo) => {
       const link = plan.config.link;
       // a caller that knows the container's namespace (CNI) gets the link made there at once
       const hint = req.netnsHint;
@@ -164,7 +163,6 @@ export class MacvlanDriver implements ManagedDriver {
         nl.replaceRoute(route);
         undo.push(`route ${route.dst}`, () => nl.deleteRoute(route, { ignoreMissing: true }));
       }
-      this.d.repo.setEndpointState(req.endpointId, 'ready');
     });
     return plan.replyMac ? { macAddress: plan.replyMac } : {};
   }
@@ -190,9 +188,8 @@ export class MacvlanDriver implements ManagedDriver {
   }
 
   async join(req: JoinRequest): Promise<JoinResult> {
-    const net = this.readyNetwork(req.networkId);
-    const ep = this.d.repo.getEndpoint<MacvlanEndpointConfig>(req.endpointId);
-    if (!ep || ep.state !== 'ready') throw new UserError(`endpoint ${shortId(req.endpointId)} is not known to tsnet`);
+    const net = readyNetwork<MacvlanNetworkState>(this.d.repo, req.networkId);
+    const ep = readyEndpoint<MacvlanEndpointConfig>(this.d.repo, req.endpointId);
     this.d.repo.setSandbox(ep.id, req.sandboxKey);
     const c = net.config;
     const gateway = c.internal ? '' : c.gateway;
@@ -225,8 +222,7 @@ export class MacvlanDriver implements ManagedDriver {
   async revokeExternalConnectivity(): Promise<void> {}
 
   async endpointOperInfo(ref: EndpointRef): Promise<EndpointOperInfo> {
-    const ep = this.d.repo.getEndpoint<MacvlanEndpointConfig>(ref.endpointId);
-    if (!ep) throw new UserError(`endpoint ${shortId(ref.endpointId)} is not known to tsnet`);
+    const ep = knownEndpoint<MacvlanEndpointConfig>(this.d.repo, ref.endpointId);
     const net = this.d.repo.getNetwork<MacvlanNetworkState>(ep.networkId);
     return { portBindings: [], exposedPorts: [], details: { link: ep.config.link, parent: net?.config.parent ?? '', mode: net?.config.mode ?? '' } };
   }
@@ -243,9 +239,7 @@ export class MacvlanDriver implements ManagedDriver {
     for (const net of this.macvlanNetworks()) {
       if (net.state !== 'ready') {
         log.info({ network: net.id, state: net.state }, 'finishing an interrupted macvlan network operation');
-        for (const ep of repo.listEndpoints<MacvlanEndpointConfig>(net.id)) this.teardownEndpoint(net, ep);
-        this.teardownNetwork(net);
-        repo.deleteNetwork(net.id);
+        this.removeNetwork(net);
         continue;
       }
       const c = net.config;
@@ -307,12 +301,6 @@ export class MacvlanDriver implements ManagedDriver {
 
   private macvlanNetworks(): MacvlanNetwork[] {
     return this.d.repo.listNetworks<MacvlanNetworkState>('macvlan');
-  }
-
-  private readyNetwork(id: string): MacvlanNetwork {
-    const net = this.d.repo.getNetwork<MacvlanNetworkState>(id);
-    if (!net || net.state !== 'ready') throw new UserError(`network ${shortId(id)} is not known to tsnet (was its state directory removed?): recreate the network`);
-    return net;
   }
 }
 

@@ -1,6 +1,7 @@
 // Docker's macvlan option keys, accepted as they are so a compose file moves over by changing only
 // the driver, plus tsnet's own `host_access`. Pure: parses and validates, touches nothing.
-import { TYPE_OPTION, isValidIfName, parseBool, parseMtu } from '../bridge/options.js';
+import { isValidIfName, parseBool, parseMtu, refuseUnknownOptions } from '../options.js';
+import { TYPE_OPTION } from '../../core/protocol.js';
 import type { MacvlanMode } from '../../native/netlink/links.js';
 import { UserError } from '../../core/errors.js';
 
@@ -30,13 +31,7 @@ export const MACVLAN_ACCEPTED: readonly string[] = [TYPE_OPTION, ...Object.value
 
 /** An empty value means "the default", as with Docker's `-o key=`. */
 export function parseMacvlanOptions(options: Record<string, string>): MacvlanOptions {
-  const unknown = Object.keys(options).filter((k) => !MACVLAN_ACCEPTED.includes(k));
-  if (unknown.length > 0) {
-    throw new UserError(
-      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} for a tsnet macvlan network; ` +
-        `accepted: ${MACVLAN_ACCEPTED.join(', ')}`,
-    );
-  }
+  refuseUnknownOptions(options, MACVLAN_ACCEPTED, 'macvlan');
   const out: MacvlanOptions = { ...MACVLAN_DEFAULTS };
   const given = (key: string): string | undefined => {
     const v = options[key];

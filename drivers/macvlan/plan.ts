@@ -3,7 +3,8 @@
 // macvlan sub-interface per endpoint, and the optional host-access shim. Pure: the driver gathers
 // the facts (links, other networks) and does what these functions decide.
 import { type CreateEndpointRequest, type CreateNetworkRequest } from '../driver.js';
-import { bareIp, macFromIPv4 } from '../bridge/plan.js';
+import { bareIp } from '../../core/text.js';
+import { macFromIPv4 } from '../options.js';
 import { formatIp, lastOf, networkOf, parseCidr } from '../../ipam/address.js';
 import type { MacvlanMode } from '../../native/netlink/links.js';
 import { parseMacvlanOptions } from './options.js';

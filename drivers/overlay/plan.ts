@@ -6,8 +6,8 @@
 // device's ARP proxy) programmed from the cluster store.
 import { type CreateNetworkRequest } from '../driver.js';
 import { checkOverlayName } from '../../ipam/cluster-ipam.js';
-import { parseMtu } from '../bridge/options.js';
-import { TYPE_OPTION } from '../bridge/options.js';
+import { parseMtu, refuseUnknownOptions } from '../options.js';
+import { TYPE_OPTION } from '../../core/protocol.js';
 import type { EndpointAnnouncement } from '../../store/cluster/cluster-store.js';
 import { UserError } from '../../core/errors.js';
 
@@ -65,12 +65,7 @@ export interface Underlay {
 }
 
 export function parseOverlayOptions(options: Record<string, string>): OverlayOptions {
-  const unknown = Object.keys(options).filter((k) => !ACCEPTED.includes(k));
-  if (unknown.length > 0) {
-    throw new UserError(
-      `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} for a tsnet overlay network; accepted: ${ACCEPTED.join(', ')}`,
-    );
-  }
+  refuseUnknownOptions(options, ACCEPTED, 'overlay');
   const out: OverlayOptions = { bridgeOptions: {} };
   for (const k of BRIDGE_OPTIONS) if (options[k] !== undefined) out.bridgeOptions[k] = options[k];
   const name = options[OVERLAY_OPTION];
