@@ -73,7 +73,7 @@ export class MacvlanDriver implements ManagedDriver {
     const nl = this.d.netlink;
     const facts = (name: string): LinkFacts | undefined => {
       const l = nl.getLink(name);
-      return l && { name: l.name, up: l.up, mtu: l.mtu };
+      return l && { name: l.name, up: l.up, mtu: l.mtu, kind: l.kind, alias: l.alias };
     };
     const p = c.parentPlan;
     const link = facts(p.name);

@@ -180,6 +180,23 @@ describe('parent link decisions', () => {
         'Load it (modprobe 8021q) where the kernel has it, or use an existing parent such as -o parent=eth1 or a VLAN link made beforehand',
     );
   });
+
+  it("refuses a parent that is a tsnet link or one of Docker's bridges: containers would sit on that bridge unfiltered", () => {
+    const tsnetBridge = { ...up('tsnet-012345678'), kind: 'bridge', alias: 'tsnet:0123456789ab' };
+    expect(() => decideParent(plan({ parent: 'tsnet-012345678' }), facts({ link: tsnetBridge }))).toThrow(
+      "parent tsnet-012345678 is tsnet's own link (tsnet:0123456789ab): give the host's LAN interface, e.g. -o parent=eth1",
+    );
+    const otherDaemons = { ...up('tsve2e0123456'), kind: 'veth', alias: 'tsnet-e2e:0123456789ab' };
+    expect(() => decideParent(plan({ parent: 'tsve2e0123456' }), facts({ link: otherDaemons }))).toThrow(/is tsnet's own link/);
+    for (const name of ['docker0', 'br-0123456789ab']) {
+      expect(() => decideParent(plan({ parent: name }), facts({ link: { ...up(name), kind: 'bridge' } }))).toThrow(
+        `parent ${name} is a bridge of Docker's: give the host's LAN interface, e.g. -o parent=eth1`,
+      );
+    }
+    // a bridge of the user's (eth0 enslaved to br0, as many hosts do) stays a fine parent
+    expect(decideParent(plan({ parent: 'br0' }), facts({ link: { ...up('br0'), kind: 'bridge' } }))).toEqual({ create: false, owned: false });
+    expect(decideParent(plan({ parent: 'eth1' }), facts({ link: { ...up('eth1'), alias: 'uplink: lab' } }))).toEqual({ create: false, owned: false });
+  });
 });
 
 describe('macvlan endpoint plan', () => {

@@ -151,6 +151,27 @@ export interface LinkFacts {
   name: string;
   up: boolean;
   mtu: number;
+  /** the link's kind (bridge, veth, ...) when it has one */
+  kind?: string;
+  alias?: string;
+}
+
+/** The alias every tsnet daemon gives its links: "<plugin name>:<12 hex digits>" (drivers/owner.ts). */
+const TSNET_ALIAS = /^[A-Za-z][A-Za-z0-9_.-]*:[0-9a-f]{12}$/;
+/** Docker's own bridges: the default one and those of user-defined networks. */
+const DOCKER_BRIDGE = /^(docker0|br-[0-9a-f]{12})$/;
+
+/**
+ * A parent that is a link of tsnet's (a bridge, a veth of a container) or one of Docker's bridges
+ * would put the macvlan containers on that bridge, past every rule that isolates it.
+ */
+function refuseForeignBridgeParent(link: LinkFacts): void {
+  if (link.alias && TSNET_ALIAS.test(link.alias)) {
+    throw new UserError(`parent ${link.name} is tsnet's own link (${link.alias}): give the host's LAN interface, e.g. -o parent=eth1`);
+  }
+  if (link.kind === 'bridge' && DOCKER_BRIDGE.test(link.name)) {
+    throw new UserError(`parent ${link.name} is a bridge of Docker's: give the host's LAN interface, e.g. -o parent=eth1`);
+  }
 }
 
 /** What the driver read from the kernel and the store before deciding. */
@@ -176,7 +197,7 @@ export function decideParent(c: MacvlanNetworkConfig, f: ParentFacts): { create:
   }
   const onParent = f.others.filter((n) => n.config.parent === p.name);
   if (c.mode === 'passthru' && onParent.length > 0) {
-    throw new UserError(`parent ${p.name} already carries tsnet macvlan network ${onParent[0].id.slice(0, 12)}: passthru mode needs the parent to itself`);
+    throw new UserError(`parent ${p.name} already carries tsnet macvlan network ${shortId(onParent[0].id)}: passthru mode needs the parent to itself`);
   }
   const passthru = onParent.find((n) => n.config.mode === 'passthru');
   if (passthru) throw new UserError(`parent ${p.name} is used in passthru mode by tsnet network ${shortId(passthru.id)}: no other network can share it`);
@@ -189,6 +210,8 @@ export function decideParent(c: MacvlanNetworkConfig, f: ParentFacts): { create:
     create = true;
   }
   if (!link) throw new UserError(`parent interface ${p.name} does not exist on this host: give an existing link with -o parent=NAME`);
+  // a VLAN link tsnet made for another macvlan network carries tsnet's alias and is shared
+  if (onParent.length === 0) refuseForeignBridgeParent(link);
   if (!link.up) throw new UserError(`parent interface ${link.name} is down: bring it up (ip link set ${link.name} up) and create the network again`);
   if (c.mtu !== undefined && c.mtu > link.mtu) {
     throw new UserError(`MTU ${c.mtu} is above the MTU ${link.mtu} of parent ${link.name}: a macvlan cannot exceed its parent's MTU`);
