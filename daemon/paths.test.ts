@@ -23,4 +23,14 @@ describe('daemon instances', () => {
     expect(rulesFor('tsnet_e2e').createTable()).not.toMatch(/inet tsnet /);
     expect(() => rulesFor('bad name')).toThrow(/invalid nftables table name/);
   });
+
+  it('refuses socket names that would share or break a table name, before anything starts', () => {
+    // ts-net, ts_net and ts.net all became table ts_net, so two such daemons removed each other's rules
+    for (const bad of ['ts_net', 'ts.net', '1net', '-net', 'a'.repeat(33)]) {
+      expect(() => instanceOf(`/run/docker/plugins/${bad}.sock`)).toThrow(
+        `plugin socket /run/docker/plugins/${bad}.sock: a tsnet plugin name (the socket's file name without .sock) must start with a letter and hold only letters, digits and '-', at most 32`,
+      );
+    }
+    expect(instanceOf('/run/docker/plugins/ts-net.sock').table).toBe('ts_net');
+  });
 });

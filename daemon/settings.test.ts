@@ -16,6 +16,7 @@ describe('daemon settings, read in one place', () => {
     expect(() => resolveSettings({ ...d, leaseTtl: '1' })).toThrow('--lease-ttl 1: give whole seconds, 2 or more');
     expect(() => resolveSettings({ ...d, leaseTtl: '3.5' })).toThrow('--lease-ttl');
     expect(() => resolveSettings({ ...d, store: 'redis://x:1' })).toThrow(/^--store: unknown store/);
+    expect(() => resolveSettings({ ...d, socketPath: '/run/docker/plugins/ts_net.sock' })).toThrow(/^--socket: plugin socket .*ts_net.sock: a tsnet plugin name/);
   });
 
   it('doctor and serve find the cluster store in the same setting', () => {

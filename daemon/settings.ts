@@ -5,6 +5,7 @@
 // serve did not know). The usage text is made from the same table.
 import { hostname } from 'node:os';
 import { parseStoreUrl } from '../store/cluster/cluster-store.js';
+import { instanceOf } from './paths.js';
 
 export interface DaemonSettings {
   stateDir: string;
@@ -67,6 +68,11 @@ export class SettingError extends Error {
 
 /** The typed, checked settings from their text values (flags already applied over settingDefaults()). */
 export function resolveSettings(values: Record<SettingKey, string>): DaemonSettings {
+  try {
+    instanceOf(values.socketPath);
+  } catch (err) {
+    throw new SettingError(`--socket: ${(err as Error).message}`);
+  }
   if (values.store) {
     try {
       parseStoreUrl(values.store);

@@ -356,6 +356,13 @@ export async function listenUnix(app: FastifyInstance, socketPath: string = DEFA
     if (await socketAnswers(socketPath)) throw new Error(`another server already answers on ${socketPath}: is tsnet already running?`);
     unlinkSync(socketPath);
   }
-  await app.listen({ path: socketPath });
+  // the socket is made 0600 by bind() itself (umask 0177 around it): whoever can connect may create
+  // networks and publish ports, so there is no window with the umask's usual 0755
+  const umask = process.umask(0o177);
+  try {
+    await app.listen({ path: socketPath });
+  } finally {
+    process.umask(umask);
+  }
   chmodSync(socketPath, 0o600);
 }
