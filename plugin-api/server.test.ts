@@ -477,8 +477,8 @@ describe('errors, as Docker reads them', () => {
       "invalid MAC address 'zz:42:0a:dc:00:03' in Interface.MacAddress: it is not a MAC address like 02:42:0a:01:00:05",
     ],
     ['IpamDriver.RequestPool', { AddressSpace: 'local', Pool: '10.220.0.0', SubPool: '', Options: {}, V6: false }, "invalid subnet '10.220.0.0': it has no prefix length: give an address with a prefix length, like 10.1.0.0/24"],
-    ['IpamDriver.RequestPool', { Pool: '10.220.0.0/24', V6: 'no' }, 'invalid IpamDriver.RequestPool request: V6 must be a boolean, got "no"'],
-    ['IpamDriver.RequestPool', { Pool: '10.220.0.0/24', Options: ['a'] }, 'invalid IpamDriver.RequestPool request: Options must be an object or null, got ["a"]'],
+    ['IpamDriver.RequestPool', { AddressSpace: 'local', Pool: '10.220.0.0/24', V6: 'no' }, 'invalid IpamDriver.RequestPool request: V6 must be a boolean, got "no"'],
+    ['IpamDriver.RequestPool', { AddressSpace: 'local', Pool: '10.220.0.0/24', Options: ['a'] }, 'invalid IpamDriver.RequestPool request: Options must be an object or null, got ["a"]'],
     ['IpamDriver.RequestAddress', { PoolID: POOL_ID, Address: '10.220.0.300' }, "invalid address '10.220.0.300': it is not an IP address like 10.1.0.5"],
     ['IpamDriver.RequestAddress', { Address: '' }, 'invalid IpamDriver.RequestAddress request: PoolID is missing'],
     ['IpamDriver.ReleaseAddress', { PoolID: 7 }, 'invalid IpamDriver.ReleaseAddress request: PoolID must be a string, got 7'],
@@ -553,14 +553,17 @@ describe('concurrency', () => {
     const queue = new SerialQueue();
     const shared = buildServer({ network: d.network, ipam: d.ipam, queue });
     let open!: () => void;
-    const held = queue.run(() => new Promise<void>((resolve) => (open = resolve)));
+    d.gate = new Promise<void>((resolve) => (open = resolve));
     const pending = post(shared, 'NetworkDriver.DeleteNetwork', DOCKER.deleteNetwork);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(d.calls).toEqual([]);
+    // the call reaches the driver and is held there by the gate, however long this takes
+    await vi.waitFor(() => expect(d.calls.map((c) => c.method)).toEqual(['start deleteNetwork']), { timeout: 5000 });
+    // the daemon's own work, queued now, runs only once the held call is done: were the server's
+    // queue another one, this line would be idle and the work would run before the gate opens
+    const daemonWork = queue.run(() => d.calls.push({ method: 'daemon work', args: [] }));
     open();
-    await held;
     expect((await pending).json).toEqual({});
-    expect(d.reached.map((c) => c.method)).toEqual(['deleteNetwork']);
+    await daemonWork;
+    expect(d.calls.map((c) => c.method)).toEqual(['start deleteNetwork', 'deleteNetwork', 'daemon work']);
     await shared.close();
   });
 
