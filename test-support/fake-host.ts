@@ -13,6 +13,7 @@ import { canonicalCidr } from '../ipam/address.js';
 import type { Proto } from '../core/protocol.js';
 import { silentLogger } from '../core/log.js';
 import { FakeFirewall } from '../firewall/fake-firewall.js';
+import type { PortMapping } from '../firewall/model.js';
 import { openDatabase } from '../store/db.js';
 import { NetworkRepo } from '../store/network-repo.js';
 import { LinkOwner } from '../drivers/owner.js';
@@ -215,6 +216,35 @@ export function fakeWorld(): FakeWorld {
     log: silentLogger,
   };
   return { host, firewall, repo, deps };
+}
+
+/** What a world holds that a driver may have made, as plain data for one comparison. */
+export interface Leftovers {
+  links: string[];
+  firewallNetworks: string[];
+  mappings: PortMapping[];
+  heldPorts: string[];
+  networks: string[];
+  endpoints: string[];
+  ports: unknown[];
+}
+
+export function leftovers(w: FakeWorld): Leftovers {
+  const networks = w.repo.listNetworks().map((n) => n.id);
+  return {
+    links: w.host.linkNames(),
+    firewallNetworks: [...w.firewall.networks.keys()],
+    mappings: w.firewall.mappings(),
+    heldPorts: [...w.host.heldPorts],
+    networks,
+    endpoints: networks.flatMap((id) => w.repo.listEndpoints(id).map((e) => e.id)),
+    ports: w.repo.listPorts(),
+  };
+}
+
+/** Nothing left but these links (the user's, there before the test). */
+export function nothingBut(links: string[]): Leftovers {
+  return { links: [...links].sort(), firewallNetworks: [], mappings: [], heldPorts: [], networks: [], endpoints: [], ports: [] };
 }
 
 // ---------------------------------------------------------------- requests as Docker sends them

@@ -4,7 +4,7 @@
 // anything is made. Pure and fast; the packets are in netns-tests/bridge-driver.test.ts.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { BridgeDriver } from './bridge-driver.js';
-import { binding, endpointRequest, fakeWorld, networkRequest, NO_ENDPOINT_OPTIONS, type FakeWorld } from '../../test-support/fake-host.js';
+import { binding, endpointRequest, fakeWorld, leftovers, networkRequest, nothingBut, NO_ENDPOINT_OPTIONS, type FakeWorld } from '../../test-support/fake-host.js';
 import { UserError } from '../../core/errors.js';
 
 const bridgeOf = (networkId: string) => `tsnet-${networkId.slice(0, 9)}`;
@@ -21,14 +21,7 @@ describe('bridge driver (fake host and firewall)', () => {
   });
 
   /** Nothing of tsnet's on the host, in the firewall or in the store; the user's eth0 untouched. */
-  function expectNothingLeft(): void {
-    expect(w.host.linkNames()).toEqual(['eth0']);
-    expect([...w.firewall.networks.keys()]).toEqual([]);
-    expect(w.firewall.mappings()).toEqual([]);
-    expect(w.host.heldPorts.size).toBe(0);
-    expect(w.repo.listNetworks()).toEqual([]);
-    expect(w.repo.listPorts()).toEqual([]);
-  }
+  const expectNothingLeft = () => expect(leftovers(w)).toEqual(nothingBut(['eth0']));
 
   describe('networks', () => {
     it('makes the bridge with its gateways, forwarding and firewall network, and removes all of it', async () => {
@@ -51,7 +44,7 @@ describe('bridge driver (fake host and firewall)', () => {
           ['net.ipv6.conf.all.forwarding', '1'],
         ]),
       );
-      expect(w.firewall.networks.get(br)).toEqual({ id: req.networkId, bridge: br, subnets: ['10.231.20.0/24', 'fd00:231:20::/64'], masquerade: true, internal: false });
+      expect(w.firewall.networks.get(br)).toEqual({ id: req.networkId, bridge: br, subnets: ['10.231.20.0/24', 'fd00:231:20::/64'], masquerade: true, internal: false, icc: true });
       expect(w.repo.getNetwork(req.networkId)?.state).toBe('ready');
 
       await driver.deleteNetwork(req.networkId);
@@ -130,6 +123,8 @@ describe('bridge driver (fake host and firewall)', () => {
       expect(await driver.createEndpoint(ep)).toEqual({ macAddress: '02:42:0a:e7:1e:05' });
       const v = vethOf(ep.endpointId);
       expect(w.host.links.get(v.host)).toMatchObject({ kind: 'veth', up: true, master: bridgeOf(net.networkId), port: { hairpin: true, isolated: true }, peer: v.container });
+      // and the firewall closes the routed path through the gateway too
+      expect(w.firewall.networks.get(bridgeOf(net.networkId))).toMatchObject({ icc: false });
       expect(w.host.links.get(v.container)?.mac).toBe('02:42:0a:e7:1e:05');
       expect(w.host.links.get(v.container)?.master).toBeUndefined();
 

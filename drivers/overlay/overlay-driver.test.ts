@@ -6,7 +6,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { OverlayDriver } from './overlay-driver.js';
 import type { Underlay } from './plan.js';
-import { binding, endpointRequest, fakeWorld, networkRequest, NO_ENDPOINT_OPTIONS, type FakeWorld } from '../../test-support/fake-host.js';
+import { binding, endpointRequest, fakeWorld, leftovers, networkRequest, nothingBut, NO_ENDPOINT_OPTIONS, type FakeWorld } from '../../test-support/fake-host.js';
 import type { CreateNetworkRequest } from '../driver.js';
 import type { VxlanSpec } from '../../native/netlink/links.js';
 
@@ -28,13 +28,8 @@ describe('overlay driver on one host (fake host and firewall)', () => {
     driver = start();
   });
 
-  function expectNothingLeft(): void {
-    expect(w.host.linkNames()).toEqual(['eth0']);
-    expect([...w.firewall.networks.keys()]).toEqual([]);
-    expect(w.firewall.mappings()).toEqual([]);
-    expect(w.host.heldPorts.size).toBe(0);
-    expect(w.repo.listNetworks()).toEqual([]);
-  }
+  /** Nothing of tsnet's on the host, in the firewall or in the store; the user's eth0 untouched. */
+  const expectNothingLeft = () => expect(leftovers(w)).toEqual(nothingBut(['eth0']));
 
   const vxlanSpec = (name: string) => w.host.links.get(name)?.spec as VxlanSpec | undefined;
 
@@ -45,7 +40,7 @@ describe('overlay driver on one host (fake host and firewall)', () => {
     expect(w.host.links.get(n.bridge)).toMatchObject({ kind: 'bridge', mtu: 1350, up: true, addresses: ['10.237.10.1/24'] });
     expect(vxlanSpec(n.vxlan)).toMatchObject({ kind: 'vxlan', vni: 4096, port: 4789, local: '198.51.100.1', learning: false, proxy: true, mtu: 1350 });
     expect(w.host.links.get(n.vxlan)).toMatchObject({ master: n.bridge, up: true, port: { isolated: false, hairpin: false } });
-    expect(w.firewall.networks.get(n.bridge)).toEqual({ id: req.networkId, bridge: n.bridge, subnets: ['10.237.10.0/24'], masquerade: true, internal: false });
+    expect(w.firewall.networks.get(n.bridge)).toEqual({ id: req.networkId, bridge: n.bridge, subnets: ['10.237.10.0/24'], masquerade: true, internal: false, icc: true });
 
     await driver.deleteNetwork(req.networkId);
     expectNothingLeft();
