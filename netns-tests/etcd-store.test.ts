@@ -1,58 +1,23 @@
 // The cluster store against a real etcd (Debian's etcd-server) on loopback: what two hosts see of
 // each other's writes, the guarded writes that decide races, and leases that expire.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createServer } from 'node:net';
-import { EtcdClusterStore } from '../store/cluster/etcd-store.js';
+import type { EtcdClusterStore } from '../store/cluster/etcd-store.js';
 import type { EndpointAnnouncement } from '../store/cluster/cluster-store.js';
 import { until } from './harness.js';
-import { silentLogger } from '../core/log.js';
+import { startEtcd, type TestEtcd } from './etcd.js';
 
-let etcd: ChildProcess;
-let dataDir: string;
-let url: string;
-const stores: EtcdClusterStore[] = [];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+let etcd: TestEtcd;
 
 function store(host: string, leaseTtl = 10): EtcdClusterStore {
-  const s = new EtcdClusterStore({ hosts: [url], host, vtep: `198.51.100.${host.slice(1)}`, leaseTtl, log: silentLogger });
-  stores.push(s);
-  return s;
+  return etcd.store(host, leaseTtl);
 }
 
-
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'tsnet-etcd-'));
-  const [client, peer] = [await freePort(), await freePort()];
-  url = `http://127.0.0.1:${client}`;
-  etcd = spawn('etcd', [
-    '--data-dir', dataDir,
-    '--listen-client-urls', url,
-    '--advertise-client-urls', url,
-    '--listen-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-cluster', `default=http://127.0.0.1:${peer}`,
-    '--log-level', 'error',
-  ], { stdio: 'ignore' });
-  const probe = store('h0');
-  await until('etcd answers', () => probe.start().then(() => true, () => false));
+  etcd = await startEtcd();
 });
 
 afterAll(async () => {
-  for (const s of stores) await s.close().catch(() => undefined);
-  etcd?.kill('SIGKILL');
-  rmSync(dataDir, { recursive: true, force: true });
+  await etcd?.stop();
 });
 
 describe('etcd cluster store', () => {
