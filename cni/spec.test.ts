@@ -63,6 +63,16 @@ describe('CNI network configuration', () => {
   it('reads the attachments GC must keep', () => {
     const c = parseConfig(JSON.stringify({ ...base, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'eth0' }] }), 'GC');
     expect(c.validAttachments).toEqual([{ containerId: 'c1', ifName: 'eth0' }]);
+    // an empty list is a list: the runtime holds nothing on this network
+    expect(parseConfig(JSON.stringify({ ...base, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] }), 'GC').validAttachments).toEqual([]);
+  });
+
+  it('refuses a GC without cni.dev/valid-attachments (code 7) instead of reading it as "keep nothing"', () => {
+    const gc = JSON.stringify({ ...base, cniVersion: '1.1.0' });
+    expect(codeOf(() => parseConfig(gc, 'GC'))).toBe(7);
+    expect(() => parseConfig(gc, 'GC')).toThrow(/cni\.dev\/valid-attachments/);
+    // the list is GC's alone: other commands go without it
+    expect(parseConfig(gc, 'STATUS').validAttachments).toBeUndefined();
   });
 
   it('refuses with the spec codes: version 1, decode 6, config 7', () => {

@@ -1,6 +1,7 @@
 // The CNI contract as data: versions, error codes, the network configuration tsnet reads, and the
 // result in the shape each version wants. Pure: cni-service.ts does the work.
 // Spec: https://github.com/containernetworking/cni/blob/main/SPEC.md
+import { CNI_CODE_BY_KIND, UserError, userMessage } from '../core/errors.js';
 
 export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
@@ -182,6 +183,9 @@ export function parseConfig(text: string, command: CniCommand): NetConf {
       if (!isObject(a)) throw new CniError(ERR.INVALID_CONFIG, `cni.dev/valid-attachments[${i}] is not an object`);
       return { containerId: str(a.containerID, `cni.dev/valid-attachments[${i}].containerID`), ifName: str(a.ifname, `cni.dev/valid-attachments[${i}].ifname`) };
     });
+  } else if (command === 'GC') {
+    // GC removes what the list leaves out: without the list, that would be everything
+    throw new CniError(ERR.INVALID_CONFIG, `GC of network '${name}' needs "cni.dev/valid-attachments", the attachments the runtime still has ([] for none): without it tsnet removes nothing`);
   }
   return conf;
 }
@@ -279,6 +283,23 @@ export function buildResult(version: CniVersion, a: Attached, prev?: Result): Re
 function withoutVersion<T extends { version?: string }>(p: T): Omit<T, 'version'> {
   const { version: _v, ...rest } = p;
   return rest;
+}
+
+/**
+ * Any thrown value as a CNI error: a CniError as it is, a UserError by its kind (core/errors.ts:
+ * 100 for a refusal, 11 for "try again later"), anything else as internal error 999 pointing to the
+ * log (`where` names the request).
+ */
+export function toCniError(err: unknown, where = ''): CniError {
+  if (err instanceof CniError) return err;
+  if (err instanceof UserError) return new CniError(CNI_CODE_BY_KIND[err.kind], err.message);
+  return new CniError(ERR.INTERNAL, userMessage(err, where));
+}
+
+/** The cniVersion of a configuration that may not parse, for the error's own cniVersion. */
+export function versionOf(stdin: string): string {
+  const m = /"cniVersion"\s*:\s*"([0-9A-Za-z.+-]{1,20})"/.exec(stdin);
+  return m ? m[1] : LATEST_VERSION;
 }
 
 export function errorOutput(version: string, err: CniError): string {
