@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UnavailableError, UserError } from '../core/errors.js';
+import { UnavailableError } from '../core/errors.js';
 import { bareIp } from '../core/text.js';
 import { Netlink } from '../native/netlink/netlink.js';
 import { closeFd, openNetnsFd } from '../native/netns.js';
@@ -171,7 +171,7 @@ export function findProgram(name: string, pkg: string): string {
     const p = join(dir, name);
     if (existsSync(p)) return p;
   }
-  throw new UserError(`${name} is not installed: apt-get install ${pkg} (make up installs it)`);
+  throw new UnavailableError(`${name} is not installed: apt-get install ${pkg} (make up installs it)`);
 }
 
 /** err with the last lines of the log of the process that failed appended. */
