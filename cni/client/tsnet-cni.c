@@ -575,15 +575,17 @@ static int choose_socket(const struct config *cfg, const char **path) {
     if (cfg->socket.found) {
         const struct text *s = &cfg->socket.value;
         problem = cfg->socket.is_string ? bad_socket_path(s->data, s->len) : "is not a string";
-        snprintf(msg, sizeof msg, "the configuration's \"socket\" (the tsnet daemon's unix socket) %s", problem ? problem : "");
         *path = s->data;
-        return problem ? fail(cfg, ERR_INVALID_CONFIG, msg, "") : 0;
+        if (!problem) return 0;
+        snprintf(msg, sizeof msg, "the configuration's \"socket\" (the tsnet daemon's unix socket) %s", problem);
+        return fail(cfg, ERR_INVALID_CONFIG, msg, "");
     }
     if (env && *env) {
         problem = bad_socket_path(env, strlen(env));
-        snprintf(msg, sizeof msg, "TSNET_SOCKET (the tsnet daemon's unix socket) %s", problem ? problem : "");
         *path = env;
-        return problem ? fail(cfg, ERR_INVALID_ENV, msg, "") : 0;
+        if (!problem) return 0;
+        snprintf(msg, sizeof msg, "TSNET_SOCKET (the tsnet daemon's unix socket) %s", problem);
+        return fail(cfg, ERR_INVALID_ENV, msg, "");
     }
     *path = DEFAULT_SOCKET;
     return 0;
