@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bridgeRequest, diffEntries, firstFreeLocalVni, overlayLinkNames, overlayMtu, parseOverlayOptions, remoteEntries } from './plan.js';
-import type { EndpointAnnouncement } from '../../store/cluster/cluster-store.js';
+import { bridgeRequest, firstFreeLocalVni, overlayLinkNames, overlayMtu, parseOverlayOptions } from './plan.js';
 import { UserError } from '../../core/errors.js';
 
 const underlay = { vtep: '198.51.100.11', link: 'eth0', mtu: 1500 };
@@ -61,51 +60,5 @@ describe('overlay links and VNIs', () => {
       'com.docker.network.driver.mtu': '1450',
     });
     expect(() => bridgeRequest({ ...req, enableIpv6: true }, { bridgeOptions: {} }, 1450)).toThrow('IPv6 on tsnet overlay networks is not supported yet');
-  });
-});
-
-describe('remote entries', () => {
-  const ann = (ip: string, host: string, overlay = 'o'): EndpointAnnouncement => ({
-    overlay,
-    ip,
-    mac: `02:42:0a:00:00:${ip.split('.')[3].padStart(2, '0')}`,
-    endpointId: `ep${ip}`,
-    host,
-    vtep: `198.51.100.${host.slice(1)}`,
-  });
-
-  it("wants every other host's endpoints of the overlay, not its own nor other overlays'", () => {
-    const all = [ann('10.0.0.2', 'h1'), ann('10.0.0.3', 'h2'), ann('10.0.0.4', 'h3'), ann('10.0.0.5', 'h2', 'other')];
-    expect(remoteEntries(all, 'o', 'h1').map((e) => e.ip)).toEqual(['10.0.0.3', '10.0.0.4']);
-  });
-
-  it('adds what is missing, removes what is stale, and replaces a moved address', () => {
-    const wanted = [
-      { ip: '10.0.0.3', mac: '02:42:0a:00:00:03', vtep: '198.51.100.2' },
-      { ip: '10.0.0.4', mac: '02:42:0a:00:00:99', vtep: '198.51.100.3' },
-    ];
-    const kernel = {
-      fdb: [
-        { mac: '02:42:0A:00:00:03', dst: '198.51.100.2' },
-        { mac: '02:42:0a:00:00:04', dst: '198.51.100.3' },
-        { mac: '02:42:0a:00:00:07', dst: '198.51.100.9' },
-      ],
-      neighbours: [
-        { ip: '10.0.0.3', mac: '02:42:0a:00:00:03' },
-        { ip: '10.0.0.4', mac: '02:42:0a:00:00:04' },
-        { ip: '10.0.0.7', mac: '02:42:0a:00:00:07' },
-      ],
-    };
-    expect(diffEntries(wanted, kernel)).toEqual({
-      addFdb: [{ mac: '02:42:0a:00:00:99', dst: '198.51.100.3' }],
-      removeFdb: [
-        { mac: '02:42:0a:00:00:04', dst: '198.51.100.3' },
-        { mac: '02:42:0a:00:00:07', dst: '198.51.100.9' },
-      ],
-      addNeighbours: [{ ip: '10.0.0.4', mac: '02:42:0a:00:00:99' }],
-      // 10.0.0.4's entry is replaced by the add, not removed
-      removeNeighbours: [{ ip: '10.0.0.7', mac: '02:42:0a:00:00:07' }],
-    });
-    expect(diffEntries(wanted, { fdb: wanted.map((w) => ({ mac: w.mac, dst: w.vtep })), neighbours: wanted })).toEqual({ addFdb: [], removeFdb: [], addNeighbours: [], removeNeighbours: [] });
   });
 });

@@ -3,12 +3,11 @@
 // published ports: drivers/bridge/) plus a VXLAN port on the bridge that carries its layer 2 to
 // the other hosts. Remote containers are never learned by flooding: each one is a forwarding entry
 // (its MAC -> its host's VTEP) and a neighbour entry (its IP -> its MAC, answered by the VXLAN
-// device's ARP proxy) programmed from the cluster store.
+// device's ARP proxy) programmed from the cluster store (peers.ts, peer-entries.ts).
 import { type CreateNetworkRequest } from '../driver.js';
 import { checkOverlayName } from '../../ipam/cluster-ipam.js';
 import { parseMtu, refuseUnknownOptions } from '../options.js';
 import { TYPE_OPTION } from '../../core/protocol.js';
-import type { EndpointAnnouncement } from '../../store/cluster/cluster-store.js';
 import { UserError } from '../../core/errors.js';
 
 /** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers. */
@@ -126,52 +125,5 @@ export function bridgeRequest(req: CreateNetworkRequest, opts: OverlayOptions, m
       'com.docker.network.bridge.name': overlayLinkNames(req.networkId).bridge,
       [MTU_OPTION]: String(mtu),
     },
-  };
-}
-
-// ---------------------------------------------------------------- remote entries
-
-/** One remote container as the kernel holds it on a VXLAN device. */
-export interface RemoteEntry {
-  ip: string;
-  mac: string;
-  vtep: string;
-}
-
-export interface KernelEntries {
-  /** forwarding entries with a remote (mac -> dst) */
-  fdb: { mac: string; dst: string }[];
-  /** neighbour entries (ip -> mac) */
-  neighbours: { ip: string; mac: string }[];
-}
-
-export interface EntryChanges {
-  addFdb: { mac: string; dst: string }[];
-  removeFdb: { mac: string; dst: string }[];
-  addNeighbours: { ip: string; mac: string }[];
-  removeNeighbours: { ip: string; mac: string }[];
-}
-
-/** The remote entries a host wants for one overlay: everyone's announcements but its own. */
-export function remoteEntries(announcements: Iterable<EndpointAnnouncement>, overlay: string, self: string): RemoteEntry[] {
-  const out: RemoteEntry[] = [];
-  for (const a of announcements) if (a.overlay === overlay && a.host !== self) out.push({ ip: a.ip, mac: a.mac, vtep: a.vtep });
-  return out;
-}
-
-/** What to change so the kernel holds exactly `wanted`. */
-export function diffEntries(wanted: RemoteEntry[], kernel: KernelEntries): EntryChanges {
-  const fdbKey = (e: { mac: string; dst: string }) => `${e.mac.toLowerCase()} ${e.dst}`;
-  const neighKey = (e: { ip: string; mac: string }) => `${e.ip} ${e.mac.toLowerCase()}`;
-  const wantFdb = new Map(wanted.map((w) => [fdbKey({ mac: w.mac, dst: w.vtep }), { mac: w.mac, dst: w.vtep }]));
-  const wantNeigh = new Map(wanted.map((w) => [neighKey(w), { ip: w.ip, mac: w.mac }]));
-  const haveFdb = new Map(kernel.fdb.map((e) => [fdbKey(e), e]));
-  const haveNeigh = new Map(kernel.neighbours.map((e) => [neighKey(e), e]));
-  return {
-    addFdb: [...wantFdb].filter(([k]) => !haveFdb.has(k)).map(([, v]) => v),
-    removeFdb: [...haveFdb].filter(([k]) => !wantFdb.has(k)).map(([, v]) => v),
-    addNeighbours: [...wantNeigh].filter(([k]) => !haveNeigh.has(k)).map(([, v]) => v),
-    // a neighbour whose IP is still wanted with another MAC is replaced by the add
-    removeNeighbours: [...haveNeigh].filter(([k, v]) => !wantNeigh.has(k) && !wanted.some((w) => w.ip === v.ip)).map(([, v]) => v),
   };
 }

@@ -1,0 +1,153 @@
+// The overlay's control plane on this host: which containers of the cluster each VXLAN device
+// knows. overlay-driver.ts makes the networks and endpoints and calls in here; this file talks to
+// the cluster store (store/cluster/) and programs the kernel's entries:
+//  - announce / withdraw: this host's endpoints, under its lease, once their links exist and
+//    before they go;
+//  - watch: every host's announcements, kept here by overlay and IP as the watch delivers them;
+//  - program: a new remote container gets its static entries (peer-entries.ts says which) at once;
+//  - reconcile: after a snapshot (start, reconnect), a removal or a moved address, the VXLAN
+//    device's entries are brought to exactly what the store announces.
+// Nothing is learned from the wire (the VXLAN device and its bridge port have learning off), so a
+// container the store withdraws leaves no entry behind on any host.
+import type { AnnouncementListener, ClusterStore, EndpointAnnouncement } from '../../store/cluster/cluster-store.js';
+import type { EndpointRecord, NetworkRecord, NetworkRepo } from '../../store/network-repo.js';
+import type { Netlink } from '../../native/netlink/netlink.js';
+import type { BridgeNetworkConfig } from '../bridge/plan.js';
+import type { OverlayConfig } from './plan.js';
+import { changeCounts, diffEntries, kernelEntries, remoteEntries, type EntryChanges, type KernelEntries } from './peer-entries.js';
+import type { Logger } from '../../core/log.js';
+import { bareIp } from '../../core/text.js';
+
+/** a VXLAN device with no remote entries: diffing against it gives only additions */
+const NO_ENTRIES: KernelEntries = { fdb: [], bridge: [], neighbours: [] };
+
+export type OverlayNetwork = NetworkRecord<BridgeNetworkConfig & OverlayConfig>;
+
+export interface OverlayPeersDeps {
+  repo: Pick<NetworkRepo, 'listNetworks' | 'listEndpoints'>;
+  netlink: Pick<Netlink, 'listFdb' | 'listNeighbours' | 'replaceFdb' | 'deleteFdb' | 'replaceNeighbour' | 'deleteNeighbour'>;
+  /** undefined: single-host overlays only, nothing to announce or program */
+  cluster?: ClusterStore;
+  log: Logger;
+}
+
+export class OverlayPeers {
+  /** every announcement in the cluster, by overlay and IP, as the watch delivered them */
+  private readonly announced = new Map<string, Map<string, EndpointAnnouncement>>();
+
+  constructor(private readonly d: OverlayPeersDeps) {}
+
+  /** Tells the other hosts about a local endpoint whose links exist. */
+  async announce(net: OverlayNetwork, ep: Pick<EndpointRecord, 'id' | 'address' | 'mac'>): Promise<void> {
+    if (!net.config.overlay.name || !this.d.cluster) return;
+    await this.d.cluster.announce({ overlay: net.config.overlay.name, ip: bareIp(ep.address), mac: ep.mac, endpointId: ep.id });
+  }
+
+  /** The other hosts forget a local endpoint; called before its links go. */
+  async withdraw(net: OverlayNetwork, endpointId: string, address: string): Promise<void> {
+    if (!net.config.overlay.name || !this.d.cluster || !address) return;
+    await this.d.cluster.withdraw(net.config.overlay.name, bareIp(address), endpointId);
+  }
+
+  /**
+   * After the drivers' restore: announces this host's endpoints again (a new lease), withdraws
+   * announcements of this host that no endpoint backs any more (a crash between the two steps of
+   * a delete), and starts the watch, whose first snapshot brings every VXLAN device in line.
+   */
+  async start(): Promise<void> {
+    const cluster = this.d.cluster;
+    if (!cluster) return;
+    const backed = new Set<string>();
+    for (const net of this.localNetworks()) {
+      if (!net.config.overlay.name || net.state !== 'ready') continue;
+      for (const ep of this.d.repo.listEndpoints(net.id)) {
+        if (ep.state !== 'ready' || !ep.address) continue;
+        backed.add(`${net.config.overlay.name} ${ep.id}`);
+        try {
+          await this.announce(net, ep);
+        } catch (err) {
+          this.d.log.error({ err, endpoint: ep.id }, 'could not announce an endpoint again; other hosts will not reach it');
+        }
+      }
+    }
+    for (const a of await cluster.listAnnouncements()) {
+      if (a.host === cluster.host && !backed.has(`${a.overlay} ${a.endpointId}`)) await cluster.withdraw(a.overlay, a.ip, a.endpointId);
+    }
+    await cluster.watchAnnouncements(this.listener());
+  }
+
+  /** Makes the overlay's VXLAN device hold exactly the remote containers the cluster announces. */
+  reconcile(overlay: string): void {
+    const vxlan = this.vxlanOf(overlay);
+    if (!vxlan || !this.d.cluster) return;
+    const nl = this.d.netlink;
+    try {
+      const wanted = remoteEntries(this.announced.get(overlay)?.values() ?? [], overlay, this.d.cluster.host);
+      const ch = diffEntries(wanted, kernelEntries(nl.listFdb(vxlan), nl.listNeighbours(vxlan)));
+      this.apply(vxlan, ch);
+      const counts = changeCounts(ch);
+      if (Object.values(counts).some((n) => n > 0)) this.d.log.info({ overlay, ...counts }, 'remote endpoints reconciled');
+    } catch (err) {
+      this.d.log.error({ err, overlay }, 'could not reconcile the remote endpoints of an overlay');
+    }
+  }
+
+  private listener(): AnnouncementListener {
+    return {
+      reset: (all) => {
+        this.announced.clear();
+        for (const a of all) this.remember(a);
+        for (const net of this.localNetworks()) if (net.config.overlay.name) this.reconcile(net.config.overlay.name);
+      },
+      put: (a) => {
+        const before = this.announced.get(a.overlay)?.get(a.ip);
+        this.remember(a);
+        if (before && (before.mac !== a.mac || before.vtep !== a.vtep)) this.reconcile(a.overlay);
+        else this.program(a);
+      },
+      delete: (a) => {
+        this.announced.get(a.overlay)?.delete(a.ip);
+        this.reconcile(a.overlay);
+      },
+    };
+  }
+
+  private remember(a: EndpointAnnouncement): void {
+    let byIp = this.announced.get(a.overlay);
+    if (!byIp) this.announced.set(a.overlay, (byIp = new Map()));
+    byIp.set(a.ip, a);
+  }
+
+  /** One new remote container: its entries, without listing the device's tables. */
+  private program(a: EndpointAnnouncement): void {
+    if (a.host === this.d.cluster?.host) return;
+    const vxlan = this.vxlanOf(a.overlay);
+    if (!vxlan) return;
+    try {
+      this.apply(vxlan, diffEntries([{ ip: a.ip, mac: a.mac, vtep: a.vtep }], NO_ENTRIES));
+      this.d.log.info({ overlay: a.overlay, ip: a.ip, host: a.host }, 'remote endpoint programmed');
+    } catch (err) {
+      this.d.log.error({ err, announcement: a }, 'could not program a remote endpoint');
+    }
+  }
+
+  /** Applies a diff: removals first, then additions. */
+  private apply(vxlan: string, ch: EntryChanges): void {
+    const nl = this.d.netlink;
+    for (const e of ch.removeFdb) nl.deleteFdb({ dev: vxlan, mac: e.mac, dst: e.dst, self: true }, { ignoreMissing: true });
+    for (const mac of ch.removeBridge) nl.deleteFdb({ dev: vxlan, mac, master: true }, { ignoreMissing: true });
+    for (const e of ch.removeNeighbours) nl.deleteNeighbour(vxlan, e.ip, { ignoreMissing: true });
+    for (const e of ch.addFdb) nl.replaceFdb({ dev: vxlan, mac: e.mac, dst: e.dst, self: true, permanent: true });
+    // static (not permanent: on a bridge that would mean the bridge's own address)
+    for (const mac of ch.addBridge) nl.replaceFdb({ dev: vxlan, mac, master: true });
+    for (const e of ch.addNeighbours) nl.replaceNeighbour({ dev: vxlan, ip: e.ip, mac: e.mac });
+  }
+
+  private vxlanOf(overlay: string): string | undefined {
+    return this.localNetworks().find((n) => n.config.overlay.name === overlay && n.state === 'ready')?.config.overlay.vxlan;
+  }
+
+  private localNetworks(): OverlayNetwork[] {
+    return this.d.repo.listNetworks<BridgeNetworkConfig & OverlayConfig>('overlay');
+  }
+}
