@@ -61,7 +61,7 @@ class FakeDockerTables implements NftApi {
         this.rules.splice(i, 1);
         continue;
       }
-      m = /^insert rule (ip6?) filter (\S+) (iifname|oifname) "([^"]+)" counter accept comment "([^"]+)"$/.exec(line);
+      m = /^insert rule (ip6?) filter (\S+) (iifname|oifname) "([^"]+)" meta mark & 0x00540000 == 0x00540000 counter accept comment "([^"]+)"$/.exec(line);
       if (m) {
         const [, family, chain, key, bridge, comment] = m;
         this.rules.unshift({
@@ -69,7 +69,13 @@ class FakeDockerTables implements NftApi {
           chain,
           handle: this.handle++,
           comment,
-          expr: [{ match: { op: '==', left: { meta: { key } }, right: bridge } }, { counter: { packets: 0, bytes: 0 } }, { accept: null }],
+          // as libnftables lists the rule (checked against nft 1.0.6)
+          expr: [
+            { match: { op: '==', left: { meta: { key } }, right: bridge } },
+            { match: { op: '==', left: { '&': [{ meta: { key: 'mark' } }, 0x540000] }, right: 0x540000 } },
+            { counter: { packets: 0, bytes: 0 } },
+            { accept: null },
+          ],
         });
         continue;
       }
@@ -93,8 +99,8 @@ describe('planCompat', () => {
 
   it('inserts both accepts, at the top, for a new bridge', () => {
     expect(planCompat('ip', 'DOCKER-USER', [], ['br0']).split('\n')).toEqual([
-      'insert rule ip filter DOCKER-USER oifname "br0" counter accept comment "tsnet:br0"',
-      'insert rule ip filter DOCKER-USER iifname "br0" counter accept comment "tsnet:br0"',
+      'insert rule ip filter DOCKER-USER oifname "br0" meta mark & 0x00540000 == 0x00540000 counter accept comment "tsnet:br0"',
+      'insert rule ip filter DOCKER-USER iifname "br0" meta mark & 0x00540000 == 0x00540000 counter accept comment "tsnet:br0"',
     ]);
   });
 
@@ -113,8 +119,8 @@ describe('planCompat', () => {
     expect(moved.split('\n')).toEqual([
       'delete rule ip filter FORWARD handle 3',
       'delete rule ip filter FORWARD handle 4',
-      'insert rule ip filter DOCKER-USER oifname "br0" counter accept comment "tsnet:br0"',
-      'insert rule ip filter DOCKER-USER iifname "br0" counter accept comment "tsnet:br0"',
+      'insert rule ip filter DOCKER-USER oifname "br0" meta mark & 0x00540000 == 0x00540000 counter accept comment "tsnet:br0"',
+      'insert rule ip filter DOCKER-USER iifname "br0" meta mark & 0x00540000 == 0x00540000 counter accept comment "tsnet:br0"',
     ]);
   });
 
@@ -149,6 +155,25 @@ describe('DockerCompat', () => {
     expect(nft.tsnetRules('ip6')).toEqual(['DOCKER-USER tsnet:br0', 'DOCKER-USER tsnet:br0']);
     // Docker's own return stays last
     expect(nft.rules.filter((r) => r.family === 'ip').at(-1)?.comment).toBeUndefined();
+  });
+
+  it("replaces an earlier version's unconditional accepts, which opened Docker's networks, with marked ones", () => {
+    const nft = new FakeDockerTables().docker('ip');
+    const unconditional = (key: string, handle: number) => ({
+      family: 'ip' as const,
+      chain: 'DOCKER-USER',
+      handle,
+      comment: 'tsnet:br0',
+      expr: [{ match: { op: '==', left: { meta: { key } }, right: 'br0' } }, { counter: { packets: 0, bytes: 0 } }, { accept: null }],
+    });
+    nft.rules.unshift(unconditional('iifname', 1), unconditional('oifname', 2));
+    new DockerCompat(nft).syncBridges(['br0']);
+    expect(nft.scripts.join('\n').split('\n')).toEqual([
+      'delete rule ip filter DOCKER-USER handle 1',
+      'delete rule ip filter DOCKER-USER handle 2',
+      'insert rule ip filter DOCKER-USER oifname "br0" meta mark & 0x00540000 == 0x00540000 counter accept comment "tsnet:br0"',
+      'insert rule ip filter DOCKER-USER iifname "br0" meta mark & 0x00540000 == 0x00540000 counter accept comment "tsnet:br0"',
+    ]);
   });
 
   it('falls back to FORWARD only when its policy drops', () => {

@@ -4,14 +4,21 @@
 // with policy drop, and br_netfilter hands even bridged packets to it. A packet is accepted only
 // if every base chain at the forward hook accepts it, in whatever table: tsnet's own accept in
 // `inet tsnet` cannot overrule Docker's drop. Docker leaves the DOCKER-USER chain, which FORWARD
-// jumps to first, for rules of others; tsnet puts two accepts per bridge there:
+// jumps to first, for rules of others; tsnet puts two accepts per bridge there, for the packets
+// its own forward chain admitted and marked (rules/names.ts ACCEPT_MARK):
 //
-//     iifname "<bridge>" counter accept comment "tsnet:<bridge>"
-//     oifname "<bridge>" counter accept comment "tsnet:<bridge>"
+//     iifname "<bridge>" meta mark & 0x00540000 == 0x00540000 counter accept comment "tsnet:<bridge>"
+//     oifname "<bridge>" meta mark & 0x00540000 == 0x00540000 counter accept comment "tsnet:<bridge>"
+//
+// An accept in DOCKER-USER ends the packet's walk through Docker's FORWARD, past Docker's isolation
+// and internal-network drops; an unconditional one per bridge opened Docker's networks to tsnet's
+// containers and back. Traffic between a tsnet network and one of Docker's bridges is left
+// unmarked, so Docker's rules decide it (published ports only; internal networks closed).
 //
 // With no DOCKER-USER but a FORWARD chain whose policy is drop (an admin's iptables setup), the
 // rules go at the top of FORWARD instead. They are plain nft expressions that `iptables-nft -L`
-// shows as `-i <bridge> -m comment ... -j ACCEPT`, found again by their comment, removed by handle.
+// shows as `-i <bridge> -m mark --mark ... -m comment ... -j ACCEPT`, found again by their comment,
+// removed by handle; rules of an older shape (without the mark) are replaced.
 // tsnet's isolation (what may cross between networks) stays in its own table, where a drop is
 // final whatever these accepts say.
 //
@@ -19,6 +26,7 @@
 // tsnet may have started: Firewall.refreshDockerCompat() applies the rules again.
 import type { NftApi } from '../native/nftables.js';
 import { checkIfname } from './addr.js';
+import { ACCEPT_MARK } from './rules/names.js';
 
 /** Default tag; a daemon registered under another plugin name tags its rules with that name. */
 export const COMPAT_TAG = 'tsnet:';
@@ -145,8 +153,8 @@ export function planCompat(family: CompatFamily, target: string | null, present:
   for (const b of want) {
     if (complete(byBridge.get(b))) continue;
     // inserted at the top, so they come before DOCKER-USER's final `return`
-    lines.push(`insert rule ${family} ${TABLE} ${target} oifname "${b}" counter accept comment "${tag}${b}"`);
-    lines.push(`insert rule ${family} ${TABLE} ${target} iifname "${b}" counter accept comment "${tag}${b}"`);
+    lines.push(`insert rule ${family} ${TABLE} ${target} oifname "${b}" meta mark & ${ACCEPT_MARK} == ${ACCEPT_MARK} counter accept comment "${tag}${b}"`);
+    lines.push(`insert rule ${family} ${TABLE} ${target} iifname "${b}" meta mark & ${ACCEPT_MARK} == ${ACCEPT_MARK} counter accept comment "${tag}${b}"`);
   }
   return lines.join('\n');
 }
@@ -157,14 +165,30 @@ interface JsonRule {
   expr?: { match?: { op?: string; left?: { meta?: { key?: string } }; right?: unknown } }[];
 }
 
+/** 'iifname' or 'oifname' for a rule of exactly the shape planCompat writes (bridge, mark, accept), else null. */
 function directionOf(rule: JsonRule, bridge: string): 'iifname' | 'oifname' | null {
   const matches = (rule.expr ?? []).filter((e) => e.match);
-  if (matches.length !== 1) return null;
-  const m = matches[0].match!;
+  if (matches.length !== 2) return null;
+  const [m, mark] = [matches[0].match!, matches[1].match!];
   const key = m.left?.meta?.key;
   if (m.op !== '==' || m.right !== bridge || (key !== 'iifname' && key !== 'oifname')) return null;
+  if (!isAcceptMarkTest(mark)) return null;
   const verdicts = (rule.expr ?? []).filter((e) => 'accept' in (e as object));
   return verdicts.length === 1 ? key : null;
+}
+
+/** `meta mark & ACCEPT_MARK == ACCEPT_MARK`, as libnftables' JSON spells it. */
+function isAcceptMarkTest(m: { op?: string; left?: unknown; right?: unknown }): boolean {
+  const mark = Number(ACCEPT_MARK);
+  const and = (m.left as { '&'?: unknown[] } | undefined)?.['&'];
+  return (
+    m.op === '==' &&
+    m.right === mark &&
+    Array.isArray(and) &&
+    and.length === 2 &&
+    (and[0] as { meta?: { key?: string } }).meta?.key === 'mark' &&
+    and[1] === mark
+  );
 }
 
 function items(answer: unknown): Record<string, unknown>[] {

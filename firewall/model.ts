@@ -14,6 +14,8 @@ export interface FirewallNetwork {
   masquerade: boolean;
   /** no forwarding in or out of the bridge at all, only within it */
   internal: boolean;
+  /** false: containers of the network may not reach each other by any path (Docker's enable_icc=false); default true */
+  icc?: boolean;
 }
 
 /** One published port: host address and port forwarded to a container address and port. */

@@ -49,7 +49,8 @@ describe('createTable', () => {
     expect(t).toContain('add chain inet tsnet prerouting { type nat hook prerouting priority dstnat; policy accept; }');
     expect(t).toContain('add chain inet tsnet output { type nat hook output priority -100; policy accept; }');
     expect(t).toContain('add chain inet tsnet postrouting { type nat hook postrouting priority srcnat; policy accept; }');
-    expect(t).toContain('add chain inet tsnet forward { type filter hook forward priority filter; policy accept; }');
+    // just before iptables' filter chains, so the accept mark is set when Docker's FORWARD looks
+    expect(t).toContain('add chain inet tsnet forward { type filter hook forward priority filter - 1; policy accept; }');
   });
 
   it('DNATs through map lookups, one rule per map', () => {
@@ -83,17 +84,22 @@ describe('createTable', () => {
   it('accepts DNATed traffic before isolating networks, and guards the loopback', () => {
     const fwd = lines(t).filter((l) => l.startsWith('add rule inet tsnet forward'));
     expect(position(fwd, 'iifname != @bridges oifname != @bridges accept')).toBe(0);
-    expect(position(fwd, 'ct state established,related accept')).toBe(1);
-    // traffic within a bridge (also an internal one) is accepted before internal networks are cut
-    // off; DNATed traffic is accepted before the isolation drop, but never into an internal network
+    expect(position(fwd, 'ct state established,related meta mark set meta mark | 0x00540000 accept')).toBe(1);
+    // ICC off is enforced before traffic within a bridge is accepted; traffic within a bridge (also
+    // an internal one) is accepted before internal networks are cut off; DNATed traffic is accepted
+    // before the isolation drop, but never into an internal network; what comes from or goes to a
+    // bridge that is not tsnet's is accepted without the mark, for its owner's rules to decide
     expectInOrder(fwd, [
-      'iifname . oifname @bridge_pairs accept',
+      'iifname . oifname @bridge_pairs iifname @no_icc ct status ! dnat drop',
+      'iifname . oifname @bridge_pairs meta mark set meta mark | 0x00540000 accept',
       'iifname @internal drop',
       'oifname @internal drop',
-      'ct status dnat accept',
+      'ct status dnat iifname != @bridges meta iifkind "bridge" accept',
+      'ct status dnat meta mark set meta mark | 0x00540000 accept',
       'oifname @bridges drop',
+      'meta oifkind "bridge" accept',
     ]);
-    expect(fwd[fwd.length - 1]).toMatch(/^add rule inet tsnet forward accept comment/);
+    expect(fwd[fwd.length - 1]).toMatch(/^add rule inet tsnet forward meta mark set meta mark \| 0x00540000 accept comment "out of a network"/);
     expect(t).toContain('add rule inet tsnet input iifname @bridges ip daddr 127.0.0.0/8 ct status ! dnat drop');
   });
 

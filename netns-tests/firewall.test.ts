@@ -520,8 +520,8 @@ describe('coexistence with Docker iptables rules', () => {
     w.fw.addNetwork(a.fw);
     w.fw.publish([mapping(c1, 'tcp', '', 8080, 80)]);
     const rules = sh('ip', ['netns', 'exec', w.host, 'iptables-nft', '-S', 'DOCKER-USER']);
-    expect(rules).toContain(`-A DOCKER-USER -i ${a.bridge} -m comment --comment "tsnet:${a.bridge}" -j ACCEPT`);
-    expect(rules).toContain(`-A DOCKER-USER -o ${a.bridge} -m comment --comment "tsnet:${a.bridge}" -j ACCEPT`);
+    expect(rules).toContain(`-A DOCKER-USER -i ${a.bridge} -m mark --mark 0x540000/0x540000 -m comment --comment "tsnet:${a.bridge}" -j ACCEPT`);
+    expect(rules).toContain(`-A DOCKER-USER -o ${a.bridge} -m mark --mark 0x540000/0x540000 -m comment --comment "tsnet:${a.bridge}" -j ACCEPT`);
     expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toBe('out 198.51.100.1');
     expect(w.tcp(c1.ns, 'fd00:198:51::2', 9000)).toBe('out fd00:198:51::1');
     expect(w.tcp(c2.ns, c1.ip4, 80)).toBe(`c1 ${c2.ip4}`);

@@ -100,5 +100,5 @@ export function planEndpoint(req: CreateEndpointRequest): EndpointPlan {
 }
 
 export function firewallNetwork(id: string, c: BridgeNetworkConfig): FirewallNetwork {
-  return { id, bridge: c.bridge, subnets: c.subnets, masquerade: c.masquerade, internal: c.internal };
+  return { id, bridge: c.bridge, subnets: c.subnets, masquerade: c.masquerade, internal: c.internal, icc: c.icc };
 }

@@ -13,11 +13,22 @@ export const SETS = {
   bridges: 'bridges',
   bridgePairs: 'bridge_pairs',
   internal: 'internal',
+  noIcc: 'no_icc',
   subnets: { 4: 'subnets4', 6: 'subnets6' },
   masq: { 4: 'masq4', 6: 'masq6' },
   hostPorts: { 4: 'hostports4', 6: 'hostports6' },
   anyPorts: { 4: 'anyports4', 6: 'anyports6' },
 } as const;
+
+/**
+ * The packet mark tsnet's forward chain sets on the traffic it admits, and the only thing tsnet's
+ * rules in Docker's chains accept (docker-compat.ts). An accept in DOCKER-USER ends the packet's
+ * walk through Docker's FORWARD, skipping Docker's isolation and internal-network drops, so it must
+ * cover nothing tsnet has not decided itself: traffic between a tsnet network and a bridge that is
+ * not tsnet's (Docker's own networks) goes unmarked, for Docker's rules to decide. One bit, kept
+ * clear of the low bits other tools (kube-proxy, Docker's own fwmark examples) use.
+ */
+export const ACCEPT_MARK = '0x00540000';
 
 /** Both address families, in the order the rule text treats them. */
 export const FAMILIES = [4, 6] as const;

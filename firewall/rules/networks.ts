@@ -36,6 +36,7 @@ function addElements(t: TableRef, e: NetworkElements, n: FirewallNetwork): strin
   lines.push(`add element ${t} ${SETS.bridges} { ${q} }`);
   lines.push(`add element ${t} ${SETS.bridgePairs} { ${q} . ${q} }`);
   if (n.internal) lines.push(`add element ${t} ${SETS.internal} { ${q} }`);
+  if (n.icc === false) lines.push(`add element ${t} ${SETS.noIcc} { ${q} }`);
   for (const s of e.subnets) {
     lines.push(`add element ${t} ${SETS.subnets[s.family]} { ${s.cidr} . ${q} }`);
     if (n.masquerade && !n.internal) lines.push(`add element ${t} ${SETS.masq[s.family]} { ${s.cidr} }`);
@@ -49,6 +50,7 @@ function removeElements(t: TableRef, e: NetworkElements): string {
     [SETS.bridges, q],
     [SETS.bridgePairs, `${q} . ${q}`],
     [SETS.internal, q],
+    [SETS.noIcc, q],
   ];
   for (const s of e.subnets) {
     items.push([SETS.subnets[s.family], `${s.cidr} . ${q}`]);

@@ -1,7 +1,7 @@
 // The fixed part of the table: its sets and maps (empty), its base chains and their rules. It is
 // the same for every host and never changes while the daemon runs; networks and published ports
 // only add elements to it (networks.ts, ports.ts). The why of each rule is in ../ruleset.ts.
-import { addrType, FAMILIES, ipKeyword, SETS, type TableRef } from './names.js';
+import { ACCEPT_MARK, addrType, FAMILIES, ipKeyword, SETS, type TableRef } from './names.js';
 
 /** The empty table: sets, maps, chains and their fixed rules, no elements. */
 export function tableRules(t: TableRef): string {
@@ -21,6 +21,7 @@ function declarations(t: TableRef): string[] {
     `add set ${t} ${SETS.bridges} { type ifname; comment "every tsnet bridge"; }`,
     `add set ${t} ${SETS.bridgePairs} { type ifname . ifname; comment "traffic that stays on its bridge"; }`,
     `add set ${t} ${SETS.internal} { type ifname; comment "bridges of internal networks"; }`,
+    `add set ${t} ${SETS.noIcc} { type ifname; comment "bridges whose containers may not reach each other (ICC off)"; }`,
   ];
   for (const f of FAMILIES) {
     lines.push(`add set ${t} ${SETS.subnets[f]} { type ${addrType(f)} . ifname; flags interval; comment "each subnet with its own bridge"; }`);
@@ -77,19 +78,31 @@ function srcnatChain(t: TableRef): string[] {
   return lines;
 }
 
-/** Forwarding: isolation between networks, internal networks; everything else is the host's business. */
+/**
+ * Forwarding: isolation between networks, internal networks, ICC off; everything else is the
+ * host's business. What tsnet admits is marked (ACCEPT_MARK) for its rules in Docker's chains. The
+ * chain runs just before iptables' filter chains (priority filter - 1) so the mark is there when
+ * Docker's FORWARD looks. Traffic between a tsnet network and a bridge that is not tsnet's (kind
+ * bridge: Docker's networks, whatever their names) is accepted here unmarked, so Docker's own
+ * rules decide it as they decide traffic between two of Docker's networks: only published ports
+ * pass, and Docker's internal networks stay closed both ways.
+ */
 function forwardChain(t: TableRef): string[] {
+  const admit = `meta mark set meta mark | ${ACCEPT_MARK} accept`;
   return [
-    `add chain ${t} forward { type filter hook forward priority filter; policy accept; }`,
+    `add chain ${t} forward { type filter hook forward priority filter - 1; policy accept; }`,
     ...[
       `iifname != @${SETS.bridges} oifname != @${SETS.bridges} accept comment "not tsnet traffic"`,
-      `ct state established,related accept`,
-      `iifname . oifname @${SETS.bridgePairs} accept comment "stays on its bridge"`,
+      `ct state established,related ${admit}`,
+      `iifname . oifname @${SETS.bridgePairs} iifname @${SETS.noIcc} ct status ! dnat drop comment "ICC off: not between containers, even routed through the gateway"`,
+      `iifname . oifname @${SETS.bridgePairs} ${admit} comment "stays on its bridge"`,
       `iifname @${SETS.internal} drop comment "out of an internal network"`,
       `oifname @${SETS.internal} drop comment "into an internal network"`,
-      `ct status dnat accept comment "to a published port"`,
+      `ct status dnat iifname != @${SETS.bridges} meta iifkind "bridge" accept comment "to a published port from another bridge: its owner's rules decide"`,
+      `ct status dnat ${admit} comment "to a published port"`,
       `oifname @${SETS.bridges} drop comment "into a network from another network or from outside, unpublished"`,
-      `accept comment "out of a network"`,
+      `meta oifkind "bridge" accept comment "out of a network into another bridge: its owner's rules decide"`,
+      `${admit} comment "out of a network"`,
     ].map((rule) => `add rule ${t} forward ${rule}`),
   ];
 }
