@@ -87,17 +87,17 @@ describe('createTable', () => {
     expect(position(fwd, 'ct state established,related meta mark set meta mark | 0x00540000 accept')).toBe(1);
     // ICC off is enforced before traffic within a bridge is accepted; traffic within a bridge (also
     // an internal one) is accepted before internal networks are cut off; DNATed traffic is accepted
-    // before the isolation drop, but never into an internal network; what comes from or goes to a
-    // bridge that is not tsnet's is accepted without the mark, for its owner's rules to decide
+    // before the isolation drop, but never into an internal network; what comes from or goes to
+    // one of Docker's bridges is accepted without the mark, for Docker's rules to decide
     expectInOrder(fwd, [
       'iifname . oifname @bridge_pairs iifname @no_icc ct status ! dnat drop',
       'iifname . oifname @bridge_pairs meta mark set meta mark | 0x00540000 accept',
       'iifname @internal drop',
       'oifname @internal drop',
-      'ct status dnat iifname != @bridges meta iifkind "bridge" accept',
+      'ct status dnat iifname != @bridges iifname { "docker0", "br-*" } accept',
       'ct status dnat meta mark set meta mark | 0x00540000 accept',
       'oifname @bridges drop',
-      'meta oifkind "bridge" accept',
+      'oifname { "docker0", "br-*" } accept',
     ]);
     expect(fwd[fwd.length - 1]).toMatch(/^add rule inet tsnet forward meta mark set meta mark \| 0x00540000 accept comment "out of a network"/);
     expect(t).toContain('add rule inet tsnet input iifname @bridges ip daddr 127.0.0.0/8 ct status ! dnat drop');

@@ -1,6 +1,6 @@
 // tsnet beside Docker's own networks, and ICC off, tried the way an attacker would (issue 11,
 // findings 3 and 4). A scratch "host" namespace gets the iptables-nft rules dockerd 20.10 writes
-// for a user-defined bridge network and an --internal one (FORWARD policy drop, DOCKER-USER first,
+// for its default bridge and an --internal network (FORWARD policy drop, DOCKER-USER first,
 // the isolation stages, the internal network's drops), br_netfilter on as dockerd leaves it, and
 // tsnet's own table through the real Firewall class: a tsnet network with a published port and a
 // tsnet network with ICC off. Containers are namespaces on veths; the outside is a namespace
@@ -12,6 +12,7 @@
 // network, which in turn reached tsnet's published port; and with ICC off a container reached its
 // peer through the gateway.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,9 +46,11 @@ else:
         print('ERR ' + type(e).__name__)
 `;
 const DROPPED = 'ERR TimeoutError';
+const DOCKER0 = 'docker0';
+const DOCKER_INTERNAL = `br-${randomBytes(6).toString('hex')}`;
 
 /**
- * dockerd 20.10's filter and nat rules for bridge DK (10.53.0.0/24, a user-defined network) and
+ * dockerd 20.10's filter and nat rules for the default bridge DK (10.53.0.0/24) and
  * bridge DI (10.54.0.0/24, --internal), as `iptables-save` shows them on a Docker host (moby
  * libnetwork drivers/bridge setup_ip_tables.go and iptables/iptables.go; internal networks in
  * setINC and setupInternalNetworkRules), written here as a fixture.
@@ -158,14 +161,15 @@ beforeAll(async () => {
 
   const [t1, t2] = bridgeWithContainers(host, `${run}t`, '10.51.0.1/24', ['10.51.0.2/24', '10.51.0.3/24']);
   const [n1, n2] = bridgeWithContainers(host, `${run}n`, '10.52.0.1/24', ['10.52.0.2/24', '10.52.0.3/24'], { isolated: true });
-  const [dk] = bridgeWithContainers(host, `${run}k`, '10.53.0.1/24', ['10.53.0.2/24']);
+  // Docker's bridges carry Docker's names (inside this namespace they clash with nothing)
+  const [dk] = bridgeWithContainers(host, DOCKER0, '10.53.0.1/24', ['10.53.0.2/24']);
   // an attacker's container on Docker's internal network routes out through the bridge address
-  const [di] = bridgeWithContainers(host, `${run}i`, '10.54.0.1/24', ['10.54.0.2/24']);
+  const [di] = bridgeWithContainers(host, DOCKER_INTERNAL, '10.54.0.1/24', ['10.54.0.2/24']);
   w = { host, outside, ctr: { t1, t2, n1, n2, dk, di } };
 
   // Docker's rules first (tsnet finds DOCKER-USER and puts its own rules there)
   const rules = join(dir, 'docker.rules');
-  writeFileSync(rules, dockerRules(`${run}k`, `${run}i`));
+  writeFileSync(rules, dockerRules(DOCKER0, DOCKER_INTERNAL));
   execIn(host, 'iptables-nft-restore', [rules]);
   const nft = withNetns(`/run/netns/${host}`, () => Nft.open());
   const fw = new Firewall(nft, { warn() {} }, { table: `t${run}`, compatTag: `t${run}:` });

@@ -30,6 +30,14 @@ export const SETS = {
  */
 export const ACCEPT_MARK = '0x00540000';
 
+/**
+ * The names Docker gives its bridges: docker0 and br-<12 hex digits> for user-defined networks
+ * (nft wildcards cannot say "12 hex digits"; a bridge of the host's own named br-... counts too).
+ * A Docker network given its own name with com.docker.network.bridge.name is not recognised.
+ * Matching by kind instead would also catch a host whose uplink is a bridge (br0 over eth0).
+ */
+export const DOCKER_BRIDGES = '{ "docker0", "br-*" }';
+
 /** Both address families, in the order the rule text treats them. */
 export const FAMILIES = [4, 6] as const;
 

@@ -1,7 +1,7 @@
 // The fixed part of the table: its sets and maps (empty), its base chains and their rules. It is
 // the same for every host and never changes while the daemon runs; networks and published ports
 // only add elements to it (networks.ts, ports.ts). The why of each rule is in ../ruleset.ts.
-import { ACCEPT_MARK, addrType, FAMILIES, ipKeyword, SETS, type TableRef } from './names.js';
+import { ACCEPT_MARK, addrType, DOCKER_BRIDGES, FAMILIES, ipKeyword, SETS, type TableRef } from './names.js';
 
 /** The empty table: sets, maps, chains and their fixed rules, no elements. */
 export function tableRules(t: TableRef): string {
@@ -82,10 +82,10 @@ function srcnatChain(t: TableRef): string[] {
  * Forwarding: isolation between networks, internal networks, ICC off; everything else is the
  * host's business. What tsnet admits is marked (ACCEPT_MARK) for its rules in Docker's chains. The
  * chain runs just before iptables' filter chains (priority filter - 1) so the mark is there when
- * Docker's FORWARD looks. Traffic between a tsnet network and a bridge that is not tsnet's (kind
- * bridge: Docker's networks, whatever their names) is accepted here unmarked, so Docker's own
- * rules decide it as they decide traffic between two of Docker's networks: only published ports
- * pass, and Docker's internal networks stay closed both ways.
+ * Docker's FORWARD looks. Traffic between a tsnet network and one of Docker's bridges
+ * (DOCKER_BRIDGES) is accepted here unmarked, so Docker's own rules decide it as they decide traffic
+ * between two of Docker's networks: only published ports pass, and Docker's internal networks stay
+ * closed both ways.
  */
 function forwardChain(t: TableRef): string[] {
   const admit = `meta mark set meta mark | ${ACCEPT_MARK} accept`;
@@ -98,10 +98,10 @@ function forwardChain(t: TableRef): string[] {
       `iifname . oifname @${SETS.bridgePairs} ${admit} comment "stays on its bridge"`,
       `iifname @${SETS.internal} drop comment "out of an internal network"`,
       `oifname @${SETS.internal} drop comment "into an internal network"`,
-      `ct status dnat iifname != @${SETS.bridges} meta iifkind "bridge" accept comment "to a published port from another bridge: its owner's rules decide"`,
+      `ct status dnat iifname != @${SETS.bridges} iifname ${DOCKER_BRIDGES} accept comment "to a published port from one of Docker's networks: Docker's rules decide"`,
       `ct status dnat ${admit} comment "to a published port"`,
       `oifname @${SETS.bridges} drop comment "into a network from another network or from outside, unpublished"`,
-      `meta oifkind "bridge" accept comment "out of a network into another bridge: its owner's rules decide"`,
+      `oifname ${DOCKER_BRIDGES} accept comment "out of a network into one of Docker's: Docker's rules decide"`,
       `${admit} comment "out of a network"`,
     ].map((rule) => `add rule ${t} forward ${rule}`),
   ];
