@@ -4,7 +4,8 @@ import { isIPv6 } from 'node:net';
 import { type PortBindingRequest } from './driver.js';
 import type { PortMapping } from '../firewall/model.js';
 import { PortReservationError } from '../native/sockets.js';
-import { UserError } from '../core/errors.js';
+import { ConflictError, UserError } from '../core/errors.js';
+import { shortId } from '../core/text.js';
 import type { PortBinding, Proto } from '../core/protocol.js';
 
 /** Holds host ports so no host process can take them (firewall/native sockets implement it). */
@@ -95,6 +96,39 @@ function reserveOne(req: PortBindingRequest, hostIp: string, reserver: HostPortR
   if (req.hostPortEnd > req.hostPort) return reserver.reserveFromRange(req.proto, hostIp, req.hostPort, req.hostPortEnd);
   reserver.reserve(req.proto, hostIp, req.hostPort);
   return req.hostPort;
+}
+
+/** A published port already in the store, with the endpoint that owns it. */
+export interface PublishedBinding {
+  endpointId: string;
+  proto: Proto;
+  hostIp: string;
+  hostPort: number;
+}
+
+/**
+ * Throws a ConflictError when one of `bindings` would take a host port that another endpoint has
+ * published: the same protocol and port on the same host address, or on the wildcard address of
+ * its family (0.0.0.0 covers every IPv4 address, :: every IPv6 one). The store decides, not the
+ * sockets: a runtime that holds its own host ports (CNI) leaves no socket of tsnet's to collide
+ * with, and a second owner would otherwise take the traffic and, when removed, the first owner's
+ * reservation with it.
+ */
+export function refusePublishedElsewhere(bindings: readonly PortBinding[], published: readonly PublishedBinding[], endpointId: string): void {
+  for (const b of bindings) {
+    const owner = published.find((p) => p.endpointId !== endpointId && p.proto === b.proto && p.hostPort === b.hostPort && hostIpsOverlap(p.hostIp, b.hostIp));
+    if (owner) {
+      throw new ConflictError(
+        `host port ${b.hostPort}/${b.proto} on ${b.hostIp || ANY_V4} is already published by endpoint ${shortId(owner.endpointId)}: choose another host port`,
+      );
+    }
+  }
+}
+
+function hostIpsOverlap(a: string, b: string): boolean {
+  const family = (ip: string) => (ip === '' || !isIPv6(ip) ? 4 : 6);
+  const wildcard = (ip: string) => ip === '' || isWildcard(ip);
+  return a === b || (family(a) === family(b) && (wildcard(a) || wildcard(b)));
 }
 
 export function releaseBindings(bindings: PortBinding[], reserver: HostPortReserver): void {

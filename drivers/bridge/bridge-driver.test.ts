@@ -199,6 +199,29 @@ describe('bridge driver (fake host and firewall)', () => {
       expect(w.repo.listPorts()).toEqual([]);
     });
 
+    it('a host port published by one container is refused to another, whoever holds the sockets; removing one owner never frees the other', async () => {
+      const { net, ep } = await endpointOn('10.231.39.0/24', '10.231.39.2/24');
+      const second = endpointRequest(net.networkId, '10.231.39.3/24');
+      await driver.createEndpoint(second);
+      const first = { networkId: net.networkId, endpointId: ep.endpointId };
+      const taker = { networkId: net.networkId, endpointId: second.endpointId };
+      // the first owner through Docker (tsnet holds the host port), the second through a CNI runtime
+      await driver.programExternalConnectivity({ ...first, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18090)] } });
+      const refused = driver.programExternalConnectivity({ ...taker, runtimeHoldsHostPorts: true, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18090)] } });
+      await expect(refused).rejects.toThrow(`host port 18090/tcp on 0.0.0.0 is already published by endpoint ${ep.endpointId.slice(0, 12)}: choose another host port`);
+      await expect(refused).rejects.toMatchObject({ kind: 'conflict' });
+      // a specific host address overlaps the wildcard one too; another port is fine (the positive)
+      await expect(
+        driver.programExternalConnectivity({ ...taker, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18090, { hostIp: '198.51.100.7' })] } }),
+      ).rejects.toThrow(/already published by endpoint/);
+      await driver.programExternalConnectivity({ ...taker, runtimeHoldsHostPorts: true, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18091)] } });
+      expect(w.firewall.mappings().map((m) => `${m.hostPort} -> ${m.containerIp}`)).toEqual(['18090 -> 10.231.39.2', '18091 -> 10.231.39.3']);
+      // removing the second owner leaves the first one's host port held
+      await driver.deleteEndpoint(taker);
+      expect([...w.host.heldPorts]).toEqual(['tcp/0.0.0.0/18090']);
+      expect(w.firewall.mappings().map((m) => m.hostPort)).toEqual([18090]);
+    });
+
     it('the network default host address applies to ports that name none', async () => {
       const { net, ep } = await endpointOn('10.231.34.0/24', '10.231.34.2/24', { options: { 'com.docker.network.bridge.host_binding_ipv4': '203.0.113.9' } });
       await driver.programExternalConnectivity({ networkId: net.networkId, endpointId: ep.endpointId, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18081)] } });

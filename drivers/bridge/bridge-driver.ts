@@ -13,7 +13,7 @@ import type { LinkOwner } from '../owner.js';
 import { canonicalCidr } from '../../ipam/address.js';
 import { closeFd, openNetnsFd } from '../../native/netns.js';
 import { refuseSubnetOverlap } from '../subnets.js';
-import { HELD_BY_RUNTIME, reserveBindings, releaseBindings, toFirewallMappings, type HostPortReserver } from '../ports.js';
+import { HELD_BY_RUNTIME, refusePublishedElsewhere, reserveBindings, releaseBindings, toFirewallMappings, type HostPortReserver } from '../ports.js';
 import {
   firewallNetwork,
   planEndpoint,
@@ -227,6 +227,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     );
     withUndo(this.d.log, (undo) => {
       undo.push('host port reservations', () => releaseBindings(bindings, req.runtimeHoldsHostPorts ? HELD_BY_RUNTIME : this.d.ports));
+      refusePublishedElsewhere(bindings, this.d.repo.listPorts(), ep.id);
       this.d.repo.insertPorts(bindings.map((b) => ({ ...b, endpointId: ep.id, networkId: net.id })));
       undo.push('port rows', () => this.d.repo.deletePorts(ep.id));
       this.d.firewall.publish(toFirewallMappings(ep.id, bindings));
