@@ -3,6 +3,7 @@
 // names in Docker's spelling. Pure: parses and validates, touches nothing.
 import { UserError } from '../core/errors.js';
 import { TYPE_OPTION } from '../core/protocol.js';
+import { isRuleSafeIfname } from '../firewall/addr.js';
 
 /** Throws naming every key not in `accepted` (the driver-choosing `type` key is always accepted). */
 export function refuseUnknownOptions(options: Record<string, string>, accepted: readonly string[], networkKind: string): void {
@@ -15,12 +16,18 @@ export function refuseUnknownOptions(options: Record<string, string>, accepted: 
   );
 }
 
-// Linux interface names: at most 15 bytes, no '/', no whitespace, not '.' or '..'.
-const IFNAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
-
+/**
+ * An interface name a user may give (a bridge's, a parent's): a Linux name (1-15 bytes) that the
+ * firewall can also write into its rules, checked by the firewall's own rule so that a name is
+ * refused before anything is made rather than after the bridge exists. Kept to the characters
+ * of the message below, a subset of what the firewall takes.
+ */
 export function isValidIfName(name: string): boolean {
-  return IFNAME.test(name) && name !== '.' && name !== '..';
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/.test(name) && isRuleSafeIfname(name);
 }
+
+/** The message part that says what isValidIfName accepts. */
+export const IFNAME_RULE = "1-15 characters: letters, digits, '_', '.', '-', starting with a letter or digit";
 
 export function parseBool(key: string, value: string): boolean {
   const v = value.trim().toLowerCase();

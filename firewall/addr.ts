@@ -11,8 +11,13 @@ export type Family = 4 | 6;
 // and treat a trailing '*' as a wildcard. tsnet's own names and Docker's fit this set.
 const IFNAME = /^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,14}$/;
 
+/** Whether an interface name can be written into a rule (the one rule for names tsnet makes or uses). */
+export function isRuleSafeIfname(name: string): boolean {
+  return IFNAME.test(name);
+}
+
 export function checkIfname(name: string): string {
-  if (!IFNAME.test(name)) {
+  if (!isRuleSafeIfname(name)) {
     throw new FirewallInputError(
       `interface name '${name}' cannot be used in firewall rules: use 1 to 15 letters, digits, '_', '.', '-', '@', '+' or '=', starting with a letter or digit`,
     );

@@ -3,7 +3,7 @@
 import { isIPv4 } from 'node:net';
 import { UserError } from '../../core/errors.js';
 import { TYPE_OPTION } from '../../core/protocol.js';
-import { isValidIfName, parseBool, parseMtu, refuseUnknownOptions } from '../options.js';
+import { IFNAME_RULE, isValidIfName, parseBool, parseMtu, refuseUnknownOptions } from '../options.js';
 
 export const BRIDGE_OPTIONS = {
   name: 'com.docker.network.bridge.name',
@@ -40,7 +40,7 @@ export function parseBridgeOptions(options: Record<string, string>): BridgeOptio
   if (name !== undefined && name !== '') {
     if (!isValidIfName(name)) {
       throw new UserError(
-        `option ${BRIDGE_OPTIONS.name}: '${name}' is not a valid interface name (1-15 characters: letters, digits, '_', '.', '-')`,
+        `option ${BRIDGE_OPTIONS.name}: '${name}' is not a valid interface name (${IFNAME_RULE})`,
       );
     }
     out.bridgeName = name;

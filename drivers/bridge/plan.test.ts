@@ -48,6 +48,8 @@ describe('bridge options', () => {
     ['com.docker.network.bridge.host_binding_ipv4', '::1', /IPv4 address/],
     ['com.docker.network.bridge.name', 'this-name-is-way-too-long', /not a valid interface name/],
     ['com.docker.network.bridge.name', 'a/b', /not a valid interface name/],
+    // the firewall cannot write it into a rule: refused here, before the bridge is made
+    ['com.docker.network.bridge.name', '_br0', /not a valid interface name \(1-15 characters: letters, digits, '_', '.', '-', starting with a letter or digit\)/],
   ])('refuses %s=%s', (key, value, message) => {
     expect(() => parseBridgeOptions({ [key]: value })).toThrow(message);
   });

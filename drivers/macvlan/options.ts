@@ -1,6 +1,6 @@
 // Docker's macvlan option keys, accepted as they are so a compose file moves over by changing only
 // the driver, plus tsnet's own `host_access`. Pure: parses and validates, touches nothing.
-import { isValidIfName, parseBool, parseMtu, refuseUnknownOptions } from '../options.js';
+import { IFNAME_RULE, isValidIfName, parseBool, parseMtu, refuseUnknownOptions } from '../options.js';
 import { TYPE_OPTION } from '../../core/protocol.js';
 import type { MacvlanMode } from '../../native/netlink/links.js';
 import { UserError } from '../../core/errors.js';
@@ -41,7 +41,7 @@ export function parseMacvlanOptions(options: Record<string, string>): MacvlanOpt
   const parent = given(MACVLAN_OPTIONS.parent);
   if (parent !== undefined) {
     if (!isValidIfName(parent)) {
-      throw new UserError(`option parent: '${parent}' is not a valid interface name (1-15 characters: letters, digits, '_', '.', '-')`);
+      throw new UserError(`option parent: '${parent}' is not a valid interface name (${IFNAME_RULE})`);
     }
     // the kernel refuses macvlans on loopback; say so before anything is tried
     if (parent === 'lo') throw new UserError('option parent: the loopback interface lo cannot carry macvlan links: give an Ethernet interface such as eth1');
