@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import { openDatabase } from '../store/db.js';
 import { NetworkRepo } from '../store/network-repo.js';
-import { databasePath, instanceOf } from './paths.js';
+import { databasePath, installationId, instanceOf } from './paths.js';
 import { LinkOwner } from '../drivers/owner.js';
 import { Controller } from './controller.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
@@ -68,7 +68,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   if (opts.store) {
     const { hosts } = parseStoreUrl(opts.store);
     if (!vtep) throw new Error('a cluster store needs this host\'s VTEP address: give --vtep IP (the host has no default route to take it from)');
-    cluster = new EtcdClusterStore({ hosts, host: opts.hostName || hostname(), vtep, leaseTtl: opts.leaseTtl, log });
+    cluster = new EtcdClusterStore({ hosts, host: opts.hostName || hostname(), vtep, leaseTtl: opts.leaseTtl, instance: installationId(opts.stateDir), log });
   }
   const overlay = new OverlayDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: (k, v) => writeSysctl(k, v), log, cluster, underlay });
   const controller = new Controller([bridge, macvlan, overlay], repo, netlink, firewall, owner, log);

@@ -1,10 +1,28 @@
 // Names derived from the daemon's settings (daemon/settings.ts): the database file in the state
 // directory, and the instance name that keeps two daemons on one host apart.
-import { basename, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.js';
 
 export function databasePath(stateDir: string): string {
   return join(stateDir, 'tsnet.db');
+}
+
+/**
+ * Which installation of tsnet this is: the same across restarts and upgrades, different for every
+ * machine and every state directory (the lab's hosts share a machine). The cluster store uses it
+ * to tell a restarted daemon from another host that was given the same --host-name.
+ */
+export function installationId(stateDir: string): string {
+  let machine = '';
+  try {
+    machine = readFileSync('/etc/machine-id', 'utf8').trim();
+  } catch {
+    // no machine-id (a minimal container): the hostname and the state directory still tell apart
+  }
+  return createHash('sha256').update(`${machine}\n${hostname()}\n${resolve(stateDir)}`).digest('hex').slice(0, 16);
 }
 
 /** Letters, digits and '-': so the table name ('-' -> '_') is a valid nftables name and no two plugin names share one. */

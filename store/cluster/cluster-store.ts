@@ -15,6 +15,8 @@ export interface HostRecord {
   vtep: string;
   /** ISO 8601 */
   startedAt: string;
+  /** which installation registered the name (a restart of the same one may take it back at once) */
+  instance?: string;
 }
 
 export interface OverlayDefinition {

@@ -1,5 +1,5 @@
 // The cluster store on etcd (v3 API through the `etcd3` client). Key layout, under /tsnet/:
-//   hosts/<host>                 {vtep, startedAt}                 under the host's lease
+//   hosts/<host>                 {vtep, startedAt, instance}       under the host's lease; one live instance per name
 //   overlays/<name>              {vni, subnet, port, createdBy}    permanent
 //   endpoints/<overlay>/<ip>     {mac, endpointId, host, vtep}     under the announcing host's lease
 //   pools/<overlay>              {subnet, subPool, gateway}        permanent
@@ -36,6 +36,12 @@ export interface EtcdStoreOptions {
   vtep: string;
   /** seconds a dead host's entries live on; default 10 */
   leaseTtl?: number;
+  /**
+   * Which installation this is (daemon/paths.ts installationId): a daemon restarted before its old
+   * lease expired takes its name back, another host with the same name is refused. Default: one
+   * shared by every store of this process, for tests.
+   */
+  instance?: string;
   log: Logger;
 }
 
@@ -51,6 +57,7 @@ export class EtcdClusterStore implements ClusterStore {
   readonly host: string;
   readonly vtep: string;
   readonly endpoint: string;
+  private readonly instance: string;
   private readonly client: Etcd3;
   private readonly ttl: number;
   private readonly log: Logger;
@@ -66,6 +73,7 @@ export class EtcdClusterStore implements ClusterStore {
     this.vtep = opts.vtep;
     this.endpoint = opts.hosts.join(',');
     this.ttl = opts.leaseTtl ?? 10;
+    this.instance = opts.instance ?? `pid:${process.pid}`;
     this.log = opts.log;
     this.client = new Etcd3({ hosts: opts.hosts, dialTimeout: 3_000 });
   }
@@ -90,10 +98,43 @@ export class EtcdClusterStore implements ClusterStore {
       this.log.warn({ err: String(err) }, "lost this host's lease in the cluster store: registering again");
       this.retryNewLease();
     });
-    const record: Omit<HostRecord, 'name'> = { vtep: this.vtep, startedAt: new Date().toISOString() };
-    await this.client.put(key.host(this.host)).value(JSON.stringify(record)).lease(id).exec();
+    try {
+      await this.register(id);
+    } catch (err) {
+      if (this.lease === lease) this.lease = undefined;
+      await lease.revoke().catch(() => undefined);
+      throw err;
+    }
     // announcements made under a lost lease are gone from the store: put them back
     for (const [k, v] of this.mine) await this.client.put(k).value(v).lease(id).exec();
+  }
+
+  /**
+   * Puts hosts/<name> under the lease: created when absent, taken back when this installation
+   * left it (a restart before the old lease expired), refused while another one holds it, so two
+   * live hosts never share a name (and with it each other's addresses and announcements).
+   */
+  private async register(leaseId: string): Promise<void> {
+    const k = key.host(this.host);
+    const record: Omit<HostRecord, 'name'> = { vtep: this.vtep, startedAt: new Date().toISOString(), instance: this.instance };
+    const value = JSON.stringify(record);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const created = await this.client.if(k, 'Create', '==', 0).then(this.client.put(k).value(value).lease(leaseId)).commit();
+      if (created.succeeded) return;
+      const kv = (await this.client.get(k).exec()).kvs[0];
+      if (!kv) continue; // its lease expired in between: create it
+      const held = JSON.parse(kv.value.toString()) as Omit<HostRecord, 'name'>;
+      if (held.instance !== undefined && held.instance !== this.instance) {
+        throw new UserError(
+          `another tsnet host is registered as '${this.host}' in the cluster store (VTEP ${held.vtep}, since ${held.startedAt}): ` +
+            'give each host its own --host-name',
+          'conflict',
+        );
+      }
+      const taken = await this.client.if(k, 'Mod', '==', kv.mod_revision).then(this.client.put(k).value(value).lease(leaseId)).commit();
+      if (taken.succeeded) return;
+    }
+    throw new Error(`could not register host '${this.host}' in the cluster store: it kept changing`);
   }
 
   private retryNewLease(): void {
