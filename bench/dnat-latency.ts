@@ -22,6 +22,7 @@ import { Nft } from '../native/nftables.js';
 import { Firewall } from '../firewall/firewall.js';
 import type { FirewallNetwork, PortMapping } from '../firewall/model.js';
 import { Cleanup, inNs, makeNs, median, percentile, ratioInterval, table } from './lib.js';
+import { dockerIptables } from '../test-support/docker-iptables.js';
 
 const MAPPINGS = Number(process.env.MAPPINGS ?? 10_000);
 const SAMPLES = Number(process.env.SAMPLES ?? 2_000);
@@ -124,51 +125,6 @@ function measure(client: string, targets: { ip: string; port: number }[], n: num
   return JSON.parse(inNs(client, 'node', ['-e', script], undefined, 600_000)) as number[][];
 }
 
-/** The nat and filter rules of Docker 20.10's bridge driver for one container publishing every mapping. */
-function dockerRules(mappings: PortMapping[]): string {
-  const br = 'br0';
-  const nat = [
-    '*nat',
-    ':PREROUTING ACCEPT [0:0]',
-    ':INPUT ACCEPT [0:0]',
-    ':OUTPUT ACCEPT [0:0]',
-    ':POSTROUTING ACCEPT [0:0]',
-    ':DOCKER - [0:0]',
-    '-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER',
-    '-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER',
-    `-A POSTROUTING -s ${SUBNET} ! -o ${br} -j MASQUERADE`,
-    // hairpin: one rule per published port
-    ...mappings.map((m) => `-A POSTROUTING -s ${m.containerIp}/32 -d ${m.containerIp}/32 -p tcp -m tcp --dport ${m.containerPort} -j MASQUERADE`),
-    `-A DOCKER -i ${br} -j RETURN`,
-    ...mappings.map((m) => `-A DOCKER ! -i ${br} -p tcp -m tcp --dport ${m.hostPort} -j DNAT --to-destination ${m.containerIp}:${m.containerPort}`),
-    'COMMIT',
-  ];
-  const filter = [
-    '*filter',
-    ':INPUT ACCEPT [0:0]',
-    ':FORWARD DROP [0:0]',
-    ':OUTPUT ACCEPT [0:0]',
-    ':DOCKER - [0:0]',
-    ':DOCKER-ISOLATION-STAGE-1 - [0:0]',
-    ':DOCKER-ISOLATION-STAGE-2 - [0:0]',
-    ':DOCKER-USER - [0:0]',
-    '-A FORWARD -j DOCKER-USER',
-    '-A FORWARD -j DOCKER-ISOLATION-STAGE-1',
-    `-A FORWARD -o ${br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
-    `-A FORWARD -o ${br} -j DOCKER`,
-    `-A FORWARD -i ${br} ! -o ${br} -j ACCEPT`,
-    `-A FORWARD -i ${br} -o ${br} -j ACCEPT`,
-    ...mappings.map((m) => `-A DOCKER -d ${m.containerIp}/32 ! -i ${br} -o ${br} -p tcp -m tcp --dport ${m.containerPort} -j ACCEPT`),
-    `-A DOCKER-ISOLATION-STAGE-1 -i ${br} ! -o ${br} -j DOCKER-ISOLATION-STAGE-2`,
-    '-A DOCKER-ISOLATION-STAGE-1 -j RETURN',
-    `-A DOCKER-ISOLATION-STAGE-2 -o ${br} -j DROP`,
-    '-A DOCKER-ISOLATION-STAGE-2 -j RETURN',
-    '-A DOCKER-USER -j RETURN',
-    'COMMIT',
-  ];
-  return [...nat, ...filter, ''].join('\n');
-}
-
 function elapsedMs(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
@@ -219,7 +175,7 @@ export async function main(): Promise<void> {
     // the same two ports with nothing in between: what differs between them that is not the map
     loadTsnet(sites.control.host, [mappings[0], mappings[MAPPINGS - 1]]);
     const start = process.hrtime.bigint();
-    inNs(sites.docker.host, 'iptables-restore', [], dockerRules(mappings));
+    inNs(sites.docker.host, 'iptables-restore', [], dockerIptables([{ name: 'br0', subnet: SUBNET, published: mappings }]));
     const dockerLoadMs = elapsedMs(start);
 
     const cases = names.flatMap((site) => [FIRST_PORT, LAST_PORT].map((port) => ({ site, port })));

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Firewall } from '../firewall/firewall.js';
+import { dockerIptables } from '../test-support/docker-iptables.js';
 import { Nft } from '../native/nftables.js';
 import { withNetns } from '../native/netns.js';
 import { assertNoLeaks, execIn, makeNetns, onCleanup, runCleanups, uniqueName, until, vethBetween } from './harness.js';
@@ -48,52 +49,6 @@ else:
 const DROPPED = 'ERR TimeoutError';
 const DOCKER0 = 'docker0';
 const DOCKER_INTERNAL = `br-${randomBytes(6).toString('hex')}`;
-
-/**
- * dockerd 20.10's filter and nat rules for the default bridge DK (10.53.0.0/24) and
- * bridge DI (10.54.0.0/24, --internal), as `iptables-save` shows them on a Docker host (moby
- * libnetwork drivers/bridge setup_ip_tables.go and iptables/iptables.go; internal networks in
- * setINC and setupInternalNetworkRules), written here as a fixture.
- */
-function dockerRules(dk: string, di: string): string {
-  return [
-    '*filter',
-    ':INPUT ACCEPT [0:0]',
-    ':FORWARD DROP [0:0]',
-    ':OUTPUT ACCEPT [0:0]',
-    ':DOCKER - [0:0]',
-    ':DOCKER-ISOLATION-STAGE-1 - [0:0]',
-    ':DOCKER-ISOLATION-STAGE-2 - [0:0]',
-    ':DOCKER-USER - [0:0]',
-    '-A FORWARD -j DOCKER-USER',
-    '-A FORWARD -j DOCKER-ISOLATION-STAGE-1',
-    `-A FORWARD -o ${dk} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
-    `-A FORWARD -o ${dk} -j DOCKER`,
-    `-A FORWARD -i ${dk} ! -o ${dk} -j ACCEPT`,
-    `-A FORWARD -i ${dk} -o ${dk} -j ACCEPT`,
-    `-A FORWARD -i ${di} -o ${di} -j ACCEPT`,
-    `-A DOCKER-ISOLATION-STAGE-1 ! -s 10.54.0.0/24 -o ${di} -j DROP`,
-    `-A DOCKER-ISOLATION-STAGE-1 ! -d 10.54.0.0/24 -i ${di} -j DROP`,
-    `-A DOCKER-ISOLATION-STAGE-1 -i ${dk} ! -o ${dk} -j DOCKER-ISOLATION-STAGE-2`,
-    '-A DOCKER-ISOLATION-STAGE-1 -j RETURN',
-    `-A DOCKER-ISOLATION-STAGE-2 -o ${dk} -j DROP`,
-    '-A DOCKER-ISOLATION-STAGE-2 -j RETURN',
-    '-A DOCKER-USER -j RETURN',
-    'COMMIT',
-    '*nat',
-    ':PREROUTING ACCEPT [0:0]',
-    ':INPUT ACCEPT [0:0]',
-    ':OUTPUT ACCEPT [0:0]',
-    ':POSTROUTING ACCEPT [0:0]',
-    ':DOCKER - [0:0]',
-    '-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER',
-    '-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER',
-    `-A POSTROUTING -s 10.53.0.0/24 ! -o ${dk} -j MASQUERADE`,
-    `-A DOCKER -i ${dk} -j RETURN`,
-    'COMMIT',
-    '',
-  ].join('\n');
-}
 
 interface World {
   host: string;
@@ -169,7 +124,7 @@ beforeAll(async () => {
 
   // Docker's rules first (tsnet finds DOCKER-USER and puts its own rules there)
   const rules = join(dir, 'docker.rules');
-  writeFileSync(rules, dockerRules(DOCKER0, DOCKER_INTERNAL));
+  writeFileSync(rules, dockerIptables([{ name: DOCKER0, subnet: '10.53.0.0/24' }, { name: DOCKER_INTERNAL, subnet: '10.54.0.0/24', internal: true }]));
   execIn(host, 'iptables-nft-restore', [rules]);
   const nft = withNetns(`/run/netns/${host}`, () => Nft.open());
   const fw = new Firewall(nft, { warn() {} }, { table: `t${run}`, compatTag: `t${run}:` });
