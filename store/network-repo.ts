@@ -173,12 +173,16 @@ export class NetworkRepo {
   }
 
   listNetworks<C = unknown>(driver?: DriverType): NetworkRecord<C>[] {
-    const rows = (
-      driver
-        ? this.db.prepare(`SELECT * FROM networks WHERE driver = ? ORDER BY created_at`).all(driver)
-        : this.db.prepare(`SELECT * FROM networks ORDER BY created_at`).all()
-    ) as NetworkRow[];
-    return rows.map((r) => toNetwork(r) as NetworkRecord<C>);
+    return this.rowsInOrder<NetworkRow>('networks', 'driver', driver).map((r) => toNetwork(r) as NetworkRecord<C>);
+  }
+
+  /** Every row of a table in creation order, or those whose `column` equals `value` when one is given. */
+  private rowsInOrder<R>(table: 'networks' | 'endpoints', column: 'driver' | 'network_id', value: string | undefined): R[] {
+    return (
+      value
+        ? this.db.prepare(`SELECT * FROM ${table} WHERE ${column} = ? ORDER BY created_at`).all(value)
+        : this.db.prepare(`SELECT * FROM ${table} ORDER BY created_at`).all()
+    ) as R[];
   }
 
   setNetworkState(id: string, state: RecordState): void {
@@ -207,12 +211,7 @@ export class NetworkRepo {
   }
 
   listEndpoints<C = unknown>(networkId?: string): EndpointRecord<C>[] {
-    const rows = (
-      networkId
-        ? this.db.prepare(`SELECT * FROM endpoints WHERE network_id = ? ORDER BY created_at`).all(networkId)
-        : this.db.prepare(`SELECT * FROM endpoints ORDER BY created_at`).all()
-    ) as EndpointRow[];
-    return rows.map((r) => toEndpoint(r) as EndpointRecord<C>);
+    return this.rowsInOrder<EndpointRow>('endpoints', 'network_id', networkId).map((r) => toEndpoint(r) as EndpointRecord<C>);
   }
 
   setEndpointState(id: string, state: RecordState): void {
