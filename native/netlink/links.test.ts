@@ -113,4 +113,18 @@ describe('link changes', () => {
       [IFLA_BRPORT.ISOLATED, [1]],
     ]);
   });
+
+  it("bridge port learning off (the overlay's VXLAN port): IFLA_BRPORT_LEARNING = 0, only when given", () => {
+    const flags = (settings: Parameters<typeof bridgePortRequest>[1]) => {
+      const [protinfo] = decodeAttrList(linkMessage.encode(bridgePortRequest(5, settings)).subarray(16));
+      return decodeAttrList(protinfo.value).map((a) => [a.type, [...a.value]]);
+    };
+    expect(IFLA_BRPORT.LEARNING).toBe(8);
+    expect(flags({ learning: false })).toEqual([[IFLA_BRPORT.LEARNING, [0]]]);
+    expect(flags({ learning: true, isolated: false })).toEqual([
+      [IFLA_BRPORT.LEARNING, [1]],
+      [IFLA_BRPORT.ISOLATED, [0]],
+    ]);
+    expect(linkMessage.decode(linkMessage.encode(bridgePortRequest(5, { learning: false }))).attrs.protinfo).toEqual({ learning: false });
+  });
 });
