@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { docker, dockerOk, ensureBusyboxImage, ensureDockerd, onCleanup, pluginAnswers, runCleanups, startTsnetDaemon, uniqueName } from './harness.js';
+import { describeExit, docker, dockerOk, ensureBusyboxImage, ensureDockerd, onCleanup, pluginAnswers, runCleanups, startTsnetDaemon, uniqueName } from './harness.js';
 
 const IMAGE = 'tsnet-busybox:latest';
 
@@ -59,13 +59,13 @@ describe('docker harness', () => {
     onCleanup(() => d.stop());
     expect(await pluginAnswers(socketPath)).toBe(true);
     const first = d.pid;
-    await d.kill9();
+    expect(await d.kill9()).toEqual({ code: null, signal: 'SIGKILL', hung: false });
     expect(d.pid).toBeUndefined();
     await d.restart();
     expect(d.pid).not.toBe(first);
     expect(await pluginAnswers(socketPath)).toBe(true);
     expect(existsSync(d.logPath)).toBe(true);
-    await d.stop();
+    expect(describeExit(await d.stop())).toBe('exited with 0');
     expect(d.pid).toBeUndefined();
     expect(await pluginAnswers(socketPath)).toBe(false);
   });

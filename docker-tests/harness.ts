@@ -1,37 +1,26 @@
 // What the end-to-end tests need around the real Docker engine: a running dockerd, a busybox
-// image (no registry is reachable: built with `docker import`), a tsnet daemon of their own, and
-// cleanups that run even when a test fails.
+// image (no registry is reachable: built with `docker import`), a tsnet daemon of their own,
+// cleanups that run even when a test fails, and at the end a look at what the daemon still holds.
 //
 // Typical test file:
-//   beforeAll(async () => { await ensureDockerd(); await ensureBusyboxImage(); daemon = await startTsnetDaemon({ stateDir }); onCleanup(() => daemon.stop()); });
-//   afterAll(runCleanups);
+//   let e2e: E2eDaemon;
+//   beforeAll(async () => { e2e = await startE2e('tsnet-e2e-x'); });   // dockerd, image, daemon
+//   afterAll(() => finishE2e(e2e, [{ proto: 'tcp', port: 8080 }]));     // cleanups, then leak checks
+//   ... network(...) / docker run ... each followed by onCleanup(() => docker(['rm', '-f', name]))
 // dockerd, when the harness had to start it, is stopped once at the end of the docker project by
 // docker-tests/global-setup.ts (stopDockerdIfStarted).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
+import { onCleanup, repoRoot, run, runCleanups, uniqueName, wait, type CommandResult } from '../test-support/commands.js';
+import { daemonStatus, internalErrors, leftoversOf, type DaemonStatus, type HostPort } from '../test-support/daemon-leftovers.js';
 
-/** The repository root, from the sources (tests) or from dist/ (benchmarks) alike. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    if (dirname(dir) === dir) throw new Error('cannot find the tsnet repository root');
-    dir = dirname(dir);
-  }
-  return dir;
-}
+// commands, cleanups and names are shared with the netns harness (test-support/)
+export { onCleanup, runCleanups, uniqueName, type CommandResult };
 
 const REPO = repoRoot();
-
-export interface CommandResult {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
 
 /**
  * The docker CLI to use. `/usr/local/bin/docker` may be a newer client than Debian's 20.10
@@ -47,8 +36,7 @@ export function docker(args: string[], opts: { input?: string; timeoutMs?: numbe
 }
 
 function runDocker(bin: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): CommandResult {
-  const r = spawnSync(bin, args, { encoding: 'utf8', input: opts.input, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 << 20 });
-  return { stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : ''), code: r.status ?? 1 };
+  return run(bin, args, { input: opts.input, timeoutMs: opts.timeoutMs ?? 120_000 });
 }
 
 /** docker(), throwing with the command and its output when it fails; returns trimmed stdout. */
@@ -56,36 +44,6 @@ export function dockerOk(args: string[]): string {
   const r = docker(args);
   if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.code}): ${(r.stderr || r.stdout).trim()}`);
   return r.stdout.trim();
-}
-
-// ---------------------------------------------------------------- cleanups
-
-const cleanups: (() => unknown)[] = [];
-
-/** Registers an undo; runCleanups runs them newest first, each on its own. */
-export function onCleanup(fn: () => unknown): void {
-  cleanups.push(fn);
-}
-
-/** For afterAll: runs every registered undo, newest first; a failing one does not stop the rest. */
-export async function runCleanups(): Promise<void> {
-  while (cleanups.length > 0) {
-    const fn = cleanups.pop()!;
-    try {
-      await fn();
-    } catch (err) {
-      console.warn('cleanup step failed:', err);
-    }
-  }
-}
-
-/** Short and unique: names end up in interface names, which have 15 characters. */
-export function uniqueName(prefix: string): string {
-  return `${prefix}${randomBytes(2).toString('hex')}`;
-}
-
-function wait(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 // ---------------------------------------------------------------- dockerd
@@ -192,8 +150,8 @@ export async function stopDockerdIfStarted(): Promise<void> {
 
 /** busybox applet names, from the static busybox itself. */
 function busyboxApplets(busybox: string): string[] {
-  const r = spawnSync(busybox, ['--list'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${busybox} --list failed: ${r.stderr || r.error}`);
+  const r = run(busybox, ['--list']);
+  if (r.code !== 0) throw new Error(`${busybox} --list failed: ${r.stderr}`);
   return r.stdout.split('\n').filter((a) => a && a !== 'busybox');
 }
 
@@ -215,8 +173,8 @@ export async function ensureBusyboxImage(tag = 'tsnet-busybox:latest'): Promise<
     writeFileSync(join(dir, 'etc', 'group'), 'root:x:0:\n');
     const tarPath = join(dir, '..', `${dir.split('/').pop()}.tar`);
     try {
-      const tar = spawnSync('tar', ['-C', dir, '-cf', tarPath, '.'], { encoding: 'utf8' });
-      if (tar.status !== 0) throw new Error(`tar failed: ${tar.stderr}`);
+      const tar = run('tar', ['-C', dir, '-cf', tarPath, '.']);
+      if (tar.code !== 0) throw new Error(`tar failed: ${tar.stderr}`);
       const imp = docker(['import', '--change', 'CMD ["/bin/sh"]', tarPath, tag]);
       if (imp.code !== 0) throw new Error(`docker import failed: ${imp.stderr}`);
     } finally {
@@ -232,18 +190,28 @@ export async function ensureBusyboxImage(tag = 'tsnet-busybox:latest'): Promise<
 /** The plugin the tests register: "tsnet-e2e", so a tsnet started by `make up` is left alone. */
 export const TEST_PLUGIN_SOCKET = '/run/docker/plugins/tsnet-e2e.sock';
 
+/** How the daemon's process ended; `hung`: it did not exit on its own and was killed. */
+export interface DaemonExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  hung: boolean;
+}
+
+/** How long a daemon may take to exit after a signal before it counts as hung and is killed. */
+const EXIT_GRACE_MS = 30_000;
+
 export interface TsnetDaemon {
   readonly logPath: string;
   readonly socketPath: string;
   readonly stateDir: string;
   /** pid of the running daemon, undefined when stopped */
   readonly pid: number | undefined;
-  /** SIGTERM and wait for it to exit */
-  stop(): Promise<void>;
+  /** SIGTERM and wait for it to exit (clean: code 0, not hung) */
+  stop(): Promise<DaemonExit>;
   /** SIGKILL and wait: a crash, for recovery tests */
-  kill9(): Promise<void>;
-  /** Starts it again with the same state (stopping it first if it runs). */
-  restart(): Promise<void>;
+  kill9(): Promise<DaemonExit>;
+  /** Starts it again with the same state (stopping it first if it runs); how the stop went. */
+  restart(): Promise<DaemonExit>;
 }
 
 /** True when POST /Plugin.Activate answers 200 on the socket. */
@@ -283,6 +251,7 @@ export async function startTsnetDaemon(opts: { stateDir: string; socketPath?: st
 
   const exited = (c: ChildProcess) =>
     new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
+  const exitOf = (c: ChildProcess, hung: boolean): DaemonExit => ({ code: c.exitCode, signal: c.signalCode, hung });
 
   const start = async () => {
     const out = openSync(outPath, 'a');
@@ -302,12 +271,21 @@ export async function startTsnetDaemon(opts: { stateDir: string; socketPath?: st
     throw new Error(`tsnet daemon did not answer on ${socketPath} within 15 s; ${outPath}:\n${tail(outPath)}`);
   };
 
-  const signal = async (sig: NodeJS.Signals) => {
+  const signal = async (sig: NodeJS.Signals): Promise<DaemonExit> => {
     const c = child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    if (!c) return { code: null, signal: null, hung: false };
+    if (c.exitCode !== null || c.signalCode !== null) return exitOf(c, false);
     const done = exited(c);
     c.kill(sig);
-    await done;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), EXIT_GRACE_MS)));
+    const inTime = await Promise.race([done.then(() => true), late]);
+    clearTimeout(timer);
+    if (!inTime) {
+      c.kill('SIGKILL');
+      await done;
+    }
+    return exitOf(c, !inTime);
   };
 
   await start();
@@ -321,8 +299,89 @@ export async function startTsnetDaemon(opts: { stateDir: string; socketPath?: st
     stop: () => signal('SIGTERM'),
     kill9: () => signal('SIGKILL'),
     restart: async () => {
-      await signal('SIGTERM');
+      const exit = await signal('SIGTERM');
       await start();
+      return exit;
     },
   };
+}
+
+/** A stop that went as it should: exit code 0, by itself. */
+export function describeExit(exit: DaemonExit): string {
+  if (exit.hung) return `did not exit within ${EXIT_GRACE_MS / 1000} s and was killed`;
+  return exit.code === 0 ? 'exited with 0' : `exited with ${exit.code ?? exit.signal}`;
+}
+
+// ---------------------------------------------------------------- one daemon per test file
+
+/** The plugin name of the daemon under test, and its nftables table (daemon/paths.ts instanceOf). */
+export const E2E_PLUGIN = 'tsnet-e2e';
+export const E2E_TABLE = 'tsnet_e2e';
+export const BUSYBOX_IMAGE = 'tsnet-busybox:latest';
+
+export interface E2eDaemon {
+  readonly daemon: TsnetDaemon;
+  readonly stateDir: string;
+  /** runs the tsnet CLI on this daemon's state; never throws */
+  tsnet(args: string[]): CommandResult;
+  status(): DaemonStatus;
+}
+
+/**
+ * What every Docker test file starts with: dockerd, the busybox image, and a daemon under test
+ * registered as "tsnet-e2e" with a state folder of its own. finishE2e belongs in afterAll.
+ */
+export async function startE2e(prefix: string): Promise<E2eDaemon> {
+  await ensureDockerd();
+  await ensureBusyboxImage(BUSYBOX_IMAGE);
+  const stateDir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  try {
+    const daemon = await startTsnetDaemon({ stateDir, socketPath: TEST_PLUGIN_SOCKET });
+    return {
+      daemon,
+      stateDir,
+      tsnet: (args) => run('node', [join(REPO, 'dist/cli/main.js'), ...args, '--state-dir', stateDir]),
+      status: () => daemonStatus(stateDir),
+    };
+  } catch (err) {
+    rmSync(stateDir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** The host ports the daemon's state says it holds (none when there is no state yet). */
+function heldPorts(stateDir: string): HostPort[] {
+  try {
+    return daemonStatus(stateDir).ports.map((p) => ({ proto: p.proto === 'udp' ? 'udp' : 'tcp', port: p.hostPort, host: p.hostIp || undefined }));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * For afterAll: removes what the tests registered (containers, networks, namespaces), then
+ * requires that the daemon let go of everything (test-support/daemon-leftovers.ts: table
+ * elements, tagged links, status rows, the host ports it held at the end and `ports`), that it
+ * exits with 0 on SIGTERM by itself, and that its log has no internal error. Only then are its
+ * table and state removed (the state, with the log, is kept when something was wrong). Throws
+ * listing every problem.
+ */
+export async function finishE2e(e2e: E2eDaemon | undefined, ports: HostPort[] = []): Promise<void> {
+  const held = e2e ? heldPorts(e2e.stateDir) : [];
+  await runCleanups();
+  if (!e2e) return;
+  const problems: string[] = [];
+  try {
+    if (e2e.daemon.pid === undefined) problems.push('the daemon was not running at the end of the file');
+    problems.push(...(await leftoversOf({ instance: E2E_PLUGIN, table: E2E_TABLE, stateDir: e2e.stateDir }, [...ports, ...held])));
+  } catch (err) {
+    problems.push(`could not look for leftovers: ${String(err)}`);
+  } finally {
+    const exit = await e2e.daemon.stop();
+    if (exit.code !== 0 || exit.hung) problems.push(`on SIGTERM the daemon ${describeExit(exit)}`);
+    problems.push(...internalErrors(e2e.daemon.logPath).map((l) => `log: ${l}`));
+    run('nft', ['delete', 'table', 'inet', E2E_TABLE]);
+    if (problems.length === 0) rmSync(e2e.stateDir, { recursive: true, force: true });
+  }
+  if (problems.length > 0) throw new Error(`the daemon under test (state and log kept in ${e2e.stateDir}):\n  ${problems.join('\n  ')}`);
 }

@@ -7,30 +7,12 @@
 //   const a = makeNetns(run), b = makeNetns(run);
 //   vethBetween(a, b, { addrA: '10.240.0.1/24', addrB: '10.240.0.2/24' });
 //   expect(pings(a, '10.240.0.2')).toBe(true);
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { CommandError, onCleanup, run, runCleanups, sh, uniqueName, until } from '../test-support/commands.js';
 
-/** A command that failed: the message names it and quotes its stderr. */
-export class CommandError extends Error {
-  constructor(
-    readonly command: string,
-    readonly status: number | null,
-    readonly stdout: string,
-    readonly stderr: string,
-  ) {
-    super(`${command} failed (${status ?? 'signal'}): ${stderr.trim()}`);
-  }
-}
-
-/** Runs a command and returns its trimmed stdout; throws a CommandError when it fails. */
-export function sh(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; status?: number | null; message: string };
-    throw new CommandError(`${cmd} ${args.join(' ')}`, e.status ?? null, String(e.stdout ?? ''), String(e.stderr ?? e.message));
-  }
-}
+// commands, cleanups, names and polling are shared with the docker harness (test-support/)
+export { CommandError, onCleanup, runCleanups, sh, uniqueName, until };
 
 /** Runs a command inside a namespace (`ip netns exec`); trimmed stdout, throws on failure. */
 export function execIn(ns: string, cmd: string, args: string[]): string {
@@ -42,38 +24,12 @@ export const inNs = execIn;
 
 /** Like execIn but never throws: for commands expected to fail. */
 export function tryIn(ns: string, cmd: string, args: string[]): { stdout: string; stderr: string; code: number } {
-  const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8' });
-  return { stdout: (r.stdout ?? '').trim(), stderr: (r.stderr ?? '').trim(), code: r.status ?? 1 };
+  const r = run('ip', ['netns', 'exec', ns, cmd, ...args]);
+  return { stdout: r.stdout.trim(), stderr: r.stderr.trim(), code: r.code };
 }
 
 export function pings(ns: string, ip: string): boolean {
   return tryIn(ns, 'ping', ['-c', '1', '-W', '2', ip]).code === 0;
-}
-
-/** Short and unique (interface names have at most 15 characters): prefix + 4 hex digits. */
-export function uniqueName(prefix: string): string {
-  return `${prefix}${randomBytes(2).toString('hex')}`;
-}
-
-// ---------------------------------------------------------------- cleanups
-
-const cleanups: (() => unknown)[] = [];
-
-/** Registers an undo; runCleanups runs them newest first, each on its own. */
-export function onCleanup(fn: () => unknown): void {
-  cleanups.push(fn);
-}
-
-/** For afterAll: runs every registered undo, newest first; a failing one does not stop the rest. */
-export async function runCleanups(): Promise<void> {
-  while (cleanups.length > 0) {
-    const fn = cleanups.pop()!;
-    try {
-      await fn();
-    } catch (err) {
-      console.warn('cleanup step failed:', err);
-    }
-  }
 }
 
 // ---------------------------------------------------------------- namespaces and links
@@ -165,13 +121,4 @@ export function dockerAttach(hostNs: string, containerNs: string, join: { srcNam
   execIn(containerNs, 'ip', ['addr', 'add', address, 'dev', 'eth0']);
   execIn(containerNs, 'ip', ['link', 'set', 'eth0', 'up']);
   if (join.gateway) execIn(containerNs, 'ip', ['route', 'add', 'default', 'via', join.gateway]);
-}
-
-/** Polls check until it holds; throws naming what was awaited when timeoutMs passes first. */
-export async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
