@@ -1,60 +1,61 @@
-// The bridge driver through the real Docker engine, as a user would drive it. The daemon under
-// test registers as plugin "tsnet-e2e" (socket /run/docker/plugins/tsnet-e2e.sock) so a tsnet
-// started with `make up` on the same machine is left alone.
+// The bridge driver through the real Docker engine, as a user (and an attacker) would drive it.
+// The daemon under test registers as plugin "tsnet-e2e" (harness.ts startE2e), so a tsnet started
+// with `make up` on the same machine is left alone. The file's fixtures (a network "web" with a
+// plain container and a web server publishing 8080 and 9000-9010, and an "outside" namespace
+// with a server that records who reached it) are made in beforeAll; every test builds anything
+// else it needs itself, so each one runs alone with `-t`. afterAll (finishE2e) requires that the
+// daemon let go of everything, exits cleanly on SIGTERM and logged no internal error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { run as runCommand, sh, until } from '../test-support/commands.js';
+import { linksTaggedBy, tableElements, tryBind, type HostPort } from '../test-support/daemon-leftovers.js';
 import {
+  BUSYBOX_IMAGE as IMAGE,
+  E2E_PLUGIN as PLUGIN,
+  E2E_TABLE as TABLE,
+  TEST_PLUGIN_SOCKET as SOCKET,
+  describeExit,
   docker,
-  ensureBusyboxImage,
-  ensureDockerd,
+  dockerOk as ok,
+  finishE2e,
   onCleanup,
-  runCleanups,
-  startTsnetDaemon,
+  startE2e,
   uniqueName,
-  type TsnetDaemon,
+  type E2eDaemon,
 } from './harness.js';
 
-const PLUGIN = 'tsnet-e2e';
-const SOCKET = `/run/docker/plugins/${PLUGIN}.sock`;
-// the daemon's own nftables table, named after its plugin name (daemon/paths.ts instanceOf)
-const TABLE = 'tsnet_e2e';
-const IMAGE = 'tsnet-busybox:latest';
-// Test subnets: private ranges only on bridges this test makes; the "outside" world is a
-// namespace on 203.0.113.0/24 with no route back to the containers.
+// Test subnets: private ranges only on bridges this file makes; the "outside" world is a
+// namespace on 203.0.113.0/24 behind a veth of the host, with a route back to 10.231.0.0/16 so
+// that a packet leaking out of an internal network WOULD get its answer.
 const WEB_SUBNET = '10.231.0.0/24';
+const INT_SUBNET = '10.231.3.0/24';
 const OUT_HOST_IP = '203.0.113.1';
 const OUT_PEER_IP = '203.0.113.2';
+const OUT_PORT = 7000;
 
-let daemon: TsnetDaemon;
-let stateDir: string;
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+/** host ports the web server of the fixture publishes */
+const SITE_PORTS = [8080, ...range(9000, 9010)];
+/** host ports the "leaves nothing behind" test publishes */
+const GONE_PORTS: HostPort[] = [
+  ...[18081, 19000, 19001, 19002].map((port) => ({ proto: 'tcp' as const, port })),
+  { proto: 'udp', port: 19003 },
+];
+
+let e2e: E2eDaemon;
 const run = uniqueName('e2e');
 const outsideNs = `${run}-out`;
 const outsideHostIf = `o${run.slice(-8)}h`;
-let peerServer: ChildProcess | undefined;
-
-function sh(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
-}
-
-function ok(args: string[]): string {
-  const r = docker(args);
-  if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.code}): ${r.stderr || r.stdout}`);
-  return r.stdout.trim();
-}
+let outsideDir: string;
+let webId: string;
 
 function tsnet(args: string[]): { stdout: string; stderr: string; code: number } {
-  try {
-    const stdout = execFileSync('node', ['dist/cli/main.js', ...args, '--state-dir', stateDir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return { stdout: stdout.trim(), stderr: '', code: 0 };
-  } catch (err) {
-    const e = err as { stdout: string; stderr: string; status: number };
-    return { stdout: String(e.stdout ?? '').trim(), stderr: String(e.stderr ?? '').trim(), code: e.status ?? 1 };
-  }
+  const r = e2e.tsnet(args);
+  return { stdout: r.stdout.trim(), stderr: r.stderr.trim(), code: r.code };
 }
 
 function network(name: string, args: string[]): string {
@@ -69,6 +70,10 @@ function container(name: string, args: string[], cmd: string[]): string {
   return name;
 }
 
+function sleeper(name: string, net: string, extra: string[] = []): string {
+  return container(name, ['--network', net, ...extra], ['sleep', '3600']);
+}
+
 function ipOf(name: string, net: string): string {
   return ok(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name]);
 }
@@ -79,19 +84,47 @@ function oneShot(net: string, cmd: string[], extra: string[] = []): { out: strin
   return { out: (r.stdout + r.stderr).trim(), code: r.code };
 }
 
+/** A command in a running container: its output (stdout and stderr) and exit code. */
+function exec(name: string, cmd: string[]): { out: string; code: number } {
+  const r = docker(['exec', name, ...cmd]);
+  return { out: (r.stdout + r.stderr).trim(), code: r.code };
+}
+
+/** One ping from a container; its output says whether an answer came ("1 packets received"). */
+function ping(from: string, target: string): { out: string; code: number } {
+  return exec(from, ['ping', '-c', '1', '-W', '2', target]);
+}
+
+/** A TCP connection from a container (busybox nc, 3 s); a dropped SYN ends in "nc: timed out". */
+function connect(from: string, ip: string, port: number, send = ''): { out: string; code: number } {
+  const cmd = send ? `printf '${send}' | nc -w 3 ${ip} ${port}` : `nc -w 3 ${ip} ${port} </dev/null`;
+  return exec(from, ['sh', '-c', cmd]);
+}
+
+const HTTP_GET = 'GET / HTTP/1.0\\r\\n\\r\\n';
+
+/** What a dropped ping looks like: sent, no answer, no error from the way there. */
+function expectPingDropped(r: { out: string; code: number }): void {
+  expect(r.code, r.out).not.toBe(0);
+  expect(r.out).toContain('1 packets transmitted, 0 packets received');
+}
+
+/** What a dropped connection looks like: a timeout, not a refusal or an unreachable network. */
+function expectConnectDropped(r: { out: string; code: number }): void {
+  expect(r.code, r.out).not.toBe(0);
+  expect(r.out).toContain('nc: timed out');
+}
+
 function httpGetFrom(ns: string | null, host: string, port: number): string {
   const args = ['-s', '--max-time', '5', `http://${host}:${port}/`];
-  try {
-    return ns ? sh('ip', ['netns', 'exec', ns, 'curl', ...args]) : sh('curl', args);
-  } catch {
-    return '';
-  }
+  const r = ns ? runCommand('ip', ['netns', 'exec', ns, 'curl', ...args]) : runCommand('curl', args);
+  return r.code === 0 ? r.stdout.trim() : '';
 }
 
 /** An HTTP server inside a container: busybox httpd on each port, index says which container. */
-function webServer(name: string, net: string, publish: string[], ports = [80]): string {
+function webServer(name: string, net: string, publish: string[], ports = [80], extra: string[] = []): string {
   const starts = ports.map((p) => `httpd -p ${p} -h /www`).join(' && ');
-  return container(name, ['--network', net, ...publish.flatMap((p) => ['-p', p])], [
+  return container(name, ['--network', net, ...extra, ...publish.flatMap((p) => ['-p', p])], [
     'sh',
     '-c',
     `mkdir -p /www && echo hello-from-${name} > /www/index.html && ${starts} && sleep 3600`,
@@ -99,19 +132,13 @@ function webServer(name: string, net: string, publish: string[], ports = [80]): 
 }
 
 function bridgeOf(networkId: string): string {
-  const status = JSON.parse(tsnet(['status', '--json']).stdout) as { networks: { id: string; config: { bridge: string } }[] };
-  const n = status.networks.find((x) => x.id === networkId);
+  const n = e2e.status().networks.find((x) => x.id === networkId);
   if (!n) throw new Error(`network ${networkId} not in tsnet status`);
-  return n.config.bridge;
+  return String(n.config.bridge);
 }
 
 function linkExists(name: string): boolean {
-  try {
-    sh('ip', ['link', 'show', 'dev', name]);
-    return true;
-  } catch {
-    return false;
-  }
+  return runCommand('ip', ['link', 'show', 'dev', name]).code === 0;
 }
 
 function sendRaw(path: string, body: string): Promise<{ status: number; body: string }> {
@@ -126,78 +153,96 @@ function sendRaw(path: string, body: string): Promise<{ status: number; body: st
   });
 }
 
-beforeAll(async () => {
-  await ensureDockerd();
-  await ensureBusyboxImage(IMAGE);
-  stateDir = mkdtempSync(join(tmpdir(), 'tsnet-e2e-'));
-  onCleanup(() => rmSync(stateDir, { recursive: true, force: true }));
-  onCleanup(() => {
-    // the table outlives a stopped daemon by design (networks keep working); the test's goes now
-    spawnSync('nft', ['delete', 'table', 'inet', TABLE]);
-  });
-  daemon = await startTsnetDaemon({ stateDir, socketPath: SOCKET });
-  onCleanup(() => daemon.stop());
+// ---------------------------------------------------------------- the outside world
 
-  // the outside world: a namespace behind a veth, reachable from the host, with no route back
+/**
+ * A namespace behind a veth of the host, reachable from the host, with a route back to the
+ * test subnets, a server on port 7000 that answers each client with the source address it saw
+ * and records it, and a counter of packets arriving from the internal network's subnet.
+ */
+async function makeOutside(): Promise<void> {
+  outsideDir = mkdtempSync(join(tmpdir(), 'tsnet-e2e-out-'));
+  onCleanup(() => rmSync(outsideDir, { recursive: true, force: true }));
   sh('ip', ['netns', 'add', outsideNs]);
   onCleanup(() => sh('ip', ['netns', 'del', outsideNs]));
   sh('ip', ['link', 'add', outsideHostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outsideNs]);
   onCleanup(() => {
     if (linkExists(outsideHostIf)) sh('ip', ['link', 'del', outsideHostIf]);
   });
+  const inside = (args: string[]) => sh('ip', ['netns', 'exec', outsideNs, ...args]);
   sh('ip', ['addr', 'add', `${OUT_HOST_IP}/24`, 'dev', outsideHostIf]);
   sh('ip', ['link', 'set', outsideHostIf, 'up']);
-  sh('ip', ['netns', 'exec', outsideNs, 'ip', 'addr', 'add', `${OUT_PEER_IP}/24`, 'dev', 'eth0']);
-  sh('ip', ['netns', 'exec', outsideNs, 'ip', 'link', 'set', 'eth0', 'up']);
-  sh('ip', ['netns', 'exec', outsideNs, 'ip', 'link', 'set', 'lo', 'up']);
-  // tells each client the source address it saw: proof of masquerade
-  peerServer = spawn('ip', [
+  inside(['ip', 'addr', 'add', `${OUT_PEER_IP}/24`, 'dev', 'eth0']);
+  inside(['ip', 'link', 'set', 'eth0', 'up']);
+  inside(['ip', 'link', 'set', 'lo', 'up']);
+  inside(['ip', 'route', 'add', '10.231.0.0/16', 'via', OUT_HOST_IP]);
+  inside(['nft', `add table inet tally; add chain inet tally input { type filter hook input priority 0; }; add rule inet tally input ip saddr ${INT_SUBNET} counter`]);
+  const log = join(outsideDir, 'connections');
+  const ready = join(outsideDir, 'ready');
+  const server = spawn('ip', [
     'netns',
     'exec',
     outsideNs,
     'node',
     '-e',
-    "require('net').createServer(s=>s.end(s.remoteAddress+'\\n')).listen(7000,'0.0.0.0')",
+    `const fs = require('fs'); const [log, ready] = process.argv.slice(1);
+     require('net').createServer((s) => { fs.appendFileSync(log, s.remoteAddress + '\\n'); s.end(s.remoteAddress + '\\n'); })
+       .listen(${OUT_PORT}, '0.0.0.0', () => fs.writeFileSync(ready, ''));`,
+    log,
+    ready,
   ]);
-  onCleanup(() => peerServer?.kill());
-  await new Promise((r) => setTimeout(r, 300));
+  onCleanup(() => server.kill());
+  await until('the outside server listens', () => existsSync(ready));
+}
+
+/** Source addresses of every connection the outside server accepted, oldest first. */
+function outsideConnections(): string[] {
+  const path = join(outsideDir, 'connections');
+  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
+}
+
+/** Packets that reached the outside namespace from the internal network's subnet. */
+function packetsFromInternalSubnet(): number {
+  const listing = sh('ip', ['netns', 'exec', outsideNs, 'nft', 'list', 'table', 'inet', 'tally']);
+  const m = /counter packets (\d+)/.exec(listing);
+  if (!m) throw new Error(`no counter in the outside namespace:\n${listing}`);
+  return Number(m[1]);
+}
+
+beforeAll(async () => {
+  e2e = await startE2e('tsnet-e2e');
+  await makeOutside();
+  webId = network(`${run}-web`, ['--subnet', WEB_SUBNET]);
+  sleeper(`${run}-a`, `${run}-web`);
+  webServer(`${run}-site`, `${run}-web`, ['8080:80', '9000-9010:9000-9010'], [80, 9000, 9005, 9010]);
 }, 600_000);
 
-afterAll(async () => {
-  await runCleanups();
-});
+afterAll(() => finishE2e(e2e, [...SITE_PORTS.map((port) => ({ proto: 'tcp' as const, port })), ...GONE_PORTS]));
 
 describe('bridge networks through Docker', () => {
-  let webId: string;
-
   it('creates a network with a given subnet: a bridge with the gateway on it', () => {
-    webId = network(`${run}-web`, ['--subnet', WEB_SUBNET]);
     const bridge = bridgeOf(webId);
     const addrs = JSON.parse(sh('ip', ['-j', 'addr', 'show', 'dev', bridge])) as { addr_info: { local: string; prefixlen: number }[] }[];
     expect(addrs[0].addr_info.map((a) => `${a.local}/${a.prefixlen}`)).toContain('10.231.0.1/24');
   });
 
   it('lets containers ping each other by name', () => {
-    container(`${run}-a`, ['--network', `${run}-web`], ['sleep', '3600']);
-    const r = oneShot(`${run}-web`, ['ping', '-c', '1', '-W', '3', `${run}-a`]);
+    const r = ping(`${run}-a`, `${run}-site`);
     expect(r.code, r.out).toBe(0);
   });
 
   it('masquerades outbound traffic: the outside sees the host address', () => {
-    const r = oneShot(`${run}-web`, ['nc', '-w', '3', OUT_PEER_IP, '7000']);
-    expect(r.out).toBe(OUT_HOST_IP);
+    expect(connect(`${run}-a`, OUT_PEER_IP, OUT_PORT).out).toBe(OUT_HOST_IP);
   });
 
   it('publishes ports: from outside, from 127.0.0.1, from a host address, and by hairpin', () => {
-    webServer(`${run}-site`, `${run}-web`, ['8080:80', '9000-9010:9000-9010'], [80, 9000, 9005, 9010]);
     const hello = `hello-from-${run}-site`;
     expect(httpGetFrom(outsideNs, OUT_HOST_IP, 8080)).toBe(hello);
     expect(httpGetFrom(outsideNs, OUT_HOST_IP, 9005)).toBe(hello);
     expect(httpGetFrom(outsideNs, OUT_HOST_IP, 9010)).toBe(hello);
     expect(httpGetFrom(null, '127.0.0.1', 8080)).toBe(hello);
     expect(httpGetFrom(null, OUT_HOST_IP, 9000)).toBe(hello);
-    const hairpin = oneShot(`${run}-web`, ['sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${OUT_HOST_IP} 8080`]);
-    expect(hairpin.out).toContain(hello);
+    expect(connect(`${run}-a`, OUT_HOST_IP, 8080, HTTP_GET).out).toContain(hello);
   });
 
   it('shows bindings with tsnet port, as docker port prints them', () => {
@@ -226,22 +271,23 @@ describe('bridge networks through Docker', () => {
     onCleanup(() => docker(['rm', '-f', `${run}-dup`]));
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/8080/);
+    expect(httpGetFrom(null, '127.0.0.1', 8080)).toBe(`hello-from-${run}-site`);
   });
 
   it('picks a free subnet with --ipam-driver tsnet and never hands out an address twice', () => {
     network(`${run}-app`, ['--ipam-driver', PLUGIN]);
     const subnet = ok(['network', 'inspect', '-f', '{{(index .IPAM.Config 0).Subnet}}', `${run}-app`]);
     expect(subnet).toMatch(/^\d+\.\d+\.\d+\.\d+\/\d+$/);
-    const names = [1, 2, 3, 4].map((i) => container(`${run}-app${i}`, ['--network', `${run}-app`], ['sleep', '3600']));
+    const names = [1, 2, 3, 4].map((i) => sleeper(`${run}-app${i}`, `${run}-app`));
     const ips = names.map((n) => ipOf(n, `${run}-app`));
     expect(new Set(ips).size).toBe(ips.length);
   });
 
   it('serves exact addresses, IP ranges and aux addresses through tsnet IPAM', () => {
     network(`${run}-ipam`, ['--ipam-driver', PLUGIN, '--subnet', '10.231.4.0/24', '--ip-range', '10.231.4.128/25', '--aux-address', 'router=10.231.4.130']);
-    container(`${run}-fixed`, ['--network', `${run}-ipam`, '--ip', '10.231.4.7'], ['sleep', '3600']);
+    sleeper(`${run}-fixed`, `${run}-ipam`, ['--ip', '10.231.4.7']);
     expect(ipOf(`${run}-fixed`, `${run}-ipam`)).toBe('10.231.4.7');
-    container(`${run}-ranged`, ['--network', `${run}-ipam`], ['sleep', '3600']);
+    sleeper(`${run}-ranged`, `${run}-ipam`);
     const ranged = ipOf(`${run}-ranged`, `${run}-ipam`);
     expect(Number(ranged.split('.')[3])).toBeGreaterThanOrEqual(128);
     expect(ranged).not.toBe('10.231.4.130');
@@ -252,36 +298,82 @@ describe('bridge networks through Docker', () => {
 
   it('carries IPv6 with --ipv6: containers reach each other by name', () => {
     network(`${run}-v6`, ['--ipv6', '--subnet', '10.231.5.0/24', '--subnet', 'fd00:231:5::/64']);
-    container(`${run}-six`, ['--network', `${run}-v6`], ['sleep', '3600']);
+    sleeper(`${run}-six`, `${run}-v6`);
     const six = ok(['inspect', '-f', `{{(index .NetworkSettings.Networks "${run}-v6").GlobalIPv6Address}}`, `${run}-six`]);
     expect(six).toMatch(/^fd00:231:5::/);
     const r = oneShot(`${run}-v6`, ['ping', '-6', '-c', '1', '-W', '3', six]);
     expect(r.code, r.out).toBe(0);
   });
 
-  it('isolates networks from each other', () => {
-    const target = ipOf(`${run}-a`, `${run}-web`);
-    const r = oneShot(`${run}-app`, ['ping', '-c', '1', '-W', '2', target]);
-    expect(r.code).not.toBe(0);
+  describe('isolation between networks', () => {
+    // a second network with a web server and a client, beside the fixture's "web"
+    beforeAll(() => {
+      network(`${run}-iso`, ['--subnet', '10.231.6.0/24']);
+      webServer(`${run}-iso1`, `${run}-iso`, []);
+      sleeper(`${run}-iso2`, `${run}-iso`);
+    });
+
+    it('drops ICMP and TCP between two networks in both directions, while peers on each network talk', () => {
+      const site = ipOf(`${run}-site`, `${run}-web`);
+      const iso1 = ipOf(`${run}-iso1`, `${run}-iso`);
+      // the positives, in the same run: each network's own peers reach each other
+      expect(ping(`${run}-a`, site).out).toContain('1 packets received');
+      expect(connect(`${run}-a`, site, 80, HTTP_GET).out).toContain(`hello-from-${run}-site`);
+      expect(ping(`${run}-iso2`, iso1).out).toContain('1 packets received');
+      expect(connect(`${run}-iso2`, iso1, 80, HTTP_GET).out).toContain(`hello-from-${run}-iso1`);
+      // iso -> web and web -> iso: dropped (a timeout), not refused
+      expectPingDropped(ping(`${run}-iso2`, site));
+      expectConnectDropped(connect(`${run}-iso2`, site, 80, HTTP_GET));
+      expectPingDropped(ping(`${run}-a`, iso1));
+      expectConnectDropped(connect(`${run}-a`, iso1, 80, HTTP_GET));
+    });
   });
 
   it('blocks container-to-container traffic with enable_icc=false, but not the way out', () => {
     network(`${run}-noicc`, ['--subnet', '10.231.2.0/24', '-o', 'com.docker.network.bridge.enable_icc=false']);
-    container(`${run}-n1`, ['--network', `${run}-noicc`], ['sleep', '3600']);
+    sleeper(`${run}-n1`, `${run}-noicc`);
+    sleeper(`${run}-n2`, `${run}-noicc`);
     const peer = ipOf(`${run}-n1`, `${run}-noicc`);
-    expect(oneShot(`${run}-noicc`, ['ping', '-c', '1', '-W', '2', peer]).code).not.toBe(0);
-    expect(oneShot(`${run}-noicc`, ['ping', '-c', '1', '-W', '2', '10.231.2.1']).code).toBe(0);
-    expect(oneShot(`${run}-noicc`, ['nc', '-w', '3', OUT_PEER_IP, '7000']).out).toBe(OUT_HOST_IP);
+    expectPingDropped(ping(`${run}-n2`, peer));
+    expect(ping(`${run}-n2`, '10.231.2.1').out).toContain('1 packets received');
+    expect(connect(`${run}-n2`, OUT_PEER_IP, OUT_PORT).out).toBe(OUT_HOST_IP);
   });
 
-  it('gives internal networks no way out', () => {
-    network(`${run}-int`, ['--internal', '--subnet', '10.231.3.0/24']);
-    container(`${run}-i1`, ['--network', `${run}-int`], ['sleep', '3600']);
-    const peer = ipOf(`${run}-i1`, `${run}-int`);
-    expect(oneShot(`${run}-int`, ['ping', '-c', '1', '-W', '2', peer]).code).toBe(0);
-    const out = oneShot(`${run}-int`, ['nc', '-w', '2', OUT_PEER_IP, '7000']);
-    expect(out.out).not.toContain(OUT_HOST_IP);
-    expect(oneShot(`${run}-int`, ['ip', 'route']).out).not.toContain('default');
+  describe('internal networks', () => {
+    // an internal network with a plain container and an "attacker" allowed to change its
+    // routes, and an attacker of the same kind on the ordinary network "web" for the positive
+    beforeAll(() => {
+      network(`${run}-int`, ['--internal', '--subnet', INT_SUBNET]);
+      sleeper(`${run}-i1`, `${run}-int`);
+      sleeper(`${run}-i2`, `${run}-int`, ['--cap-add', 'NET_ADMIN']);
+      sleeper(`${run}-w2`, `${run}-web`, ['--cap-add', 'NET_ADMIN']);
+    });
+
+    it('lets containers reach each other but gives them no default route', () => {
+      const peer = ipOf(`${run}-i1`, `${run}-int`);
+      expect(ping(`${run}-i2`, peer).out).toContain('1 packets received');
+      expect(exec(`${run}-i1`, ['ip', 'route']).out).not.toContain('default');
+    });
+
+    it('lets nothing out even when a container adds a default route via the bridge, while the same attempt from a normal network gets out', () => {
+      // the positive: an ordinary network's container, with its route set the same way, gets out
+      expect(exec(`${run}-w2`, ['ip', 'route', 'replace', 'default', 'via', '10.231.0.1']).code).toBe(0);
+      const before = outsideConnections().length;
+      expect(connect(`${run}-w2`, OUT_PEER_IP, OUT_PORT).out).toBe(OUT_HOST_IP);
+      expect(outsideConnections().slice(before)).toEqual([OUT_HOST_IP]);
+
+      // the attacker: a default route via the bridge's address, which answers
+      const added = exec(`${run}-i2`, ['ip', 'route', 'replace', 'default', 'via', '10.231.3.1']);
+      expect(added.code, added.out).toBe(0);
+      expect(exec(`${run}-i2`, ['ip', 'route']).out).toContain('default via 10.231.3.1');
+      expect(ping(`${run}-i2`, '10.231.3.1').out).toContain('1 packets received');
+      const seen = outsideConnections().length;
+      expectPingDropped(ping(`${run}-i2`, OUT_PEER_IP));
+      expectConnectDropped(connect(`${run}-i2`, OUT_PEER_IP, OUT_PORT));
+      // the outside saw nothing: no connection, not one packet from the internal subnet
+      expect(outsideConnections().slice(seen)).toEqual([]);
+      expect(packetsFromInternalSubnet()).toBe(0);
+    });
   });
 
   it('refuses bad input with a clear message and keeps serving', async () => {
@@ -296,38 +388,65 @@ describe('bridge networks through Docker', () => {
     expect(JSON.parse(malformed.body)).toHaveProperty('Err');
     const badIpam = await sendRaw('/IpamDriver.RequestPool', '{"AddressSpace": "local", "Pool": "10.0.0.0/33", "V6": false}');
     expect(JSON.parse(badIpam.body).Error).toMatch(/10\.0\.0\.0\/33/);
-    expect(oneShot(`${run}-web`, ['ping', '-c', '1', '-W', '3', `${run}-a`]).code).toBe(0);
+    expect(ping(`${run}-a`, `${run}-site`).code).toBe(0);
   });
 
-  it('keeps networks and containers working across a daemon restart and a kill -9', async () => {
-    await daemon.restart();
-    expect(oneShot(`${run}-web`, ['ping', '-c', '1', '-W', '3', `${run}-a`]).code).toBe(0);
-    expect(httpGetFrom(outsideNs, OUT_HOST_IP, 8080)).toBe(`hello-from-${run}-site`);
-    await daemon.kill9();
-    await daemon.restart();
-    container(`${run}-late`, ['--network', `${run}-app`], ['sleep', '3600']);
-    const ips = [1, 2, 3, 4].map((i) => ipOf(`${run}-app${i}`, `${run}-app`));
-    expect(ips).not.toContain(ipOf(`${run}-late`, `${run}-app`));
-    expect(httpGetFrom(outsideNs, OUT_HOST_IP, 8080)).toBe(`hello-from-${run}-site`);
+  it('keeps networks and containers working across a daemon restart and a kill -9, and holds the published ports again', async () => {
+    const siteIp = ipOf(`${run}-site`, `${run}-web`);
+    const aIp = ipOf(`${run}-a`, `${run}-web`);
+    let late = 0;
+    /** What must hold after every restart: the daemon serves, containers talk, ports are held. */
+    const worksAfterRestart = async () => {
+      expect(ping(`${run}-a`, `${run}-site`).out).toContain('1 packets received');
+      expect(ping(`${run}-a`, OUT_PEER_IP).out).toContain('1 packets received');
+      expect(httpGetFrom(outsideNs, OUT_HOST_IP, 8080)).toBe(`hello-from-${run}-site`);
+      // each published host port is held by the restarted daemon; the port after the range is not
+      for (const port of SITE_PORTS) expect(`${port}: ${await tryBind({ proto: 'tcp', port })}`).toBe(`${port}: EADDRINUSE`);
+      expect(await tryBind({ proto: 'tcp', port: 9011 })).toBe('free');
+      // a container made now gets a fresh address and reaches the others: the daemon serves
+      const name = sleeper(`${run}-late${++late}`, `${run}-web`);
+      expect([siteIp, aIp]).not.toContain(ipOf(name, `${run}-web`));
+      expect(ping(name, `${run}-site`).out).toContain('1 packets received');
+    };
+    expect(describeExit(await e2e.daemon.restart())).toBe('exited with 0');
+    await worksAfterRestart();
+    await e2e.daemon.kill9();
+    await e2e.daemon.restart();
+    await worksAfterRestart();
   });
 
-  it('leaves nothing behind after containers and networks are removed', () => {
-    const bridge = bridgeOf(webId);
-    for (const n of ['a', 'site', 'eph']) ok(['rm', '-f', `${run}-${n}`]);
-    ok(['network', 'rm', `${run}-web`]);
+  it('leaves nothing behind after containers and networks are removed: map elements (IPv4 and IPv6), links, held ports, status rows', async () => {
+    const net = `${run}-gone`;
+    const id = network(net, ['--ipv6', '--subnet', '10.231.7.0/24', '--subnet', 'fd00:231:7::/64']);
+    const name = webServer(`${run}-g1`, net, ['18081:80', '19000-19002:19000-19002', '19003:19003/udp']);
+    const bridge = bridgeOf(id);
+    const status = e2e.status();
+    const endpoints = status.endpoints.filter((e) => e.network === id).map((e) => e.id.slice(0, 12));
+    const ports: HostPort[] = status.ports.filter((p) => p.network === id).map((p) => ({ proto: p.proto === 'udp' ? 'udp' : 'tcp', port: p.hostPort, host: p.hostIp }));
+    const ofNetwork = (line: string) => line.includes(`"${bridge}"`) || line.includes('10.231.7.') || line.includes('fd00:231:7:');
+    const mapsOf = () => [...new Set(tableElements(TABLE).filter(ofNetwork).map((l) => l.split(':')[0]))].sort();
+    const linksOf = () => linksTaggedBy(PLUGIN).filter((l) => [id.slice(0, 12), ...endpoints].some((x) => l.includes(`:${x})`)));
+    const held = async () => Promise.all(ports.map(async (p) => `${p.proto} ${p.host}:${p.port} ${await tryBind(p)}`));
+
+    // while it runs: elements in every set and map, IPv4 and IPv6; the bridge and the veth; held ports
+    expect(endpoints).toHaveLength(1);
+    expect(mapsOf()).toEqual(['anyports4', 'anyports6', 'bridge_pairs', 'bridges', 'masq4', 'masq6', 'subnets4', 'subnets6']);
+    expect(linksOf()).toHaveLength(2);
+    expect(ports.map((p) => `${p.proto}/${p.port}`)).toEqual(expect.arrayContaining(GONE_PORTS.map((p) => `${p.proto}/${p.port}`)));
+    expect(await held()).toEqual(ports.map((p) => `${p.proto} ${p.host}:${p.port} EADDRINUSE`));
+
+    ok(['rm', '-f', name]);
+    ok(['network', 'rm', net]);
+    expect(mapsOf()).toEqual([]);
+    expect(linksOf()).toEqual([]);
     expect(linkExists(bridge)).toBe(false);
-    const table = sh('nft', ['list', 'table', 'inet', TABLE]);
-    expect(table).not.toContain(bridge);
-    expect(table).not.toMatch(/: 10\.231\.0\.\d+ \. 80/);
-    let dockerUser = '';
-    try {
-      dockerUser = sh('nft', ['list', 'chain', 'ip', 'filter', 'DOCKER-USER']);
-    } catch {
-      // no Docker chain: nothing of ours can be in it
-    }
-    expect(dockerUser).not.toContain(bridge);
-    const status = JSON.parse(tsnet(['status', '--json']).stdout) as { networks: { id: string }[]; ports: { network: string }[] };
-    expect(status.networks.map((n) => n.id)).not.toContain(webId);
-    expect(status.ports.filter((p) => p.network === webId)).toEqual([]);
+    expect(await held()).toEqual(ports.map((p) => `${p.proto} ${p.host}:${p.port} free`));
+    const after = e2e.status();
+    expect(after.networks.map((n) => n.id)).not.toContain(id);
+    expect(after.endpoints.filter((e) => e.network === id)).toEqual([]);
+    expect(after.ports.filter((p) => p.network === id)).toEqual([]);
+    const dockerUser = runCommand('nft', ['list', 'chain', 'ip', 'filter', 'DOCKER-USER']);
+    expect(dockerUser.code).toBe(0);
+    expect(dockerUser.stdout).not.toContain(bridge);
   });
 });
