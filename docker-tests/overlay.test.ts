@@ -1,24 +1,14 @@
 // The overlay driver through the real Docker engine on one host (the daemon under test has no
 // cluster store): containers on `-o type=overlay` talk, get the VXLAN-sized MTU, publish ports,
 // and the errors say what to do. Multi-host behaviour is tested through the lab
-// (netns-tests/overlay-lab.test.ts).
+// (netns-tests/overlay-lab.test.ts). afterAll (finishE2e) requires that the daemon let go of
+// everything, exits cleanly on SIGTERM and logged no internal error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { docker, ensureBusyboxImage, ensureDockerd, onCleanup, runCleanups, startTsnetDaemon, uniqueName } from './harness.js';
+import { BUSYBOX_IMAGE as IMAGE, E2E_PLUGIN as PLUGIN, docker, dockerOk as ok, finishE2e, onCleanup, startE2e, uniqueName, type E2eDaemon } from './harness.js';
 
-const PLUGIN = 'tsnet-e2e';
-const IMAGE = 'tsnet-busybox:latest';
 const run = uniqueName('ov');
-let stateDir: string;
-
-function ok(args: string[]): string {
-  const r = docker(args);
-  if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.code}): ${r.stderr || r.stdout}`);
-  return r.stdout.trim();
-}
+let e2e: E2eDaemon;
 
 function links(): string[] {
   return (JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string }[]).map((l) => l.ifname);
@@ -31,23 +21,21 @@ function underlayMtu(): number {
   return link.mtu;
 }
 
-function tsnetStatus(): { networks: { id: string; driver: string; config: { bridge: string; mtu: number; overlay: { vxlan: string; vni: number } } }[] } {
-  return JSON.parse(execFileSync('node', ['dist/cli/main.js', 'status', '--json', '--state-dir', stateDir], { encoding: 'utf8' }));
+interface OverlayRow {
+  id: string;
+  driver: string;
+  config: { bridge: string; mtu: number; overlay: { vxlan: string; vni: number } };
+}
+
+function tsnetStatus(): { networks: OverlayRow[] } {
+  return { networks: e2e.status().networks as unknown as OverlayRow[] };
 }
 
 beforeAll(async () => {
-  await ensureDockerd();
-  await ensureBusyboxImage(IMAGE);
-  stateDir = mkdtempSync(join(tmpdir(), 'tsnet-e2e-ov-'));
-  onCleanup(() => rmSync(stateDir, { recursive: true, force: true }));
-  onCleanup(() => spawnSync('nft', ['delete', 'table', 'inet', 'tsnet_e2e']));
-  const daemon = await startTsnetDaemon({ stateDir, socketPath: `/run/docker/plugins/${PLUGIN}.sock` });
-  onCleanup(() => daemon.stop());
+  e2e = await startE2e('tsnet-e2e-ov');
 }, 300_000);
 
-afterAll(async () => {
-  await runCleanups();
-});
+afterAll(() => finishE2e(e2e, [{ proto: 'tcp', port: 18140 }]));
 
 describe('overlay networks through Docker (one host)', () => {
   it('lets containers talk by name, with the underlay MTU minus 50, and publishes ports', () => {
