@@ -122,3 +122,32 @@ export function dockerAttach(hostNs: string, containerNs: string, join: { srcNam
   execIn(containerNs, 'ip', ['link', 'set', 'eth0', 'up']);
   if (join.gateway) execIn(containerNs, 'ip', ['route', 'add', 'default', 'via', join.gateway]);
 }
+
+// ---------------------------------------------------------------- 802.1Q VLAN support
+
+/** Why a VLAN success path cannot run, for skip reasons. */
+export const NO_8021Q = 'this kernel has no 802.1Q VLAN support (8021q): `ip link add ... type vlan` answers "Unknown device type"';
+
+let vlanAnswer: boolean | undefined;
+
+/**
+ * Whether this kernel makes 802.1Q VLAN links: the one probe every test branches on. It asks the
+ * kernel directly, not tsnet (whose own "no 8021q" answer is what the tests check), by adding a
+ * VLAN on a veth in a scratch namespace. Only the kernel's two ways of saying "no such link type"
+ * count as no; any other failure is a broken probe and throws, so it cannot pass for "no 8021q".
+ */
+export function kernelHas8021q(): boolean {
+  if (vlanAnswer !== undefined) return vlanAnswer;
+  const ns = `tsvlanprobe${randomBytes(2).toString('hex')}`;
+  sh('ip', ['netns', 'add', ns]);
+  try {
+    execIn(ns, 'ip', ['link', 'add', 'p', 'type', 'veth', 'peer', 'name', 'q']);
+    const r = tryIn(ns, 'ip', ['link', 'add', 'link', 'p', 'name', 'p.5', 'type', 'vlan', 'id', '5']);
+    if (r.code === 0) vlanAnswer = true;
+    else if (/^Error: Unknown device type\.$|Operation not supported/.test(r.stderr)) vlanAnswer = false;
+    else throw new Error(`the 8021q probe failed for another reason (exit ${r.code}): ${r.stderr}`);
+    return vlanAnswer;
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns]);
+  }
+}

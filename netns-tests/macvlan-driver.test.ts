@@ -4,7 +4,7 @@
 // what Docker does after Join (moves the sub-interface into a container namespace and configures
 // it). Namespaces have unique names and go in afterEach, also when a test fails.
 import { afterEach, describe, expect, it } from 'vitest';
-import { Namespaces, dockerAttach, inNs, pings, sh } from './harness.js';
+import { NO_8021Q, Namespaces, dockerAttach, inNs, kernelHas8021q, pings } from './harness.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,9 +24,9 @@ const noOptions: EndpointOptions = { portBindings: [], exposedPorts: [], other: 
 const owner = new LinkOwner();
 let seq = 0;
 
-/** A stand-in for 8021q: the kernel's config says whether `ip link add ... type vlan` can work. */
-const kernelHasVlan = sh('sh', ['-c', 'zcat /proc/config.gz 2>/dev/null | grep -c "^CONFIG_VLAN_8021Q=[ym]" || true']) !== '0';
-const NO_VLAN_REASON = 'this kernel has no 8021q (CONFIG_VLAN_8021Q is not set): the VLAN success path cannot run here';
+/** Asked of the kernel itself (harness.ts), not of tsnet, whose refusal is under test. */
+const kernelHasVlan = kernelHas8021q();
+const NO_VLAN_REASON = `${NO_8021Q}: the VLAN success path cannot run here`;
 
 const namespaces = new Namespaces();
 const dirs: string[] = [];

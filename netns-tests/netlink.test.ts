@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readlinkSync, statSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Netlink, NetlinkError, closeFd, openNetnsFd, readSysctl, withNetns, writeSysctl } from '../native/index.js';
+import { NO_8021Q, kernelHas8021q, until } from './harness.js';
 
 interface Ns {
   name: string;
@@ -171,7 +172,7 @@ describe('links', () => {
     expect(c.nl.getLink('eth0')).toBeUndefined();
   });
 
-  it('changes links: rename, mac, mtu, alias, down, nomaster, move by fd and by pid', () => {
+  it('changes links: rename, mac, mtu, alias, down, nomaster, move by fd and by pid', async () => {
     const a = netns();
     const b = netns();
     a.nl.createLink({ kind: 'bridge', name: 'br0' });
@@ -192,13 +193,19 @@ describe('links', () => {
     expect(b.nl.getLink('renamed')).toBeDefined();
     expect(a.nl.getLink('renamed')).toBeUndefined();
 
-    // a process inside a: its pid names the namespace
-    const sleeper: ChildProcess = spawn('ip', ['netns', 'exec', a.name, 'sleep', '30'], { stdio: 'ignore' });
+    // a process inside a: its pid names the namespace. `ip netns exec` starts in the host's
+    // namespace and enters a before it execs the shell (same pid), so "ready" is printed from a.
+    const sleeper: ChildProcess = spawn('ip', ['netns', 'exec', a.name, 'sh', '-c', 'echo ready; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     cleanups.push(() => sleeper.kill());
-    const deadline = Date.now() + 5000;
-    while (readlinkSync(`/proc/${sleeper.pid}/ns/net`) !== nsId(a) && Date.now() < deadline) execFileSync('sleep', ['0.01']);
+    let said = '';
+    sleeper.stdout!.on('data', (d: Buffer) => (said += d.toString()));
+    await until('the sleeper is inside namespace a', () => said.includes('ready'), 5000);
+    // a pid still in the host's namespace would move the link there: refuse rather than try
+    const where = readlinkSync(`/proc/${sleeper.pid}/ns/net`);
+    if (where !== nsId(a)) throw new Error(`the sleeper is in ${where}, not in ${a.name} (${nsId(a)}): not moving a link by its pid`);
     b.nl.setLink('renamed', { netnsPid: sleeper.pid! });
     expect(a.nl.getLink('renamed')).toBeDefined();
+    expect(b.nl.getLink('renamed')).toBeUndefined();
   });
 
   it('creates macvlans in all four modes on a veth parent', () => {
@@ -241,7 +248,7 @@ describe('links', () => {
     expect(ns.nl.getLink('vx42')).toMatchObject({ kind: 'vxlan', vxlanId: 42 });
   });
 
-  const has8021q = probeVlanSupport();
+  const has8021q = kernelHas8021q();
 
   it('vlan: a kernel without 8021q gets a clear error', (ctx) => {
     if (has8021q) ctx.skip('this kernel has 8021q: the failure path cannot be shown here');
@@ -255,7 +262,7 @@ describe('links', () => {
   });
 
   it('vlan: creates a tagged link on its parent', (ctx) => {
-    if (!has8021q) ctx.skip('this kernel lacks 8021q (CONFIG_VLAN_8021Q): the vlan success path cannot run here; its messages are unit-tested');
+    if (!has8021q) ctx.skip(`${NO_8021Q}: the vlan success path cannot run here; its messages are unit-tested`);
     const ns = netns();
     ns.nl.createLink({ kind: 'veth', name: 'eth1', peerName: 'eth1-peer' });
     ns.nl.createLink({ kind: 'vlan', name: 'eth1.20', parent: 'eth1', vlanId: 20 });
@@ -493,17 +500,3 @@ describe('errors', () => {
   });
 });
 
-/** Whether this kernel can make VLAN links, tried in a throwaway namespace. */
-function probeVlanSupport(): boolean {
-  const name = `tsnet-t-${randomBytes(4).toString('hex')}`;
-  execFileSync('ip', ['netns', 'add', name]);
-  try {
-    execFileSync('ip', ['-n', name, 'link', 'add', 'p', 'type', 'veth', 'peer', 'name', 'q']);
-    execFileSync('ip', ['-n', name, 'link', 'add', 'link', 'p', 'name', 'p.5', 'type', 'vlan', 'id', '5'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  } finally {
-    execFileSync('ip', ['netns', 'del', name]);
-  }
-}
