@@ -8,8 +8,10 @@
 //                                                  |
 //                                 containers 10.231.N.x, default route via the bridge
 //
-// The outside has no route back to the container subnets: a reply only finds its way when the
-// container's traffic was masqueraded. Rules are loaded through an Nft opened inside the host
+// The outside has no route back to the container subnets (unless a test gives it one, as a router
+// might): a reply only finds its way when the container's traffic was masqueraded. A dropped
+// packet shows as a client timeout (DROPPED), a host where nothing listens as a refusal (REFUSED);
+// every such negative is paired with a connection that works in the same test. Rules are loaded through an Nft opened inside the host
 // namespace; packets are sent by small Python clients and servers run with `ip netns exec`.
 // Everything is torn down after each test, also when it fails.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +24,7 @@ import { withNetns } from '../native/netns.js';
 import { PortReserver, PortReservationError } from '../native/sockets.js';
 import { Firewall } from '../firewall/firewall.js';
 import type { FirewallNetwork, PortMapping } from '../firewall/model.js';
+import { until } from './harness.js';
 
 const TOOL = String.raw`
 import socket, sys
@@ -44,25 +47,45 @@ if mode in ('serve-tcp', 'serve-udp'):
     while True:
         if kind == socket.SOCK_STREAM:
             c, a = s.accept()
+            print('from ' + peer(a), flush=True)
             c.sendall(('%s %s\n' % (name, peer(a))).encode())
             c.close()
         else:
             data, a = s.recvfrom(2048)
+            print('from ' + peer(a), flush=True)
             s.sendto(('%s %s\n' % (name, peer(a))).encode(), a)
+elif mode == 'serve-ports':
+    import selectors
+    sel = selectors.DefaultSelector()
+    for port in map(int, sys.argv[2].split(',')):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(('0.0.0.0', port))
+        s.listen(64)
+        sel.register(s, selectors.EVENT_READ, port)
+    print('ready', flush=True)
+    while True:
+        for key, _ in sel.select():
+            c, a = key.fileobj.accept()
+            c.sendall(('port%d %s\n' % (key.data, peer(a))).encode())
+            c.close()
 elif mode in ('tcp', 'udp'):
-    host, port, timeout = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    try:
-        if mode == 'tcp':
-            c = socket.create_connection((host, port), timeout)
+    # one answer per port (a comma-separated list), in order
+    host, timeout = sys.argv[2], float(sys.argv[4])
+    for port in map(int, sys.argv[3].split(',')):
+        try:
+            if mode == 'tcp':
+                c = socket.create_connection((host, port), timeout)
+            else:
+                # connected, so that an ICMP port unreachable comes back as a refusal
+                c = socket.socket(fam(host), socket.SOCK_DGRAM)
+                c.connect((host, port))
+                c.send(b'hi')
             c.settimeout(timeout)
-            print(c.recv(200).decode().strip())
-        else:
-            c = socket.socket(fam(host), socket.SOCK_DGRAM)
-            c.settimeout(timeout)
-            c.sendto(b'hi', (host, port))
-            print(c.recv(200).decode().strip())
-    except Exception as e:
-        print('ERR ' + type(e).__name__)
+            print(c.recv(200).decode().strip(), flush=True)
+            c.close()
+        except Exception as e:
+            print('ERR ' + type(e).__name__, flush=True)
 elif mode == 'bind':
     host, port = sys.argv[2], int(sys.argv[3])
     kind = socket.SOCK_STREAM if sys.argv[4] == 'tcp' else socket.SOCK_DGRAM
@@ -77,6 +100,10 @@ elif mode == 'bind':
 
 /** How long a client waits before calling a connection lost (a drop shows as a timeout). */
 const LOST = 1;
+/** A client's answer when its packets were dropped: it heard nothing before LOST. */
+const DROPPED = 'ERR TimeoutError';
+/** A client's answer when a host answered that nothing listens (TCP RST, ICMP port unreachable). */
+const REFUSED = 'ERR ConnectionRefusedError';
 
 let toolDir: string;
 let tool: string;
@@ -155,6 +182,11 @@ interface Ctr {
   net: Net;
   ip4: string;
   ip6: string;
+}
+
+/** A running server: the clients it heard, in the order it heard them. */
+interface Server {
+  peers: string[];
 }
 
 class World {
@@ -240,16 +272,39 @@ class World {
     return ctr;
   }
 
-  /** A server answering every connection (or datagram) with "<name> <peer address>". */
-  async serve(ns: string, proto: 'tcp' | 'udp', port: number, name: string): Promise<void> {
-    const p = spawn('ip', ['netns', 'exec', ns, 'python3', tool, `serve-${proto}`, String(port), name], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /**
+   * A server answering every connection (or datagram) with "<name> <peer address>"; its `peers`
+   * list every client it heard, in order, as the server saw them.
+   */
+  serve(ns: string, proto: 'tcp' | 'udp', port: number, name: string): Promise<Server> {
+    return this.startServer(ns, [`serve-${proto}`, String(port), name], name);
+  }
+
+  /** One TCP server on each of ports, answering "port<N> <peer address>" on port N. */
+  servePorts(ns: string, ports: number[]): Promise<Server> {
+    return this.startServer(ns, ['serve-ports', ports.join(',')], `ports in ${ns}`);
+  }
+
+  private async startServer(ns: string, args: string[], name: string): Promise<Server> {
+    const p = spawn('ip', ['netns', 'exec', ns, 'python3', tool, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.procs.push(p);
+    const server: Server = { peers: [] };
     await new Promise<void>((resolve, reject) => {
       let err = '';
+      let out = '';
       p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      p.stdout!.once('data', () => resolve());
+      p.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const lines = out.split('\n');
+        out = lines.pop()!;
+        for (const line of lines) {
+          if (line === 'ready') resolve();
+          else if (line.startsWith('from ')) server.peers.push(line.slice(5));
+        }
+      });
       p.once('exit', (code) => reject(new Error(`server ${name} in ${ns} exited (${code}): ${err}`)));
     });
+    return server;
   }
 
   /** A client's answer: the server's line, or "ERR <exception>" (a timeout means the packets were lost). */
@@ -261,6 +316,12 @@ class World {
   udp(ns: string, host: string, port: number, timeout = LOST): string {
     this.settle();
     return sh('ip', ['netns', 'exec', ns, 'python3', tool, 'udp', host, String(port), String(timeout)]);
+  }
+
+  /** tcp() to each of ports in turn from one client process: the answers, in the same order. */
+  tcpEach(ns: string, host: string, ports: number[]): string[] {
+    this.settle();
+    return sh('ip', ['netns', 'exec', ns, 'python3', tool, 'tcp', host, ports.join(','), String(LOST)]).split('\n');
   }
 
   /**
@@ -339,7 +400,7 @@ describe('NAT and published ports', () => {
   it('masquerades traffic leaving a network (IPv4 and IPv6)', async () => {
     const { w, a, c1 } = await standardWorld();
     // before tsnet knows the network, the outside cannot answer (it has no route back)
-    expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toMatch(/^ERR/);
+    expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toBe(DROPPED);
     w.fw.addNetwork(a.fw);
     expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toBe('out 198.51.100.1');
     expect(w.udp(c1.ns, '198.51.100.2', 9000)).toBe('outu 198.51.100.1');
@@ -375,7 +436,7 @@ describe('NAT and published ports', () => {
     // A container reaching its own published port: with br_netfilter on (the default in a new
     // namespace here, and what Docker leaves behind), the DNATed packet is bridged back out the
     // port it came in on, which the bridge allows only with hairpin mode on that port.
-    expect(w.tcp(c1.ns, '198.51.100.1', 8080)).toMatch(/^ERR/);
+    expect(w.tcp(c1.ns, '198.51.100.1', 8080)).toBe(DROPPED);
     sh('ip', ['-n', w.host, 'link', 'set', `v${w.id}c1`, 'type', 'bridge_slave', 'hairpin', 'on']);
     expect(w.tcp(c1.ns, '198.51.100.1', 8080)).toBe('c1 10.231.1.1');
     // without br_netfilter the packet is routed, and needs no hairpin mode
@@ -395,8 +456,9 @@ describe('NAT and published ports', () => {
     w.fw.addNetwork(a.fw);
     w.fw.publish([mapping(c1, 'tcp', '198.51.100.1', 8081, 80), mapping(c2, 'tcp', '', 8082, 80)]);
     expect(w.tcp(w.out, '198.51.100.1', 8081)).toBe('c1 198.51.100.2');
-    expect(w.tcp(w.out, '198.51.100.3', 8081)).toMatch(/^ERR/);
-    expect(w.tcp(w.host, '127.0.0.1', 8081)).toMatch(/^ERR/);
+    // not mapped there: the host itself answers that nothing listens
+    expect(w.tcp(w.out, '198.51.100.3', 8081)).toBe(REFUSED);
+    expect(w.tcp(w.host, '127.0.0.1', 8081)).toBe(REFUSED);
     expect(w.tcp(w.out, '198.51.100.1', 8082)).toBe('c2 198.51.100.2');
     expect(w.tcp(w.out, '198.51.100.3', 8082)).toBe('c2 198.51.100.2');
     expect(w.tcp(w.host, '127.0.0.1', 8082)).toBe('c2 10.231.1.1');
@@ -417,8 +479,9 @@ describe('NAT and published ports', () => {
     w.fw.unpublish(ms);
     expect(w.fw.listMappings()).toEqual([]);
     expect(w.nftText('list map inet tsnet anyports4')).not.toContain('elements');
-    expect(w.tcp(w.out, '198.51.100.1', 8080)).toMatch(/^ERR/);
-    expect(w.udp(w.out, '198.51.100.1', 5353)).toMatch(/^ERR/);
+    // no mapping any more: the packets reach the host, where nothing listens
+    expect(w.tcp(w.out, '198.51.100.1', 8080)).toBe(REFUSED);
+    expect(w.udp(w.out, '198.51.100.1', 5353)).toBe(REFUSED);
     // unpublishing again is no error
     w.fw.unpublish(ms);
 
@@ -428,7 +491,7 @@ describe('NAT and published ports', () => {
       expect(w.nftText(`list set inet tsnet ${set}`)).not.toContain('elements');
     }
     // no masquerade any more: the outside cannot answer
-    expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toMatch(/^ERR/);
+    expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toBe(DROPPED);
     w.fw.removeNetwork(a.fw);
   });
 
@@ -446,33 +509,71 @@ describe('NAT and published ports', () => {
 });
 
 describe('isolation', () => {
-  it('keeps networks apart, except through published ports', async () => {
+  it('keeps networks apart both ways over TCP, except through published ports', async () => {
     const { w, a, c1 } = await standardWorld();
     const b = w.network({ name: 'b', n: 2 });
     const c3 = w.container('c3', 'b', 2);
     await w.serve(c3.ns, 'tcp', 80, 'c3');
+    // without tsnet's rules the host routes between its bridges: both ways work
+    expect(w.tcp(c3.ns, c1.ip4, 80)).toBe(`c1 ${c3.ip4}`);
+    expect(w.tcp(c1.ns, c3.ip4, 80)).toBe(`c3 ${c1.ip4}`);
     w.fw.addNetwork(a.fw);
     w.fw.addNetwork(b.fw);
     w.fw.publish([mapping(c1, 'tcp', '', 8080, 80)]);
-    expect(w.tcp(c3.ns, c1.ip4, 80)).toMatch(/^ERR/);
-    expect(w.tcp(c1.ns, c3.ip4, 80)).toMatch(/^ERR/);
+    expect(w.tcp(c3.ns, c1.ip4, 80)).toBe(DROPPED);
+    expect(w.tcp(c1.ns, c3.ip4, 80)).toBe(DROPPED);
     // the published port answers network b's container through the host address, masqueraded
     expect(w.tcp(c3.ns, '198.51.100.1', 8080)).toBe('c1 10.231.1.1');
     // both still reach the outside
     expect(w.tcp(c3.ns, '198.51.100.2', 9000)).toBe('out 198.51.100.1');
+    expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toBe('out 198.51.100.1');
   });
 
   it('keeps the outside from reaching unpublished container ports', async () => {
     const { w, a, c1 } = await standardWorld();
-    w.fw.addNetwork(a.fw);
     // give the outside a route to the containers, as a router on the host's segment might
     sh('ip', ['-n', w.out, 'route', 'add', '10.231.1.0/24', 'via', '198.51.100.1']);
-    expect(w.tcp(w.out, c1.ip4, 80)).toMatch(/^ERR/);
+    // without tsnet's rules that route reaches them
+    expect(w.tcp(w.out, c1.ip4, 80)).toBe('c1 198.51.100.2');
+    w.fw.addNetwork(a.fw);
+    expect(w.tcp(w.out, c1.ip4, 80)).toBe(DROPPED);
+    // the same port, published, does answer
+    w.fw.publish([mapping(c1, 'tcp', '', 8080, 80)]);
+    expect(w.tcp(w.out, '198.51.100.1', 8080)).toBe('c1 198.51.100.2');
   });
 
-  it('gives an internal network no way in or out, and no masquerade', async () => {
+  it('lets nothing out of an internal network, even to an outside that routes back', async () => {
+    // The attacker's way: containers of an internal network route by default via their bridge's
+    // address (as a container with NET_ADMIN could set up), and the outside HAS a route back to
+    // their subnets, so only tsnet's rules stand in the way. Network a, not internal and not
+    // masqueraded, takes the very same path and gets through; the outside server counts who it
+    // heard.
     const w = new World();
     const i = w.network({ name: 'i', n: 3, internal: true, masquerade: true });
+    const c4 = w.container('c4', 'i', 2);
+    const a = w.network({ name: 'a', n: 1, masquerade: false });
+    const c1 = w.container('c1', 'a', 2);
+    const tcpOut = await w.serve(w.out, 'tcp', 9000, 'out');
+    const udpOut = await w.serve(w.out, 'udp', 9000, 'outu');
+    sh('ip', ['-n', w.out, 'route', 'add', '10.231.0.0/16', 'via', '198.51.100.1']);
+    w.fw.addNetwork(i.fw);
+    w.fw.addNetwork(a.fw);
+    expect(sh('ip', ['-n', c4.ns, 'route', 'show', 'default'])).toContain(`default via ${i.gw4} dev eth0`);
+
+    expect(w.tcp(c4.ns, '198.51.100.2', 9000)).toBe(DROPPED);
+    expect(w.udp(c4.ns, '198.51.100.2', 9000)).toBe(DROPPED);
+    expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toBe(`out ${c1.ip4}`);
+    expect(w.udp(c1.ns, '198.51.100.2', 9000)).toBe(`outu ${c1.ip4}`);
+    // each server handles its clients in order: once it has told of c1, it would have told of c4
+    await until('the outside servers tell of c1', () => tcpOut.peers.includes(c1.ip4) && udpOut.peers.includes(c1.ip4));
+    expect(tcpOut.peers).toEqual([c1.ip4]);
+    expect(udpOut.peers).toEqual([c1.ip4]);
+    expect(w.nftText('list set inet tsnet masq4')).not.toContain('10.231.3.0/24');
+  });
+
+  it('gives an internal network no way in from other networks or the outside, TCP both ways', async () => {
+    const w = new World();
+    const i = w.network({ name: 'i', n: 3, internal: true });
     const c4 = w.container('c4', 'i', 2);
     const c5 = w.container('c5', 'i', 3);
     const a = w.network({ name: 'a', n: 1 });
@@ -480,17 +581,19 @@ describe('isolation', () => {
     await w.serve(c5.ns, 'tcp', 80, 'c5');
     await w.serve(c4.ns, 'tcp', 80, 'c4');
     await w.serve(c1.ns, 'tcp', 80, 'c1');
-    await w.serve(w.out, 'tcp', 9000, 'out');
+    sh('ip', ['-n', w.out, 'route', 'add', '10.231.3.0/24', 'via', '198.51.100.1']);
+    // without tsnet's rules the host routes between them all
+    expect(w.tcp(c4.ns, c1.ip4, 80)).toBe(`c1 ${c4.ip4}`);
+    expect(w.tcp(c1.ns, c4.ip4, 80)).toBe(`c4 ${c1.ip4}`);
+    expect(w.tcp(w.out, c4.ip4, 80)).toBe('c4 198.51.100.2');
     w.fw.addNetwork(i.fw);
     w.fw.addNetwork(a.fw);
-    expect(w.tcp(c4.ns, '198.51.100.2', 9000)).toMatch(/^ERR/);
-    expect(w.tcp(c4.ns, c1.ip4, 80)).toMatch(/^ERR/);
-    expect(w.tcp(c1.ns, c4.ip4, 80)).toMatch(/^ERR/);
-    sh('ip', ['-n', w.out, 'route', 'add', '10.231.3.0/24', 'via', '198.51.100.1']);
-    expect(w.tcp(w.out, c4.ip4, 80)).toMatch(/^ERR/);
-    // within the network all is well
+    expect(w.tcp(c4.ns, c1.ip4, 80)).toBe(DROPPED);
+    expect(w.tcp(c1.ns, c4.ip4, 80)).toBe(DROPPED);
+    expect(w.tcp(w.out, c4.ip4, 80)).toBe(DROPPED);
+    // within the network all is well, both ways
     expect(w.tcp(c4.ns, c5.ip4, 80)).toBe(`c5 ${c4.ip4}`);
-    expect(w.nftText('list set inet tsnet masq4')).not.toContain('10.231.3.0/24');
+    expect(w.tcp(c5.ns, c4.ip4, 80)).toBe(`c4 ${c5.ip4}`);
   });
 });
 
@@ -535,9 +638,9 @@ describe('coexistence with Docker iptables rules', () => {
     w.fw.compat.removeBridge(a.bridge);
     expect(w.nftStateless('list chain ip filter DOCKER-USER')).toBe(before);
     expect(w.nftStateless('list chain ip6 filter DOCKER-USER')).toBe(before6);
-    expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toMatch(/^ERR/);
-    expect(w.tcp(c2.ns, c1.ip4, 80)).toMatch(/^ERR/);
-    expect(w.tcp(w.out, '198.51.100.1', 8080)).toMatch(/^ERR/);
+    expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toBe(DROPPED);
+    expect(w.tcp(c2.ns, c1.ip4, 80)).toBe(DROPPED);
+    expect(w.tcp(w.out, '198.51.100.1', 8080)).toBe(DROPPED);
 
     // dockerd (re)started after tsnet: refreshing puts them back
     w.fw.refreshDockerCompat();
@@ -557,17 +660,22 @@ describe('coexistence with Docker iptables rules', () => {
     expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toBe('out 198.51.100.1');
     w.fw.sync([], []);
     expect(w.nftStateless('list chain ip filter FORWARD')).toBe(before);
-    expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toMatch(/^ERR/);
+    expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toBe(DROPPED);
   });
 
-  it('keeps isolation with Docker chains present', async () => {
-    const { w, a, c1 } = await standardWorld();
+  it('keeps isolation with Docker chains present, TCP both ways', async () => {
+    const { w, a, c1, c2 } = await standardWorld();
     dockerChains(w, true);
     const b = w.network({ name: 'b', n: 2 });
     const c3 = w.container('c3', 'b', 2);
+    await w.serve(c3.ns, 'tcp', 80, 'c3');
     w.fw.sync([a.fw, b.fw], [mapping(c1, 'tcp', '', 8080, 80)]);
-    expect(w.tcp(c3.ns, c1.ip4, 80)).toMatch(/^ERR/);
+    expect(w.tcp(c3.ns, c1.ip4, 80)).toBe(DROPPED);
+    expect(w.tcp(c1.ns, c3.ip4, 80)).toBe(DROPPED);
+    // what the compat rules let through: within a network, a published port, the outside
+    expect(w.tcp(c2.ns, c1.ip4, 80)).toBe(`c1 ${c2.ip4}`);
     expect(w.tcp(c3.ns, '198.51.100.1', 8080)).toBe('c1 10.231.1.1');
+    expect(w.tcp(c3.ns, '198.51.100.2', 9000)).toBe('out 198.51.100.1');
   });
 
   it('does nothing where no Docker table exists', () => {
@@ -588,7 +696,7 @@ describe('start-up reconcile and scale', () => {
     w.fw.sync([a.fw], [mapping(c1, 'tcp', '', 8090, 80)]);
     expect(w.nftText('list table inet tsnet')).not.toContain('leftover');
     expect(w.tcp(w.out, '198.51.100.1', 8090)).toBe('c1 198.51.100.2');
-    expect(w.tcp(w.out, '198.51.100.1', 8080)).toMatch(/^ERR/);
+    expect(w.tcp(w.out, '198.51.100.1', 8080)).toBe(REFUSED);
   });
 
   it('recreates a missing table on the next change', async () => {
@@ -600,21 +708,35 @@ describe('start-up reconcile and scale', () => {
     expect(w.tcp(c1.ns, '198.51.100.2', 9000)).toBe('out 198.51.100.1');
   });
 
-  it('loads 10,000 published ports in one transaction, and they work', async () => {
+  it('loads 10,000 published ports in one transaction, and a sample spread over them works', async () => {
     const { w, a, c1 } = await standardWorld();
+    // every 500th host port (20000, 20500, ... 29500) maps to a port of its own on c1, whose
+    // server names the port it answered on: each answer proves its own mapping
+    const SAMPLE_EVERY = 500;
+    const sampled = (i: number) => i % SAMPLE_EVERY === 0;
+    const containerPort = (i: number) => 10_000 + i / SAMPLE_EVERY;
     const ms: PortMapping[] = [];
     for (let i = 0; i < 10_000; i++) {
       // ports 20000-29999 on the wildcard map, the last one on a specific address
-      ms.push({ endpointId: `ep${i}`, proto: i % 2 ? 'udp' : 'tcp', hostIp: '', hostPort: 20000 + i, containerIp: `10.231.1.${2 + (i % 200)}`, containerPort: 80 });
+      ms.push(
+        sampled(i)
+          ? mapping(c1, 'tcp', '', 20000 + i, containerPort(i))
+          : { endpointId: `ep${i}`, proto: i % 2 ? 'udp' : 'tcp', hostIp: '', hostPort: 20000 + i, containerIp: `10.231.1.${2 + (i % 200)}`, containerPort: 80 },
+      );
     }
     ms.push(mapping(c1, 'tcp', '198.51.100.1', 30000, 80));
+    const sample = [...ms.keys()].filter((i) => i < 10_000 && sampled(i));
+    expect(sample).toHaveLength(20);
+    await w.servePorts(c1.ns, sample.map(containerPort));
     w.fw.sync([a.fw], ms);
     expect(w.fw.listMappings()).toHaveLength(10_001);
-    expect(w.tcp(w.out, '198.51.100.1', 20000)).toBe('c1 198.51.100.2');
+    const hostPorts = sample.map((i) => 20000 + i);
+    expect(w.tcpEach(w.out, '198.51.100.1', hostPorts)).toEqual(sample.map((i) => `port${containerPort(i)} 198.51.100.2`));
     expect(w.tcp(w.out, '198.51.100.1', 30000)).toBe('c1 198.51.100.2');
-    // and incremental changes on top of that many
+    // and incremental changes on top of that many: the first half goes, the second stays
     w.fw.unpublish(ms.slice(0, 5000));
     expect(w.fw.listMappings()).toHaveLength(5001);
+    expect(w.tcpEach(w.out, '198.51.100.1', hostPorts)).toEqual(sample.map((i) => (i < 5000 ? REFUSED : `port${containerPort(i)} 198.51.100.2`)));
   });
 });
 
