@@ -1,6 +1,8 @@
 // The CNI plugin as runtimes drive it: the built executable (dist/cni/tsnet), CNI_* variables,
 // the configuration on stdin, the result on stdout, against a tsnet daemon of the test's own.
 // Containers are namespaces; chaining runs the reference plugins from /usr/lib/cni.
+// At the end, before any clean-up, the daemon must hold nothing of the containers (links, table
+// elements, rows, addresses, ports), have logged no internal error, and exit 0 on SIGTERM.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -9,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTsnetDaemon, type TsnetDaemon } from '../docker-tests/harness.js';
 import { assertNoLeaks, execIn, onCleanup, pings, runCleanups, sh, tryIn, uniqueName } from './harness.js';
+import { allocations, bindIn, daemonLogErrors, leftoversBesideNetworks, linkExists, linkNames } from './leftovers.js';
 
 const PLUGIN = join(import.meta.dirname, '..', 'dist', 'cni', 'tsnet');
 const REFERENCE = '/usr/lib/cni';
@@ -16,6 +19,10 @@ const run = uniqueName('cn');
 const socket = `/run/tsnet-cni-tests/${run}.sock`;
 let daemon: TsnetDaemon;
 let stateDir: string;
+/** the host's links before the daemon started: tsnet-named links of others are not this file's leaks */
+let linksBefore: Set<string>;
+/** host ports published through the daemon in this file: free again at the end */
+const publishedPorts = new Set<number>();
 
 interface Reply {
   code: number;
@@ -55,6 +62,12 @@ function ok(command: string, conf: object, env: Parameters<typeof cni>[2] = {}, 
   return r.out;
 }
 
+/** DEL as a runtime runs it: exit 0 and nothing on stdout, or the test fails. */
+function del(conf: object, env: Parameters<typeof cni>[2], plugin?: string): void {
+  const r = cni('DEL', conf, env, plugin);
+  expect({ code: r.code, stdout: r.raw }).toEqual({ code: 0, stdout: '' });
+}
+
 let nsCounter = 0;
 function container(): string {
   const ns = `${run}-${nsCounter++}`;
@@ -81,31 +94,52 @@ function hostLink(network: string, containerId: string, ifName = 'eth0'): string
   return `tsv${createHash('sha256').update(`cni:${network}/${containerId}/${ifName}`).digest('hex').slice(0, 12)}`;
 }
 
-function linkExists(name: string): boolean {
-  return spawnSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0;
-}
-
 /** The host ends are deleted off the request path (the kernel takes ~20 ms per veth): wait for it. */
 async function gone(links: string[]): Promise<boolean> {
   for (let i = 0; i < 100 && links.some(linkExists); i++) await new Promise((r) => setTimeout(r, 50));
   return !links.some(linkExists);
 }
 
+/** An outside host: a namespace behind a veth pair whose host end has an address of its own. */
+function outsideHost(hostEnd: string, hostAddress: string, outsideAddress: string): string {
+  const outside = container();
+  sh('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside]);
+  onCleanup(() => spawnSync('ip', ['link', 'del', hostEnd]));
+  sh('ip', ['addr', 'add', hostAddress, 'dev', hostEnd]);
+  sh('ip', ['link', 'set', hostEnd, 'up']);
+  execIn(outside, 'ip', ['addr', 'add', outsideAddress, 'dev', 'eth0']);
+  execIn(outside, 'ip', ['link', 'set', 'eth0', 'up']);
+  return outside;
+}
+
+/** A web server in a container namespace answering `body` on port, stopped at the end. */
+function webServer(ns: string, port: number, body: string): void {
+  execIn(ns, 'sh', ['-c', `mkdir -p /tmp/${ns}-www && echo ${body} > /tmp/${ns}-www/index.html && busybox httpd -p ${port} -h /tmp/${ns}-www`]);
+  onCleanup(() => spawnSync('ip', ['netns', 'exec', ns, 'pkill', '-f', `/tmp/${ns}-www`]));
+}
+
 beforeAll(async () => {
   stateDir = mkdtempSync(join(tmpdir(), 'tsnet-cni-'));
+  linksBefore = linkNames();
   daemon = await startTsnetDaemon({ stateDir, socketPath: socket });
 }, 60_000);
 
 afterAll(async () => {
+  // look first: every DEL above must have let go of everything but the networks themselves
+  const left = daemon ? leftoversBesideNetworks({ instance: run, table: run, stateDir }, linksBefore) : [];
+  for (const port of publishedPorts) if (bindIn(null, 'tcp', '0.0.0.0', port) !== 'free') left.push(`host port ${port}/tcp still held`);
+  const exit = await daemon?.stop();
+  const errors = daemon ? daemonLogErrors(daemon.logPath) : [];
+  // then clean: the containers, the networks (CNI networks stay after their last DEL), the table
   await runCleanups();
-  await daemon?.stop();
   spawnSync('nft', ['delete', 'table', 'inet', run]);
-  // the networks' bridges carry the daemon's alias; nothing of them may stay
   for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
     if (l.ifalias?.startsWith(`${run}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
   }
   rmSync(stateDir, { recursive: true, force: true });
   assertNoLeaks(run);
+  // one expectation, so that a failure shows all three
+  expect({ left, errors, exit }).toEqual({ left: [], errors: [], exit: { code: 0, signal: null, hung: false } });
 });
 
 describe('tsnet CNI plugin', () => {
@@ -150,11 +184,11 @@ describe('tsnet CNI plugin', () => {
       expect(execIn(a, 'ip', ['-br', 'addr', 'show', 'eth0'])).toContain(String(ip.address));
       // CHECK gets the result as prevResult
       expect(cni('CHECK', { ...conf, prevResult: ra }, { container: `${a}-id`, netns: a }).code).toBe(0);
-      ok('DEL', conf, { container: `${a}-id`, netns: a });
-      ok('DEL', conf, { container: `${b}-id`, netns: b });
+      del(conf, { container: `${a}-id`, netns: a });
+      del(conf, { container: `${b}-id`, netns: b });
       expect(tryIn(a, 'ip', ['link', 'show', 'eth0']).code).not.toBe(0);
       // DEL again: already gone is fine
-      expect(cni('DEL', conf, { container: `${a}-id`, netns: a }).code).toBe(0);
+      del(conf, { container: `${a}-id`, netns: a });
       // CHECK of something never attached says so
       const check = cni('CHECK', { ...conf, prevResult: ra }, { container: `${a}-id`, netns: a });
       expect(check.code).toBe(1);
@@ -183,20 +217,20 @@ describe('tsnet CNI plugin', () => {
     const ns = container();
     const conf = net('same', { ipam: { type: 'tsnet', subnet: '10.239.10.0/24' } });
     ok('ADD', conf, { container: `${ns}-id`, netns: ns });
-    onCleanup(() => cni('DEL', conf, { container: `${ns}-id`, netns: ns }));
     const other = container();
     const r = cni('ADD', net('same', { ipam: { type: 'tsnet', subnet: '10.239.11.0/24' } }), { container: `${other}-id`, netns: other });
     expect(r.out).toMatchObject({ code: 7, msg: expect.stringContaining('exists in tsnet with another configuration') });
+    del(conf, { container: `${ns}-id`, netns: ns });
   });
 
   it('takes the address and MAC the runtime asks for', () => {
     const ns = container();
     const conf = { ...net('ips', { ipam: { type: 'tsnet', subnet: '10.239.12.0/24' } }), runtimeConfig: { ips: ['10.239.12.77/24'], mac: '02:00:00:ab:cd:ef' } };
     const r = ok('ADD', conf, { container: `${ns}-id`, netns: ns })!;
-    onCleanup(() => cni('DEL', conf, { container: `${ns}-id`, netns: ns }));
     expect(addressOf(r)).toBe('10.239.12.77');
     expect(inContainer(r).mac).toBe('02:00:00:ab:cd:ef');
     expect(execIn(ns, 'cat', ['/sys/class/net/eth0/address'])).toBe('02:00:00:ab:cd:ef');
+    del(conf, { container: `${ns}-id`, netns: ns });
   });
 
   it('DEL succeeds after the namespace is gone and frees everything', async () => {
@@ -204,12 +238,14 @@ describe('tsnet CNI plugin', () => {
     const conf = net('gone', { ipam: { type: 'tsnet', subnet: '10.239.13.0/24' } });
     const first = ok('ADD', conf, { container: `${ns}-id`, netns: ns })!;
     sh('ip', ['netns', 'del', ns]);
-    ok('DEL', conf, { container: `${ns}-id`, netns: ns });
+    expect(allocations(stateDir).map((x) => x.address)).toContain(addressOf(first));
+    del(conf, { container: `${ns}-id`, netns: ns });
     // the address is free again, and no host link is left
+    expect(allocations(stateDir).map((x) => x.address)).not.toContain(addressOf(first));
     const again = container();
     const second = ok('ADD', { ...conf, runtimeConfig: { ips: [addressOf(first)] } }, { container: `${again}-id`, netns: again })!;
     expect(addressOf(second)).toBe(addressOf(first));
-    ok('DEL', conf, { container: `${again}-id`, netns: again });
+    del(conf, { container: `${again}-id`, netns: again });
     expect(await gone([hostLink(conf.name as string, `${ns}-id`), hostLink(conf.name as string, `${again}-id`)])).toBe(true);
   });
 
@@ -227,7 +263,7 @@ describe('tsnet CNI plugin', () => {
     expect(tryIn(drop, 'ip', ['link', 'show', 'eth0']).code).not.toBe(0);
     expect(cni('CHECK', { ...conf, prevResult: kept }, { container: 'keep-id', netns: keep }).code).toBe(0);
     expect(cni('STATUS', conf).code).toBe(0);
-    ok('DEL', conf, { container: 'keep-id', netns: keep });
+    del(conf, { container: 'keep-id', netns: keep });
     expect(await gone([keepLink])).toBe(true);
   });
 
@@ -235,21 +271,12 @@ describe('tsnet CNI plugin', () => {
     const ns = container();
     const conf = { ...net('ports', { ipam: { type: 'tsnet', subnet: '10.239.15.0/24' }, capabilities: { portMappings: true } }), runtimeConfig: { portMappings: [{ hostPort: 18150, containerPort: 80, protocol: 'tcp' }] } };
     ok('ADD', conf, { container: `${ns}-id`, netns: ns });
-    onCleanup(() => cni('DEL', conf, { container: `${ns}-id`, netns: ns }));
-    execIn(ns, 'sh', ['-c', `mkdir -p /tmp/${ns}-www && echo hello-cni > /tmp/${ns}-www/index.html && busybox httpd -p 80 -h /tmp/${ns}-www`]);
-    onCleanup(() => spawnSync('ip', ['netns', 'exec', ns, 'pkill', '-f', `/tmp/${ns}-www`]));
-    // an outside host: a namespace behind a veth pair whose host end has an address of its own
-    const outside = container();
-    const hostEnd = `${run}o`;
-    sh('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside]);
-    onCleanup(() => spawnSync('ip', ['link', 'del', hostEnd]));
-    sh('ip', ['addr', 'add', '198.51.100.1/24', 'dev', hostEnd]);
-    sh('ip', ['link', 'set', hostEnd, 'up']);
-    execIn(outside, 'ip', ['addr', 'add', '198.51.100.2/24', 'dev', 'eth0']);
-    execIn(outside, 'ip', ['link', 'set', 'eth0', 'up']);
+    publishedPorts.add(18150);
+    webServer(ns, 80, 'hello-cni');
+    const outside = outsideHost(`${run}o`, '198.51.100.1/24', '198.51.100.2/24');
     expect(execIn(outside, 'curl', ['-s', '--max-time', '5', 'http://198.51.100.1:18150/'])).toBe('hello-cni');
     expect(sh('nft', ['list', 'table', 'inet', run])).toContain('18150');
-    ok('DEL', conf, { container: `${ns}-id`, netns: ns });
+    del(conf, { container: `${ns}-id`, netns: ns });
     expect(sh('nft', ['list', 'table', 'inet', run])).not.toContain('18150');
   });
 
@@ -275,37 +302,58 @@ describe('tsnet CNI plugin', () => {
     const hostEnd = hostLink(name, `${ns}-id`);
     expect(sh('tc', ['qdisc', 'show', 'dev', hostEnd])).toContain('tbf');
     expect(execIn(ns, 'cat', ['/sys/class/net/eth0/mtu'])).toBe('1400');
-    execIn(ns, 'sh', ['-c', `mkdir -p /tmp/${ns}-www && echo chained > /tmp/${ns}-www/index.html && busybox httpd -p 81 -h /tmp/${ns}-www`]);
-    onCleanup(() => spawnSync('ip', ['netns', 'exec', ns, 'pkill', '-f', `/tmp/${ns}-www`]));
+    webServer(ns, 81, 'chained');
     // portmap's DNAT (its own iptables chains) into tsnet's container
     expect(sh('curl', ['-s', '--max-time', '5', `http://10.239.16.1:18151/`])).toBe('chained');
     // CHECK down the chain, then DEL in reverse order
     expect(cni('CHECK', { ...tsnetConf, prevResult: r4 }, env).code).toBe(0);
-    ok('DEL', { ...bandwidthConf, prevResult: r4 }, env, join(REFERENCE, 'bandwidth'));
-    ok('DEL', { ...portmapConf, prevResult: r3 }, env, join(REFERENCE, 'portmap'));
-    ok('DEL', { ...tuningConf, prevResult: r3 }, env, join(REFERENCE, 'tuning'));
-    ok('DEL', { ...tsnetConf, prevResult: r3 }, env);
+    del({ ...bandwidthConf, prevResult: r4 }, env, join(REFERENCE, 'bandwidth'));
+    del({ ...portmapConf, prevResult: r3 }, env, join(REFERENCE, 'portmap'));
+    del({ ...tuningConf, prevResult: r3 }, env, join(REFERENCE, 'tuning'));
+    del({ ...tsnetConf, prevResult: r3 }, env);
     expect(existsSync(join(dataDir, name, '10.239.16.2'))).toBe(false);
     expect(await gone([hostLink(name, `${ns}-id`)])).toBe(true);
   });
 
-  it('keeps attachments working across a daemon restart and a kill -9', async () => {
-    const conf = net('restart', { ipam: { type: 'tsnet', subnet: '10.239.17.0/24' } });
+  it('keeps attachments working across a restart and a kill -9 that lost the table: containers talk, reach out, publish; a new ADD works', async () => {
+    const conf = net('restart', { ipam: { type: 'tsnet', subnet: '10.239.17.0/24' }, capabilities: { portMappings: true } });
+    const confA = { ...conf, runtimeConfig: { portMappings: [{ hostPort: 18152, containerPort: 80, protocol: 'tcp' }] } };
+    const env = (ns: string) => ({ container: `${ns}-id`, netns: ns });
+    const outside = outsideHost(`${run}r`, '203.0.113.1/24', '203.0.113.2/24');
     const a = container();
     const b = container();
-    const ra = ok('ADD', conf, { container: `${a}-id`, netns: a })!;
-    const rb = ok('ADD', conf, { container: `${b}-id`, netns: b })!;
+    const ra = ok('ADD', confA, env(a))!;
+    publishedPorts.add(18152);
+    const rb = ok('ADD', conf, env(b))!;
+    webServer(a, 80, 'hello-restart');
+    const published = () => tryIn(outside, 'curl', ['-s', '--max-time', '5', 'http://203.0.113.1:18152/']);
+    /** both ways between the containers, out through the masquerade (the outside has no route back), in through the published port */
+    const works = () => {
+      expect(pings(a, addressOf(rb))).toBe(true);
+      expect(pings(b, addressOf(ra))).toBe(true);
+      expect(pings(b, '203.0.113.2')).toBe(true);
+      expect(published()).toMatchObject({ code: 0, stdout: 'hello-restart' });
+    };
+    works();
     await daemon.restart();
-    expect(pings(a, addressOf(rb))).toBe(true);
-    expect(cni('CHECK', { ...conf, prevResult: ra }, { container: `${a}-id`, netns: a }).code).toBe(0);
+    works();
+    expect(cni('CHECK', { ...confA, prevResult: ra }, env(a)).code).toBe(0);
+
     await daemon.kill9();
+    // a reboot would take the table too: with the daemon down nothing brings the published port back
+    sh('nft', ['delete', 'table', 'inet', run]);
+    expect(published().code).toBe(7); // curl: connection refused, the host itself answered
     await daemon.restart();
-    expect(cni('CHECK', { ...conf, prevResult: rb }, { container: `${b}-id`, netns: b }).code).toBe(0);
-    // addresses stay taken: a new container gets a new one
+    works();
+    expect(cni('CHECK', { ...conf, prevResult: rb }, env(b)).code).toBe(0);
+    // addresses stay taken: a new container gets a new one, and it works
     const c = container();
-    const rc = ok('ADD', conf, { container: `${c}-id`, netns: c })!;
+    const rc = ok('ADD', conf, env(c))!;
     expect([addressOf(ra), addressOf(rb)]).not.toContain(addressOf(rc));
-    for (const ns of [a, b, c]) ok('DEL', conf, { container: `${ns}-id`, netns: ns });
+    expect(pings(c, addressOf(ra))).toBe(true);
+    expect(pings(c, '203.0.113.2')).toBe(true);
+    del(confA, env(a));
+    for (const ns of [b, c]) del(conf, env(ns));
     expect(await gone([a, b, c].map((ns) => hostLink(conf.name as string, `${ns}-id`)))).toBe(true);
   });
 
@@ -320,8 +368,8 @@ describe('tsnet CNI plugin', () => {
     expect(inContainer(ra).mtu).toBe(uplink.mtu - 50);
     expect(execIn(a, 'cat', ['/sys/class/net/eth0/mtu'])).toBe(String(uplink.mtu - 50));
     expect(pings(a, addressOf(rb))).toBe(true);
-    ok('DEL', conf, { container: `${a}-id`, netns: a });
-    ok('DEL', conf, { container: `${b}-id`, netns: b });
+    del(conf, { container: `${a}-id`, netns: a });
+    del(conf, { container: `${b}-id`, netns: b });
   });
 
   it('attaches to a macvlan network on a parent, and DEL removes the child from the container', () => {
@@ -340,10 +388,10 @@ describe('tsnet CNI plugin', () => {
     expect(JSON.parse(execIn(a, 'ip', ['-j', '-d', 'link', 'show', 'eth0']))[0].linkinfo.info_kind).toBe('macvlan');
     expect(pings(a, addressOf(rb))).toBe(true);
     expect(pings(lan, addressOf(ra))).toBe(true);
-    ok('DEL', conf, { container: `${a}-id`, netns: a });
+    del(conf, { container: `${a}-id`, netns: a });
     expect(tryIn(a, 'ip', ['link', 'show', 'eth0']).code).not.toBe(0);
     expect(JSON.parse(execIn(a, 'ip', ['-j', 'link', 'show'])).filter((l: { ifname: string }) => l.ifname !== 'lo')).toEqual([]);
-    ok('DEL', conf, { container: `${b}-id`, netns: b });
+    del(conf, { container: `${b}-id`, netns: b });
   });
 
   it('shows CNI networks in tsnet status beside Docker\'s', () => {
@@ -357,6 +405,6 @@ describe('tsnet CNI plugin', () => {
     const n = status.networks.find((x) => x.cniName === conf.name);
     expect(n).toMatchObject({ driver: 'bridge' });
     expect(status.endpoints.find((e) => e.network === n!.id)).toMatchObject({ address: expect.stringMatching(/^10\.239\.18\./), cni: { containerId: `${ns}-id` } });
-    ok('DEL', conf, { container: `${ns}-id`, netns: ns });
+    del(conf, { container: `${ns}-id`, netns: ns });
   });
 });
