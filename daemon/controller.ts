@@ -4,6 +4,7 @@
 import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type NetworkDriver, type ProgramExternalConnectivityRequest } from '../drivers/driver.js';
 import type { NetworkRepo } from '../store/network-repo.js';
 import type { LinkOwner } from '../drivers/owner.js';
+import type { FirewallState } from '../firewall/model.js';
 import { unknownNetwork } from '../drivers/records.js';
 import { UserError } from '../core/errors.js';
 import { TYPE_OPTION, type DriverType } from '../core/protocol.js';
@@ -17,7 +18,7 @@ export interface SweepOps {
 }
 
 export interface FirewallSync {
-  sync(networks: ReturnType<ManagedDriver['firewallState']>['networks'], mappings: ReturnType<ManagedDriver['firewallState']>['mappings']): void;
+  sync(networks: FirewallState['networks'], mappings: FirewallState['mappings'], endpoints: FirewallState['endpoints']): void;
 }
 
 export class Controller implements NetworkDriver {
@@ -93,6 +94,7 @@ export class Controller implements NetworkDriver {
     this.firewall.sync(
       states.flatMap((s) => s.networks),
       states.flatMap((s) => s.mappings),
+      states.flatMap((s) => s.endpoints),
     );
   }
 

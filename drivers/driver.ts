@@ -4,7 +4,7 @@
 // tells you the HTTP call; the types are the protocol's, parsed and validated (CIDRs checked,
 // options split out, numbers as numbers) by plugin-api/ before they get here.
 
-import type { FirewallNetwork, PortMapping } from '../firewall/model.js';
+import type { FirewallState } from '../firewall/model.js';
 import type { DriverType, IpamData, PortBinding, Proto } from '../core/protocol.js';
 
 
@@ -143,5 +143,5 @@ export interface ManagedDriver extends NetworkDriver {
   /** Names of every link this driver's records own, for the sweep of leftovers. */
   ownedLinks(): string[];
   /** What the firewall should hold for this driver's networks, for the full sync at start-up. */
-  firewallState(): { networks: FirewallNetwork[]; mappings: PortMapping[] };
+  firewallState(): FirewallState;
 }

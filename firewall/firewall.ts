@@ -6,7 +6,7 @@ import type { NftApi } from '../native/nftables.js';
 import { NftError } from '../native/nftables.js';
 import { canonicalIPv6 } from './addr.js';
 import { COMPAT_TAG, DockerCompat } from './docker-compat.js';
-import type { FirewallNetwork, PortMapping } from './model.js';
+import type { FirewallEndpoint, FirewallNetwork, PortMapping } from './model.js';
 import type { NetworkFirewall } from './api.js';
 import * as ruleset from './ruleset.js';
 import { stderrLogger, type Logger } from '../core/log.js';
@@ -41,6 +41,8 @@ export class Firewall implements NetworkFirewall {
   private readonly rules: ruleset.Ruleset;
   /** the networks the table holds, by bridge: for Docker's chains and for recreating a lost table */
   private readonly networks = new Map<string, FirewallNetwork>();
+  /** the container ports under anti-spoofing, by port: for recreating a lost table */
+  private readonly endpoints = new Map<string, FirewallEndpoint>();
 
   constructor(
     private readonly nft: NftApi,
@@ -51,11 +53,13 @@ export class Firewall implements NetworkFirewall {
     this.compat = new DockerCompat(nft, instance.compatTag);
   }
 
-  /** Replaces the whole table with exactly these networks and mappings (start-up reconcile). */
-  sync(networks: FirewallNetwork[], mappings: PortMapping[]): void {
-    this.nft.run(this.rules.fullTable(networks, mappings));
+  /** Replaces both tables with exactly these networks, mappings and container ports (start-up reconcile). */
+  sync(networks: FirewallNetwork[], mappings: PortMapping[], endpoints: FirewallEndpoint[] = []): void {
+    this.nft.run(this.rules.fullTable(networks, mappings, endpoints));
     this.networks.clear();
     for (const n of networks) this.networks.set(n.bridge, n);
+    this.endpoints.clear();
+    for (const e of endpoints) this.endpoints.set(e.port, e);
     try {
       this.compat.syncBridges([...this.networks.keys()]);
     } catch (err) {
@@ -113,11 +117,33 @@ export class Firewall implements NetworkFirewall {
     }
   }
 
+  /** Lets a container port send only from its own MAC and addresses (creates the table when missing). */
+  addEndpoint(e: FirewallEndpoint): void {
+    this.nft.run(this.withSpoofTable(this.rules.addEndpoint(e)));
+    this.endpoints.set(e.port, e);
+  }
+
+  /** Removes a container port's anti-spoofing; no error when it is already gone. */
+  removeEndpoint(e: Pick<FirewallEndpoint, 'port'>): void {
+    this.endpoints.delete(e.port);
+    if (this.tableExists('bridge')) this.nft.run(this.rules.removeEndpoint(e));
+  }
+
   /** Whether `table inet tsnet` exists. */
   ownedTableExists(): boolean {
+    return this.tableExists(ruleset.TABLE_FAMILY);
+  }
+
+  private tableExists(family: string): boolean {
     const answer = this.nft.listJson('list tables');
     const list = (answer as { nftables?: { table?: { family?: string; name?: string } }[] }).nftables ?? [];
-    return list.some((o) => o.table?.family === ruleset.TABLE_FAMILY && o.table?.name === this.rules.tableName);
+    return list.some((o) => o.table?.family === family && o.table?.name === this.rules.tableName);
+  }
+
+  /** The script, preceded by the anti-spoofing table's creation (with every known port) when it is missing. */
+  private withSpoofTable(script: string): string {
+    if (this.tableExists('bridge')) return script;
+    return [this.rules.createSpoofTable(), ...[...this.endpoints.values()].map((e) => this.rules.addEndpoint(e)), script].join('\n');
   }
 
   /**

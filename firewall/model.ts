@@ -29,6 +29,26 @@ export interface PortMapping {
   containerPort: number;
 }
 
+/** Everything the firewall holds for a driver's networks, for the full sync at start-up. */
+export interface FirewallState {
+  networks: FirewallNetwork[];
+  mappings: PortMapping[];
+  endpoints: FirewallEndpoint[];
+}
+
+/**
+ * A container's port on a tsnet bridge with what it may send from (anti-spoofing): its MAC and
+ * its addresses on the network, bare.
+ */
+export interface FirewallEndpoint {
+  endpointId: string;
+  /** the host end of the container's veth, a port of the bridge */
+  port: string;
+  mac: string;
+  ipv4: string[];
+  ipv6: string[];
+}
+
 /** Input the firewall cannot turn into rules (a bad name, address or port). */
 export class FirewallInputError extends Error {
   constructor(message: string) {

@@ -6,7 +6,7 @@
 // the diff.
 import { describe, expect, it } from 'vitest';
 import { fullTable, rulesFor } from './ruleset.js';
-import type { FirewallNetwork, PortMapping } from './model.js';
+import type { FirewallEndpoint, FirewallNetwork, PortMapping } from './model.js';
 import type { Proto } from '../core/protocol.js';
 
 // ------------------------------------------------------------------ representative networks
@@ -16,10 +16,10 @@ const dualStack: FirewallNetwork = { id: 'web', bridge: 'tsnet-0a1b2c3d4', subne
 /** --internal: never masqueraded (the bridge plan turns masquerade off for internal networks). */
 const internal: FirewallNetwork = { id: 'int', bridge: 'br-internal', subnets: ['10.231.11.0/24'], masquerade: false, internal: true };
 /**
- * enable_icc=false: ICC is a bridge port flag (port isolation), not a rule, so this network's
- * text is that of any plain network; the golden proves the firewall adds nothing for it.
+ * enable_icc=false: a bridge port flag (port isolation) and the no_icc element, which drops what
+ * is routed back out the bridge (a container reaching its peer through the gateway).
  */
-const iccOff: FirewallNetwork = { id: 'noicc', bridge: 'br-noicc', subnets: ['10.231.12.0/24'], masquerade: true, internal: false };
+const iccOff: FirewallNetwork = { id: 'noicc', bridge: 'br-noicc', subnets: ['10.231.12.0/24'], masquerade: true, internal: false, icc: false };
 /** enable_ip_masquerade=false */
 const noMasq: FirewallNetwork = { id: 'nomasq', bridge: 'br-nomasq', subnets: ['10.231.13.0/24'], masquerade: false, internal: false };
 /** An overlay network on one host: a bridge named after the overlay (tob-...), IPv4 only. */
@@ -43,6 +43,14 @@ const bridgeMappings: PortMapping[] = [
 
 const overlayMappings: PortMapping[] = range('ov1', 'tcp', '', 8080, '10.237.0.2', 80, 1);
 
+/** Container ports under anti-spoofing: a dual-stack one and an IPv4-only one. */
+const bridgeEndpoints: FirewallEndpoint[] = [
+  { endpointId: 'web1', port: 'tsvweb1', mac: '02:42:0a:e7:0a:02', ipv4: ['10.231.10.2'], ipv6: ['fd00:231:10::2'] },
+  { endpointId: 'noicc1', port: 'tsvnoicc1', mac: '02:42:0a:e7:0c:03', ipv4: ['10.231.12.3'], ipv6: [] },
+];
+/** An IPv6-only port: IPv4 and ARP from it are dropped whole. */
+const v6Only: FirewallEndpoint = { endpointId: 'six', port: 'tsvsix', mac: '02:42:00:00:00:06', ipv4: [], ipv6: ['fd00:231:10::6'] };
+
 // ------------------------------------------------------------------ goldens
 
 describe('nftables text (golden files in firewall/testdata/)', () => {
@@ -51,7 +59,7 @@ describe('nftables text (golden files in firewall/testdata/)', () => {
   });
 
   it('(b) bridge networks: dual-stack, internal, ICC off, no masquerade, with published ranges and host addresses', async () => {
-    await expect(fullTable([dualStack, internal, iccOff, noMasq], bridgeMappings)).toMatchFileSnapshot('testdata/bridges.nft');
+    await expect(fullTable([dualStack, internal, iccOff, noMasq], bridgeMappings, bridgeEndpoints)).toMatchFileSnapshot('testdata/bridges.nft');
   });
 
   it('(c) an overlay network with a published port', async () => {
@@ -68,6 +76,9 @@ describe('nftables text (golden files in firewall/testdata/)', () => {
       ['addMappings(bridge mappings)', r.addMappings(bridgeMappings)],
       ['removeMappings(bridge mappings)', r.removeMappings(bridgeMappings)],
       ['deleteMappingKeys(first and last)', r.deleteMappingKeys([r.mappingElement(bridgeMappings[0]), r.mappingElement(bridgeMappings.at(-1)!)])],
+      ['createSpoofTable()', r.createSpoofTable()],
+      ['addEndpoint(IPv6 only)', r.addEndpoint(v6Only)],
+      ['removeEndpoint(IPv6 only)', r.removeEndpoint(v6Only)],
     ];
     const text = sections.map(([title, script]) => `# ${title}\n${script}\n`).join('\n');
     await expect(text).toMatchFileSnapshot('testdata/changes.nft');

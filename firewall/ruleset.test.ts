@@ -8,6 +8,7 @@ import {
   mappingElement,
   removeMappings,
   removeNetwork,
+  rulesFor,
 } from './ruleset.js';
 import { FirewallInputError, type FirewallNetwork, type PortMapping } from './model.js';
 
@@ -117,7 +118,9 @@ describe('fullTable', () => {
   });
 
   it('with nothing in it is just the empty table', () => {
-    expect(fullTable([], [])).toBe(`add table inet tsnet\ndelete table inet tsnet\n${createTable()}`);
+    expect(fullTable([], [])).toBe(
+      `add table inet tsnet\ndelete table inet tsnet\n${createTable()}\nadd table bridge tsnet\ndelete table bridge tsnet\n${rulesFor('tsnet').createSpoofTable()}`,
+    );
   });
 });
 

@@ -50,7 +50,8 @@
 // The text is written by concern in rules/: table.ts (the fixed sets, maps, chains and rules),
 // networks.ts (a network's elements), ports.ts (published ports' map elements), over the names in
 // names.ts. This file binds them to one table. Golden files of the whole text are in testdata/.
-import { FirewallInputError, type FirewallNetwork, type PortMapping } from './model.js';
+import { FirewallInputError, type FirewallEndpoint, type FirewallNetwork, type PortMapping } from './model.js';
+import { addEndpointSpoofRules, removeEndpointSpoofRules, spoofTableRules } from './rules/spoofing.js';
 import { TABLE_FAMILY, TABLE_NAME } from './rules/names.js';
 import { tableRules } from './rules/table.js';
 import { addNetworkRules, removeNetworkRules } from './rules/networks.js';
@@ -66,6 +67,8 @@ export type { MappingElement } from './rules/ports.js';
 export function rulesFor(tableName: string = TABLE_NAME) {
   if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(tableName)) throw new FirewallInputError(`invalid nftables table name '${tableName}'`);
   const T = `${TABLE_FAMILY} ${tableName}`;
+  /** the anti-spoofing table: the bridge family, the same name (rules/spoofing.ts) */
+  const B = `bridge ${tableName}`;
 
   /** The empty table: sets, maps, chains and their fixed rules, no elements. */
   const createTable = (): string => tableRules(T);
@@ -80,22 +83,52 @@ export function rulesFor(tableName: string = TABLE_NAME) {
   /** Deletes elements by key, for keys known to exist. */
   const deleteMappingKeys = (elements: MappingElement[]): string => deleteMappingKeyRules(T, elements);
 
+  /** The empty anti-spoofing table. */
+  const createSpoofTable = (): string => spoofTableRules(B);
+  /** A container port's anti-spoofing chain, replacing whatever it had. */
+  const addEndpoint = (e: FirewallEndpoint): string => addEndpointSpoofRules(B, e);
+  /** Removes a container port's anti-spoofing; no error when it is already gone. */
+  const removeEndpoint = (e: Pick<FirewallEndpoint, 'port'>): string => removeEndpointSpoofRules(B, e);
+
   /**
-   * The whole table with every network and mapping, replacing whatever table of that name exists,
-   * in one transaction (`add` first so that `delete` cannot fail on a host without the table).
-   * Connections already NATed keep working: their translations live in conntrack, not here.
+   * Both tables with every network, mapping and container port, replacing whatever tables of that
+   * name exist, in one transaction (`add` first so that `delete` cannot fail on a host without
+   * them). Connections already NATed keep working: their translations live in conntrack, not here.
    */
-  function fullTable(networks: FirewallNetwork[], mappings: PortMapping[]): string {
-    return [`add table ${T}`, `delete table ${T}`, createTable(), ...networks.map(addNetwork), addMappings(mappings)]
+  function fullTable(networks: FirewallNetwork[], mappings: PortMapping[], endpoints: FirewallEndpoint[] = []): string {
+    return [
+      `add table ${T}`,
+      `delete table ${T}`,
+      createTable(),
+      ...networks.map(addNetwork),
+      addMappings(mappings),
+      `add table ${B}`,
+      `delete table ${B}`,
+      createSpoofTable(),
+      ...endpoints.map(addEndpoint),
+    ]
       .filter((s) => s !== '')
       .join('\n');
   }
 
-  return { tableName, fullTable, createTable, addNetwork, removeNetwork, mappingElement, addMappings, removeMappings, deleteMappingKeys };
+  return {
+    tableName,
+    fullTable,
+    createTable,
+    addNetwork,
+    removeNetwork,
+    mappingElement,
+    addMappings,
+    removeMappings,
+    deleteMappingKeys,
+    createSpoofTable,
+    addEndpoint,
+    removeEndpoint,
+  };
 }
 
 export type Ruleset = ReturnType<typeof rulesFor>;
 
-export const { fullTable, createTable, addNetwork, removeNetwork, addMappings, removeMappings, deleteMappingKeys } = rulesFor(TABLE_NAME);
+export const { fullTable, createTable, addNetwork, removeNetwork, addMappings, removeMappings, deleteMappingKeys, addEndpoint } = rulesFor(TABLE_NAME);
 /** Where a mapping lives and its element text (the same in every table). */
 export { mappingElement, FirewallInputError };

@@ -12,7 +12,7 @@ import { PortReservationError } from '../native/sockets.js';
 import { canonicalCidr } from '../ipam/address.js';
 import type { Proto } from '../core/protocol.js';
 import { silentLogger } from '../core/log.js';
-import { FakeFirewall } from '../firewall/fake-firewall.js';
+import { FakeFirewall } from './fake-firewall.js';
 import type { PortMapping } from '../firewall/model.js';
 import { openDatabase } from '../store/db.js';
 import { NetworkRepo } from '../store/network-repo.js';
@@ -222,6 +222,8 @@ export function fakeWorld(): FakeWorld {
 export interface Leftovers {
   links: string[];
   firewallNetworks: string[];
+  /** container ports under anti-spoofing */
+  firewallEndpoints: string[];
   mappings: PortMapping[];
   heldPorts: string[];
   networks: string[];
@@ -234,6 +236,7 @@ export function leftovers(w: FakeWorld): Leftovers {
   return {
     links: w.host.linkNames(),
     firewallNetworks: [...w.firewall.networks.keys()],
+    firewallEndpoints: [...w.firewall.endpoints.keys()],
     mappings: w.firewall.mappings(),
     heldPorts: [...w.host.heldPorts],
     networks,
@@ -244,7 +247,7 @@ export function leftovers(w: FakeWorld): Leftovers {
 
 /** Nothing left but these links (the user's, there before the test). */
 export function nothingBut(links: string[]): Leftovers {
-  return { links: [...links].sort(), firewallNetworks: [], mappings: [], heldPorts: [], networks: [], endpoints: [], ports: [] };
+  return { links: [...links].sort(), firewallNetworks: [], firewallEndpoints: [], mappings: [], heldPorts: [], networks: [], endpoints: [], ports: [] };
 }
 
 // ---------------------------------------------------------------- requests as Docker sends them

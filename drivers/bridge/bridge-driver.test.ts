@@ -1,5 +1,5 @@
 // The bridge driver's decisions against a fake host and a fake firewall (test-support/fake-host.ts,
-// firewall/fake-firewall.ts): what it makes for a network, an endpoint and published ports, what
+// test-support/fake-firewall.ts): what it makes for a network, an endpoint and published ports, what
 // it hands Docker, that a failed step rolls everything back, and that a refusal comes before
 // anything is made. Pure and fast; the packets are in netns-tests/bridge-driver.test.ts.
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -116,6 +116,46 @@ describe('bridge driver (fake host and firewall)', () => {
   });
 
   describe('endpoints', () => {
+    it('anti-spoofing: the port may send only from its MAC and addresses, from before it joins the bridge until it goes', async () => {
+      const net = networkRequest('10.231.38.0/24', { v6: 'fd00:231:38::/64' });
+      await driver.createNetwork(net);
+      // when, in the host's calls, the firewall was asked
+      const askedAt: number[] = [];
+      const add = w.firewall.addEndpoint.bind(w.firewall);
+      w.firewall.addEndpoint = (e) => {
+        askedAt.push(w.host.calls.length);
+        add(e);
+      };
+      const ep = endpointRequest(net.networkId, '10.231.38.5/24', { addressIpv6: 'fd00:231:38::5/64' });
+      await driver.createEndpoint(ep);
+      const v = vethOf(ep.endpointId);
+      expect(w.firewall.endpoints.get(v.host)).toEqual({ endpointId: ep.endpointId, port: v.host, mac: '02:42:0a:e7:26:05', ipv4: ['10.231.38.5'], ipv6: ['fd00:231:38::5'] });
+      // in place before the port is enslaved and up: no forged frame in between
+      expect(askedAt).toHaveLength(1);
+      expect(w.host.calls.indexOf(`setLink ${v.host}`)).toBeGreaterThanOrEqual(askedAt[0]);
+      expect(driver.firewallState().endpoints.map((e) => e.port)).toEqual([v.host]);
+      await driver.deleteEndpoint(ep);
+      expect(w.firewall.endpoints.size).toBe(0);
+      await driver.deleteNetwork(net.networkId);
+      expectNothingLeft();
+    });
+
+    it('anti_spoofing=false: no anti-spoofing for the network, and a failed step takes it away again', async () => {
+      const off = networkRequest('10.231.37.0/24', { options: { anti_spoofing: 'false' } });
+      await driver.createNetwork(off);
+      await driver.createEndpoint(endpointRequest(off.networkId, '10.231.37.5/24'));
+      expect(w.firewall.endpoints.size).toBe(0);
+      expect(driver.firewallState().endpoints).toEqual([]);
+
+      const on = networkRequest('10.231.36.0/24');
+      await driver.createNetwork(on);
+      const ep = endpointRequest(on.networkId, '10.231.36.5/24');
+      w.host.failOn = 'setBridgePort';
+      await expect(driver.createEndpoint(ep)).rejects.toThrow(/injected/);
+      expect(w.firewall.endpoints.size).toBe(0);
+      expect(w.repo.getEndpoint(ep.endpointId)).toBeUndefined();
+    });
+
     it('a veth with its host end on the bridge (hairpin, isolated when ICC is off), handed to Docker in Join', async () => {
       const net = networkRequest('10.231.30.0/24', { v6: 'fd00:231:30::/64', options: { 'com.docker.network.bridge.enable_icc': 'false' } });
       await driver.createNetwork(net);

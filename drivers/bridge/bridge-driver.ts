@@ -8,7 +8,7 @@ import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetwo
 import type { NetworkRepo, NetworkRecord, EndpointRecord, PublishedPort } from '../../store/network-repo.js';
 import type { Netlink } from '../../native/netlink/netlink.js';
 import type { NetworkFirewall } from '../../firewall/api.js';
-import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
+import type { FirewallEndpoint, FirewallState, PortMapping } from '../../firewall/model.js';
 import type { LinkOwner } from '../owner.js';
 import { canonicalCidr } from '../../ipam/address.js';
 import { closeFd, openNetnsFd } from '../../native/netns.js';
@@ -157,13 +157,14 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     const state: BridgeEndpointState = { ...plan.config, exposedPorts: req.options.exposedPorts };
     refuseExistingEndpoint(this.d.repo, req.endpointId);
     const row = { id: req.endpointId, networkId: req.networkId, address: req.address, addressIpv6: req.addressIpv6, mac: plan.mac, config: state };
-    createEndpointRecord(this.d.repo, this.d.log, row, (undo) => this.buildEndpoint(net, req.endpointId, plan.mac, state, undo, req.netnsHint));
+    createEndpointRecord(this.d.repo, this.d.log, row, (undo) => this.buildEndpoint(net, row, undo, req.netnsHint));
     return plan.macChosen ? { macAddress: plan.mac } : {};
   }
 
-  private buildEndpoint(net: BridgeNetwork<X>, endpointId: string, mac: string, c: BridgeEndpointConfig, undo: Undo, netnsHint?: string): void {
+  private buildEndpoint(net: BridgeNetwork<X>, ep: Pick<BridgeEndpoint, 'id' | 'mac' | 'address' | 'addressIpv6' | 'config'>, undo: Undo, netnsHint?: string): void {
     const nl = this.d.netlink;
-    const alias = this.d.owner.alias(endpointId);
+    const { mac, config: c } = ep;
+    const alias = this.d.owner.alias(ep.id);
     const fd = netnsHint ? openNetnsFd(netnsHint) : undefined;
     try {
       nl.createLink({ kind: 'veth', name: c.hostIf, peerName: c.containerIf, mtu: net.config.mtu, peerMac: mac, alias, peerAlias: alias, peerNetnsFd: fd });
@@ -171,6 +172,12 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
       if (fd !== undefined) closeFd(fd);
     }
     undo.push(`veth ${c.hostIf}`, () => nl.deleteLink(c.hostIf, { ignoreMissing: true }));
+    // before the port joins the bridge, so no forged frame gets through in between
+    if (antiSpoofingOn(net.config)) {
+      const fw = firewallEndpoint(ep);
+      this.d.firewall.addEndpoint(fw);
+      undo.push(`anti-spoofing of ${c.hostIf}`, () => this.d.firewall.removeEndpoint(fw));
+    }
     nl.setLink(c.hostIf, { master: net.config.bridge, up: true });
     nl.setBridgePort(c.hostIf, bridgePortSettings(net.config));
   }
@@ -183,6 +190,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
 
   private teardownEndpoint(ep: BridgeEndpoint): void {
     this.unpublish(ep.id);
+    this.d.firewall.removeEndpoint({ port: ep.config.hostIf });
     this.d.repo.deleteEndpoint(ep.id);
     // deleting either end of a veth removes both; the container end may be gone with its netns
     this.d.reaper.remove(ep.config.hostIf);
@@ -328,14 +336,16 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     return names;
   }
 
-  firewallState(): { networks: FirewallNetwork[]; mappings: PortMapping[] } {
-    const networks = this.d.repo
-      .listNetworks<BridgeNetworkConfig>(this.type)
-      .filter((n) => n.state === 'ready')
-      .map((n) => firewallNetwork(n.id, n.config));
+  firewallState(): FirewallState {
+    const ready = this.d.repo.listNetworks<BridgeNetworkConfig>(this.type).filter((n) => n.state === 'ready');
+    const networks = ready.map((n) => firewallNetwork(n.id, n.config));
     const ids = new Set(networks.map((n) => n.id));
     const ports = this.d.repo.listPorts().filter((p) => ids.has(p.networkId));
-    return { networks, mappings: mappingsOf(ports) };
+    const endpoints = ready
+      .filter((n) => antiSpoofingOn(n.config))
+      .flatMap((n) => this.d.repo.listEndpoints<BridgeEndpointState>(n.id).filter((ep) => ep.state === 'ready'))
+      .map(firewallEndpoint);
+    return { networks, mappings: mappingsOf(ports), endpoints };
   }
 
   // ---------------------------------------------------------------- lookups
@@ -347,6 +357,22 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
   private readyEndpoint(id: string): BridgeEndpoint {
     return readyEndpoint<BridgeEndpointState>(this.d.repo, id);
   }
+}
+
+/** Anti-spoofing is on unless the network was created with anti_spoofing=false. */
+function antiSpoofingOn(c: BridgeNetworkConfig): boolean {
+  return c.antiSpoofing !== false;
+}
+
+/** What a container may send from on its port: its MAC and its addresses on the network. */
+function firewallEndpoint(ep: Pick<BridgeEndpoint, 'id' | 'mac' | 'address' | 'addressIpv6' | 'config'>): FirewallEndpoint {
+  return {
+    endpointId: ep.id,
+    port: ep.config.hostIf,
+    mac: ep.mac,
+    ipv4: ep.address ? [bareIp(ep.address)] : [],
+    ipv6: ep.addressIpv6 ? [bareIp(ep.addressIpv6)] : [],
+  };
 }
 
 /**

@@ -12,6 +12,8 @@ export const BRIDGE_OPTIONS = {
   masquerade: 'com.docker.network.bridge.enable_ip_masquerade',
   hostBindingIpv4: 'com.docker.network.bridge.host_binding_ipv4',
   ifacePrefix: 'com.docker.network.container_iface_prefix',
+  /** tsnet's own: containers may send only from their own MAC and addresses (default true) */
+  antiSpoofing: 'anti_spoofing',
 } as const;
 
 export interface BridgeOptions {
@@ -23,6 +25,7 @@ export interface BridgeOptions {
   /** '' = every host address */
   hostBindingIpv4: string;
   ifacePrefix: string;
+  antiSpoofing: boolean;
 }
 
 export const BRIDGE_DEFAULTS: BridgeOptions = {
@@ -31,6 +34,7 @@ export const BRIDGE_DEFAULTS: BridgeOptions = {
   masquerade: true,
   hostBindingIpv4: '',
   ifacePrefix: 'eth',
+  antiSpoofing: true,
 };
 
 export function parseBridgeOptions(options: Record<string, string>): BridgeOptions {
@@ -59,6 +63,8 @@ export function parseBridgeOptions(options: Record<string, string>): BridgeOptio
     // 0.0.0.0 is Docker's spelling of "every address"
     out.hostBindingIpv4 = hostIp === '0.0.0.0' ? '' : hostIp;
   }
+  const spoof = options[BRIDGE_OPTIONS.antiSpoofing];
+  if (spoof !== undefined && spoof !== '') out.antiSpoofing = parseBool(BRIDGE_OPTIONS.antiSpoofing, spoof);
   const prefix = options[BRIDGE_OPTIONS.ifacePrefix];
   if (prefix !== undefined && prefix !== '') {
     if (!/^[A-Za-z][A-Za-z0-9_-]{0,9}$/.test(prefix)) {

@@ -21,7 +21,7 @@ function request(over: Partial<CreateNetworkRequest> = {}): CreateNetworkRequest
 
 describe('bridge options', () => {
   it('takes Docker defaults when no option is given', () => {
-    expect(parseBridgeOptions({})).toEqual({ mtu: 1500, icc: true, masquerade: true, hostBindingIpv4: '', ifacePrefix: 'eth' });
+    expect(parseBridgeOptions({})).toEqual({ mtu: 1500, icc: true, masquerade: true, hostBindingIpv4: '', ifacePrefix: 'eth', antiSpoofing: true });
   });
 
   it("accepts Docker's option keys as they are", () => {

@@ -16,6 +16,8 @@ export interface BridgeNetworkConfig {
   icc: boolean;
   masquerade: boolean;
   internal: boolean;
+  /** containers may send only from their own MAC and addresses; undefined (networks made before it existed) = true */
+  antiSpoofing?: boolean;
   enableIpv6: boolean;
   /** '' = every host address */
   hostBindingIpv4: string;
@@ -70,6 +72,7 @@ export function planNetwork(req: CreateNetworkRequest): BridgeNetworkConfig {
     derivedName: opts.bridgeName === undefined,
     mtu: opts.mtu,
     icc: opts.icc,
+    antiSpoofing: opts.antiSpoofing,
     masquerade: opts.masquerade && !req.internal,
     internal: req.internal,
     enableIpv6: req.enableIpv6,

@@ -9,7 +9,7 @@ import type { EndpointRecord, NetworkRecord, NetworkRepo } from '../../store/net
 import { Netlink } from '../../native/netlink/netlink.js';
 import { closeFd, openNetnsFd } from '../../native/netns.js';
 import { isNetlinkError } from '../../native/netlink/errors.js';
-import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
+import type { FirewallState } from '../../firewall/model.js';
 import type { LinkOwner } from '../owner.js';
 import { refuseSubnetOverlap } from '../subnets.js';
 import { bareIp } from '../../core/text.js';
@@ -294,9 +294,10 @@ export class MacvlanDriver implements ManagedDriver {
     return names;
   }
 
-  firewallState(): { networks: FirewallNetwork[]; mappings: PortMapping[] } {
-    // macvlan traffic goes straight to the LAN: nothing for the host's firewall to do
-    return { networks: [], mappings: [] };
+  firewallState(): FirewallState {
+    // macvlan traffic goes straight to the LAN: nothing for the host's firewall to do (a macvlan
+    // child is no port of a host bridge, so anti-spoofing cannot be enforced by the host either)
+    return { networks: [], mappings: [], endpoints: [] };
   }
 
   private macvlanNetworks(): MacvlanNetwork[] {

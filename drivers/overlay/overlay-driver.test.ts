@@ -1,5 +1,5 @@
 // The overlay driver's decisions on one host against a fake host and a fake firewall
-// (test-support/fake-host.ts, firewall/fake-firewall.ts): the VXLAN port it adds to the bridge
+// (test-support/fake-host.ts, test-support/fake-firewall.ts): the VXLAN port it adds to the bridge
 // network underneath, VNI choice, the MTU, endpoints and published ports through the bridge
 // driver, rollback of a failed step, refusals before anything is made, restore. No cluster store
 // here (the control plane has tests of its own); the real kernel is in netns-tests/.

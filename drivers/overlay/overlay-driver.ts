@@ -10,7 +10,7 @@
 import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type ProgramExternalConnectivityRequest } from '../driver.js';
 import { BridgeDriver, type BridgeDriverDeps, type BridgeExtension } from '../bridge/bridge-driver.js';
 import type { BridgeNetworkConfig } from '../bridge/plan.js';
-import type { FirewallNetwork, PortMapping } from '../../firewall/model.js';
+import type { FirewallState } from '../../firewall/model.js';
 import type { ClusterStore } from '../../store/cluster/cluster-store.js';
 import { bridgeRequest, firstFreeLocalVni, overlayLinkNames, overlayMtu, parseOverlayOptions, VXLAN_PORT, type OverlayConfig, type Underlay } from './plan.js';
 import { OverlayPeers, type OverlayNetwork } from './peers.js';
@@ -112,7 +112,7 @@ export class OverlayDriver implements ManagedDriver {
       // ICC off: an isolated port reaches only non-isolated ones, so remote containers are cut off too.
       // No learning: the bridge's entries for remote containers come from the store (peers.ts), so
       // one the store withdraws is gone at once; this runs on restore too, for older overlays.
-      nl.setBridgePort(c.overlay.vxlan, { isolated: !c.icc, hairpin: false, learning: false });
+      nl.setBridgePort(c.overlay.vxlan, { isolated: !c.icc, hairpin: false });
     };
     const create = (id: string, c: BridgeNetworkConfig & OverlayConfig) =>
       nl.createLink({
@@ -202,7 +202,7 @@ export class OverlayDriver implements ManagedDriver {
     return this.bridge.ownedLinks();
   }
 
-  firewallState(): { networks: FirewallNetwork[]; mappings: PortMapping[] } {
+  firewallState(): FirewallState {
     return this.bridge.firewallState();
   }
 

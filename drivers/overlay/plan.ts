@@ -28,6 +28,7 @@ const BRIDGE_OPTIONS = [
   'com.docker.network.bridge.enable_ip_masquerade',
   'com.docker.network.bridge.host_binding_ipv4',
   'com.docker.network.container_iface_prefix',
+  'anti_spoofing',
 ];
 const ACCEPTED = [TYPE_OPTION, OVERLAY_OPTION, VNI_OPTION, DOCKER_VNI_OPTION, PORT_OPTION, MTU_OPTION, ...BRIDGE_OPTIONS];
 

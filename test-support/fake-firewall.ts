@@ -1,17 +1,19 @@
 // A stand-in for the nftables firewall in the drivers' unit tests (drivers/bridge/ and
 // drivers/overlay/ bridge-driver.test.ts, overlay-driver.test.ts): it holds what the real table
-// would hold for NetworkFirewall's four calls, as plain data, and can be told to fail. It refuses
+// would hold for NetworkFirewall's calls, as plain data, and can be told to fail. It refuses
 // what the real one refuses (it spells every network and mapping through the real rule text
 // first) and keys published ports as the real maps do, so a test can assert "nothing left".
-import type { NetworkFirewall } from './api.js';
-import type { FirewallNetwork, PortMapping } from './model.js';
-import { addNetwork as networkRules, mappingElement } from './ruleset.js';
+import type { NetworkFirewall } from '../firewall/api.js';
+import type { FirewallEndpoint, FirewallNetwork, PortMapping } from '../firewall/model.js';
+import { addEndpoint as endpointRules, addNetwork as networkRules, mappingElement } from '../firewall/ruleset.js';
 
 type Call = keyof NetworkFirewall;
 
 export class FakeFirewall implements NetworkFirewall {
   /** the networks held, by bridge */
   readonly networks = new Map<string, FirewallNetwork>();
+  /** the container ports under anti-spoofing, by port */
+  readonly endpoints = new Map<string, FirewallEndpoint>();
   /** published ports as the table keys them ("map key") with the mapping that holds the key */
   private readonly ports = new Map<string, PortMapping>();
   /** every call, in order, as "call bridge-or-count" */
@@ -46,6 +48,17 @@ export class FakeFirewall implements NetworkFirewall {
       const held = this.ports.get(key);
       if (held && held.containerIp === m.containerIp && held.containerPort === m.containerPort) this.ports.delete(key);
     }
+  }
+
+  addEndpoint(e: FirewallEndpoint): void {
+    this.step('addEndpoint', e.port);
+    endpointRules(e);
+    this.endpoints.set(e.port, e);
+  }
+
+  removeEndpoint(e: Pick<FirewallEndpoint, 'port'>): void {
+    this.step('removeEndpoint', e.port);
+    this.endpoints.delete(e.port);
   }
 
   /** The published ports held, in the order they were published. */
