@@ -112,7 +112,7 @@ export class OverlayDriver implements ManagedDriver {
       // ICC off: an isolated port reaches only non-isolated ones, so remote containers are cut off too.
       // No learning: the bridge's entries for remote containers come from the store (peers.ts), so
       // one the store withdraws is gone at once; this runs on restore too, for older overlays.
-      nl.setBridgePort(c.overlay.vxlan, { isolated: !c.icc, hairpin: false });
+      nl.setBridgePort(c.overlay.vxlan, { isolated: !c.icc, hairpin: false, learning: false });
     };
     const create = (id: string, c: BridgeNetworkConfig & OverlayConfig) =>
       nl.createLink({
