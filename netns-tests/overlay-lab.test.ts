@@ -66,6 +66,49 @@ function remoteEntries(host: string): { fdb: string[]; neigh: string[] } {
   return { fdb, neigh };
 }
 
+interface FdbRow {
+  mac: string;
+  ifname: string;
+  dst?: string;
+  master?: string;
+  flags?: string[];
+  /** 'static', 'permanent', or '' for a learned entry */
+  state?: string;
+}
+
+/** Every forwarding entry for a MAC on a lab host, on any device and in any table (`bridge fdb show`). */
+function fdbEntriesFor(host: string, mac: string): FdbRow[] {
+  const rows = JSON.parse(execIn(`tsl-${LAB}-${host}`, 'bridge', ['-j', 'fdb', 'show'])) as FdbRow[];
+  return rows.filter((r) => r.mac.toLowerCase() === mac.toLowerCase());
+}
+
+/** How an entry was made, for messages and checks: learned entries have no state. */
+function describeFdb(r: FdbRow): string {
+  return `${r.ifname}${r.master ? ` master ${r.master}` : ''}${r.dst ? ` dst ${r.dst}` : ''} ${(r.flags ?? []).join(',')} ${r.state || 'learned'}`;
+}
+
+function macOf(netns: string): string {
+  return (JSON.parse(execIn(netns, 'ip', ['-j', 'link', 'show', 'eth0'])) as { address: string }[])[0].address;
+}
+
+/** Echo requests a container's kernel has received so far (Icmp InEchos of its namespace). */
+function echoRequestsReceived(netns: string): number {
+  const lines = execIn(netns, 'cat', ['/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Icmp: '));
+  const [names, values] = lines.map((l) => l.split(/\s+/));
+  return Number(values[names.indexOf('InEchos')]);
+}
+
+/**
+ * Whether a container resolves an address on the overlay from scratch: it forgets what it knew,
+ * pings once, and reports the neighbour state (REACHABLE when the VXLAN device's ARP proxy or the
+ * container itself answered, FAILED or INCOMPLETE when nobody did).
+ */
+function resolvesFresh(netns: string, ip: string): { pinged: boolean; neighbour: string } {
+  execIn(netns, 'ip', ['neigh', 'flush', 'dev', 'eth0']);
+  const pinged = pings(netns, ip);
+  const n = JSON.parse(execIn(netns, 'ip', ['-j', 'neigh', 'show', 'to', ip, 'dev', 'eth0'])) as { state?: string[] }[];
+  return { pinged, neighbour: (n[0]?.state ?? ['none']).join(',') };
+}
 
 function labProcesses(): number[] {
   const path = `/run/tsnet-lab/${LAB}/state.json`;
@@ -149,21 +192,34 @@ describe('overlay lab with three hosts', () => {
     expect(e1.neigh.some((n) => n.startsWith(`${container('b').ip} `))).toBe(true);
   });
 
-  it('makes a detached container unreachable and removes its entries on the other hosts', async () => {
+  it('leaves no forwarding entry for a detached container on the other hosts, and nothing answers at its address', async () => {
+    const a = container('a');
+    const b = container('b');
     const c = container('c');
-    expect(remoteEntries('h1').neigh.some((n) => n.startsWith(`${c.ip} `))).toBe(true);
+    const macC = macOf(c.netns);
+    // traffic crossed from h1 and h2 to c on h3 and back: what a learning port would have kept
+    expect(pings(a.netns, c.ip)).toBe(true);
+    expect(pings(b.netns, c.ip)).toBe(true);
+    for (const h of ['h1', 'h2']) {
+      const rows = fdbEntriesFor(h, macC);
+      // the store's entries: the VXLAN device's MAC -> h3's VTEP, and the bridge's on the VXLAN port
+      expect(rows.some((r) => r.ifname.startsWith('tox-') && r.dst === '198.51.100.13' && r.flags?.includes('self')), `${h}: ${rows.map(describeFdb)}`).toBe(true);
+      expect(rows.some((r) => r.ifname.startsWith('tox-') && r.master?.startsWith('tob-') && r.state === 'static'), `${h}: ${rows.map(describeFdb)}`).toBe(true);
+      expect(rows.filter((r) => !r.state).map(describeFdb), `${h} learned an entry`).toEqual([]);
+    }
+    expect(resolvesFresh(a.netns, c.ip)).toEqual({ pinged: true, neighbour: 'REACHABLE' });
+
     ok(['lab', 'detach', 'c']);
     expect(labNamespaces()).not.toContain(c.netns);
-    await until('c gone from h1 and h2', () =>
-      ['h1', 'h2'].every((h) => {
-        const e = remoteEntries(h);
-        return !e.neigh.some((n) => n.startsWith(`${c.ip} `)) && !e.fdb.some((f) => f.endsWith(' 198.51.100.13'));
-      }),
-    );
-    expect(pings(container('a').netns, c.ip)).toBe(false);
+    await until('no entry for c on h1 and h2', () => ['h1', 'h2'].every((h) => fdbEntriesFor(h, macC).length === 0));
+    await until('c gone from the neighbours of h1 and h2', () => ['h1', 'h2'].every((h) => !remoteEntries(h).neigh.some((n) => n.startsWith(`${c.ip} `))));
+    // a live remote peer is still resolved and answers; at c's former address nothing answers,
+    // not even h1's ARP proxy
+    expect(resolvesFresh(a.netns, b.ip)).toEqual({ pinged: true, neighbour: 'REACHABLE' });
+    expect(resolvesFresh(a.netns, c.ip)).toMatchObject({ pinged: false, neighbour: expect.stringMatching(/^(FAILED|INCOMPLETE)$/) });
   });
 
-  it('keeps the other hosts working when one daemon dies, and drops its entries when its lease expires', async () => {
+  it('keeps the other hosts working when one daemon dies, drops its entries when its lease expires, and learns none back from the wire', async () => {
     ok(['lab', 'attach', '--host', 'h3', 'd']);
     const a = container('a');
     const b = container('b');
@@ -176,6 +232,12 @@ describe('overlay lab with three hosts', () => {
     // b was announced under h2's lease: it disappears from h1 and h3 when the lease expires
     await until('b gone from h1 and h3', () => ['h1', 'h3'].every((h) => !remoteEntries(h).neigh.some((n) => n.startsWith(`${b.ip} `))));
     expect(pings(a.netns, b.ip)).toBe(false);
+    // b still sends (h2's kernel keeps its entries for a): its frames reach a on h1, and h1 must
+    // not learn b's MAC from them, because only the store says where a container is
+    const before = echoRequestsReceived(a.netns);
+    pings(b.netns, a.ip); // a's answer finds no way back to b: h1 no longer knows it
+    expect(echoRequestsReceived(a.netns)).toBeGreaterThan(before);
+    for (const h of ['h1', 'h3']) expect(fdbEntriesFor(h, macOf(b.netns)).map(describeFdb), h).toEqual([]);
   });
 
   it('resyncs a restarted daemon: its containers come back on the other hosts', async () => {
