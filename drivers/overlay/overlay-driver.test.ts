@@ -39,7 +39,7 @@ describe('overlay driver on one host (fake host and firewall)', () => {
     const n = names(req.networkId);
     expect(w.host.links.get(n.bridge)).toMatchObject({ kind: 'bridge', mtu: 1350, up: true, addresses: ['10.237.10.1/24'] });
     expect(vxlanSpec(n.vxlan)).toMatchObject({ kind: 'vxlan', vni: 4096, port: 4789, local: '198.51.100.1', learning: false, proxy: true, mtu: 1350 });
-    expect(w.host.links.get(n.vxlan)).toMatchObject({ master: n.bridge, up: true, port: { isolated: false, hairpin: false } });
+    expect(w.host.links.get(n.vxlan)).toMatchObject({ master: n.bridge, up: true, port: { isolated: false, hairpin: false, learning: false } });
     expect(w.firewall.networks.get(n.bridge)).toEqual({ id: req.networkId, bridge: n.bridge, subnets: ['10.237.10.0/24'], masquerade: true, internal: false, icc: true });
 
     await driver.deleteNetwork(req.networkId);
@@ -167,5 +167,14 @@ describe('overlay driver on one host (fake host and firewall)', () => {
     expect(vxlanSpec(n.vxlan)).toMatchObject({ vni: 4096, proxy: true, learning: false });
     expect(w.host.links.get(n.vxlan)).toMatchObject({ master: n.bridge, up: true, port: { isolated: false, hairpin: false } });
     expect(start().ownedLinks()).toEqual(expect.arrayContaining([n.bridge, n.vxlan]));
+  });
+
+  it('start-up: the VXLAN port of an overlay made when it still learned stops learning', async () => {
+    const req = overlayRequest('10.237.28.0/24');
+    await driver.createNetwork(req);
+    const vxlan = w.host.links.get(names(req.networkId).vxlan)!;
+    vxlan.port = { ...vxlan.port, learning: true };
+    start().restore();
+    expect(w.host.links.get(names(req.networkId).vxlan)?.port).toMatchObject({ learning: false });
   });
 });
