@@ -1,7 +1,7 @@
 // `tsnet lab ...`: the overlay lab's commands (lab/lab.ts does the work).
 import { CliError } from './status.js';
 import type { Parsed } from './args.js';
-import { UserError } from '../core/errors.js';
+import { parseLeaseTtl } from '../daemon/settings.js';
 import { labAttach, labDetach, labDown, labKill, labStart, labStatus, labUp } from '../lab/lab.js';
 import { PluginError } from '../lab/plugin-client.js';
 import { formatStatus, readState } from '../lab/state.js';
@@ -14,8 +14,7 @@ export async function runLab(args: string[], flags: Parsed['flags']): Promise<nu
     switch (sub) {
       case 'up': {
         const hosts = Number(flags.hosts);
-        const leaseTtl = Number(flags.leaseTtl);
-        if (!Number.isInteger(leaseTtl) || leaseTtl < 2) throw new CliError(`--lease-ttl ${flags.leaseTtl}: give whole seconds, 2 or more`);
+        const leaseTtl = parseLeaseTtl(flags.leaseTtl);
         await labUp({ name: flags.name, hosts, leaseTtl, say: (l) => console.log(l) });
         console.log(`lab ${flags.name} is up: tsnet lab attach --name ${flags.name} --host h1 NAME`);
         return 0;
@@ -52,8 +51,8 @@ export async function runLab(args: string[], flags: Parsed['flags']): Promise<nu
         throw new CliError(sub ? `unknown lab command '${sub}'\n${LAB_USAGE}` : LAB_USAGE);
     }
   } catch (err) {
-    // the lab's and the daemon's messages are for the user as they are
-    if (err instanceof UserError || err instanceof PluginError) throw new CliError(err.message);
+    // the daemon's messages are for the user as they are (the lab's own errors are UserErrors already)
+    if (err instanceof PluginError) throw new CliError(err.message);
     throw err;
   }
 }

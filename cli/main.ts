@@ -2,27 +2,20 @@
 import { CliError, runStatus } from './status.js';
 import { parseArgs, USAGE } from './args.js';
 import { runPort } from './port.js';
-import { resolveSettings, SettingError, type DaemonSettings } from '../daemon/settings.js';
-
-/** The daemon settings of the command line, or a one-line CliError saying which is wrong. */
-function checkedSettings(flags: Parameters<typeof resolveSettings>[0]): DaemonSettings {
-  try {
-    return resolveSettings(flags);
-  } catch (err) {
-    if (err instanceof SettingError) throw new CliError(err.message);
-    throw err;
-  }
-}
+import { resolveSettings } from '../daemon/settings.js';
+import { EXIT_CODE_BY_KIND, errorKind, UserError } from '../core/errors.js';
 
 async function main(argv: string[]): Promise<number> {
   const { command, args, flags } = parseArgs(argv);
   switch (command) {
     case 'serve': {
       const { runDaemon } = await import('../daemon/daemon.js');
-      const settings = checkedSettings(flags);
+      const settings = resolveSettings(flags);
       // a daemon that cannot start says why in one line (its log has the details)
       await runDaemon(settings).catch((err: unknown) => {
-        throw new CliError(`the daemon cannot start: ${err instanceof Error ? err.message : String(err)}`);
+        // a daemon that cannot start exits as its cause says (unavailable store: 69; bad input: 1)
+        const kind = errorKind(err);
+        throw new CliError(`the daemon cannot start: ${err instanceof Error ? err.message : String(err)}`, kind === 'internal' ? 'unavailable' : kind);
       });
       return 0;
     }
@@ -41,7 +34,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'doctor': {
       const { runDoctor } = await import('./doctor.js');
-      return runDoctor(checkedSettings(flags));
+      return runDoctor(resolveSettings(flags));
     }
     case 'help':
       process.stdout.write(USAGE);
@@ -57,11 +50,9 @@ main(process.argv.slice(2)).then(
     if (code !== 0) process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof CliError) {
-      process.stderr.write(`tsnet: ${err.message}\n`);
-    } else {
-      process.stderr.write(`tsnet: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    }
-    process.exitCode = 1;
+    // one mapping of error kinds to exit codes for every command (core/errors.ts); a bug shows its stack
+    if (err instanceof UserError) process.stderr.write(`tsnet: ${err.message}\n`);
+    else process.stderr.write(`tsnet: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = EXIT_CODE_BY_KIND[errorKind(err)];
   },
 );

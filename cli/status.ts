@@ -9,12 +9,19 @@ import { formatTable } from './table.js';
 import { formatHostAddress } from '../drivers/ports.js';
 import { CniRepo, type CniAttachment } from '../store/cni-repo.js';
 import { shortId } from '../core/text.js';
+import { UserError } from '../core/errors.js';
 
 function cniOf(a: CniAttachment | undefined): { network: string; containerId: string; ifName: string; netns: string } | null {
   return a ? { network: a.network, containerId: a.containerId, ifName: a.ifName, netns: a.netns } : null;
 }
 
-export class CliError extends Error {}
+/** A command-line mistake or refusal, for the user as it is (exit code by its kind, core/errors.ts). */
+export class CliError extends UserError {
+  constructor(message: string, kind: ConstructorParameters<typeof UserError>[1] = 'invalid') {
+    super(message, kind);
+    this.name = 'CliError';
+  }
+}
 
 export function openStateReadonly(stateDir: string): { db: Db; repo: NetworkRepo } {
   const path = databasePath(stateDir);

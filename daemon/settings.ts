@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { parseStoreUrl } from '../store/cluster/cluster-store.js';
 import { instanceOf } from './paths.js';
+import { UserError } from '../core/errors.js';
 
 export interface DaemonSettings {
   stateDir: string;
@@ -59,9 +60,9 @@ export function parseLeaseTtl(text: string): number {
   return n;
 }
 
-export class SettingError extends Error {
+export class SettingError extends UserError {
   constructor(message: string) {
-    super(message);
+    super(message, 'invalid');
     this.name = 'SettingError';
   }
 }
