@@ -4,11 +4,13 @@
 // runtime/sandbox.ts for the container side, which dockerd would do for Docker. So a CNI network
 // is a tsnet network like any other: it shows in `tsnet status`, shares the address pools and the
 // nftables table, and survives daemon restarts.
+//
+// Every change to tsnet's own state runs through the daemon's serial queue, the one Docker's calls
+// use; a delegated IPAM plugin (delegated-ipam.ts), someone else's program with a time limit of its
+// own, runs outside it, so Docker never waits behind it.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { type NetworkDriver, type PortBindingRequest } from '../drivers/driver.js';
+import { type EndpointRef, type NetworkDriver, type PortBindingRequest } from '../drivers/driver.js';
 import { GATEWAY_REQUEST, REQUEST_ADDRESS_TYPE, type IpamService } from '../ipam/types.js';
 import { formatCidr, parseCidr, toNetwork } from '../ipam/address.js';
 import { Netlink } from '../native/netlink/netlink.js';
@@ -18,19 +20,21 @@ import type { NetworkRepo } from '../store/network-repo.js';
 import {
   CniError,
   ERR,
-  LATEST_VERSION,
   buildResult,
   errorOutput,
   parseConfig,
   parseEnv,
+  toCniError,
+  versionOf,
   versionOutput,
   type CniEnv,
   type NetConf,
   type Result,
   type TsnetIpam,
 } from './spec.js';
-import { UserError } from '../core/errors.js';
+import { delegatedAdd, delegatedDel, type DelegateOptions, type Lease } from './delegated-ipam.js';
 import type { Logger } from '../core/log.js';
+import { withUndoAsync, type Undo } from '../core/undo.js';
 import { shortId } from '../core/text.js';
 
 export interface CniReply {
@@ -46,12 +50,19 @@ export interface CniServiceDeps {
   /** the daemon's netlink handle, in the namespace where drivers make links */
   netlink: Netlink;
   log: Logger;
+  /** the lock Docker's calls run under (plugin-api's SerialQueue): every change to tsnet's state goes through it */
+  queue: { run<T>(fn: () => Promise<T> | T): Promise<T> };
+  /** delegated IPAM plugins: default time limit DELEGATED_IPAM_TIMEOUT_MS */
+  delegate?: DelegateOptions;
 }
-
-type Step = () => unknown;
 
 export class CniService {
   constructor(private readonly d: CniServiceDeps) {}
+
+  /** Runs fn under the daemon's queue: after every Docker call and CNI step queued before it. */
+  private serial<T>(fn: () => Promise<T> | T): Promise<T> {
+    return this.d.queue.run(fn);
+  }
 
   /** One plugin invocation: the CNI_* environment and stdin in, stdout and exit code out. */
   async exec(rawEnv: Record<string, string | undefined>, stdin: string): Promise<CniReply> {
@@ -65,20 +76,21 @@ export class CniService {
         case 'ADD':
           return { exitCode: 0, output: JSON.stringify(await this.add(env, conf)) + '\n' };
         case 'DEL':
-          await this.del(env, conf);
+          await this.remove(env, conf);
           return { exitCode: 0, output: '' };
         case 'CHECK':
-          this.check(env, conf);
+          await this.serial(() => this.check(env, conf));
           return { exitCode: 0, output: '' };
         case 'GC':
-          await this.gc(conf);
+          await this.gc(env, conf);
           return { exitCode: 0, output: '' };
         case 'STATUS':
           return { exitCode: 0, output: '' };
       }
     } catch (err) {
       const e = toCniError(err);
-      if (e.code === ERR.INTERNAL) this.d.log.error({ err }, 'CNI command failed inside tsnet');
+      // the stack goes to the log; the runtime gets the message
+      if (e.code === ERR.INTERNAL) this.d.log.error({ err, command: rawEnv.CNI_COMMAND }, 'CNI command failed inside tsnet');
       return { exitCode: 1, output: errorOutput(version, e) };
     }
     return { exitCode: 1, output: errorOutput(version, new CniError(ERR.INVALID_ENV, 'unknown command')) };
@@ -87,102 +99,93 @@ export class CniService {
   // ---------------------------------------------------------------- ADD
 
   private async add(env: CniEnv, conf: NetConf): Promise<Result> {
-    const existing = this.d.cni.getAttachment(conf.name, env.containerId, env.ifName);
-    if (existing?.state === 'ready') {
-      // ADD again without DEL: the attachment is there, say so with the same result
-      return JSON.parse(existing.result) as Result;
-    }
-    if (existing) await this.remove(existing, conf);
+    const existing = await this.serial(() => this.d.cni.getAttachment(conf.name, env.containerId, env.ifName));
+    // ADD again without DEL: the attachment is there, say so with the same result
+    if (existing?.state === 'ready') return JSON.parse(existing.result) as Result;
+    // half made by an ADD whose rollback could not finish: undo what is left, then start afresh
+    if (existing) await this.remove(env, conf);
     if (!existsSync(env.netns)) throw new CniError(ERR.CONTAINER_UNKNOWN, `network namespace ${env.netns} does not exist`);
+    if (conf.ipam.type === 'tsnet') return this.serial(() => withUndoAsync(this.d.log, (undo) => this.attach(env, conf, undefined, undo)));
+    // delegated IPAM first, outside the queue: its address tells the subnet of a network made on this first ADD
+    return withUndoAsync(this.d.log, async (undo) => {
+      const lease = await delegatedAdd(env, conf, this.d.delegate);
+      undo.push(`release ${lease.address} through IPAM plugin '${conf.ipam.type}'`, () => delegatedDel(env, conf, this.d.delegate));
+      return this.serial(() => withUndoAsync(this.d.log, (inner) => this.attach(env, conf, lease, inner)));
+    });
+  }
 
-    const undo: Step[] = [];
-    try {
-      // delegated IPAM first: its address tells the subnet of a network made on this first ADD
-      let address = '';
-      let delegatedGateway = '';
-      if (conf.ipam.type !== 'tsnet') {
-        const r = await this.delegate('ADD', env, conf);
-        undo.push(() => this.delegate('DEL', env, conf));
-        const ip = (r.ips ?? []).find((i) => !i.address.includes(':'));
-        if (!ip) throw new CniError(ERR.IPAM_PLUGIN, `IPAM plugin '${conf.ipam.type}' returned no IPv4 address`);
-        address = ip.address;
-        delegatedGateway = ip.gateway ?? '';
-      }
-      const net = await this.ensureNetwork(conf, address, delegatedGateway, undo);
-      const endpointId = sha256(`cni:${conf.name}/${env.containerId}/${env.ifName}`);
-      this.d.cni.insertAttachment({
-        network: conf.name,
-        containerId: env.containerId,
-        ifName: env.ifName,
-        state: 'creating',
-        networkId: net.networkId,
-        endpointId,
-        netns: env.netns,
-        address: '',
-        ipam: conf.ipam.type,
-        result: '',
-      });
-      undo.push(() => this.d.cni.deleteAttachment(conf.name, env.containerId, env.ifName));
+  /** tsnet's part of ADD, under the queue: each step pushes its undo, so a failure leaves nothing of tsnet's behind. */
+  private async attach(env: CniEnv, conf: NetConf, lease: Lease | undefined, undo: Undo): Promise<Result> {
+    const net = await this.ensureNetwork(conf, lease, undo);
+    const ref = this.recordAttachment(env, conf, net, undo);
+    const address = lease?.address ?? (await this.allocateAddress(env, conf, net, undo));
+    this.d.cni.updateAttachment({ network: conf.name, containerId: env.containerId, ifName: env.ifName, address });
+    const { mac, gateway, link } = await this.createEndpoint(env, conf, ref, address, undo);
+    const inside = configureSandbox(this.d.netlink, { link, netnsPath: env.netns, ifName: env.ifName, addresses: [address], gateway4: gateway || undefined, mac });
+    await this.publishPorts(conf, ref, undo);
+    const result = buildResult(
+      conf.cniVersion,
+      { hostInterfaces: await this.hostInterfaces(ref), ifName: env.ifName, mac: inside.mac, mtu: inside.mtu, netns: env.netns, address, gateway },
+      conf.prevResult,
+    );
+    this.d.cni.updateAttachment({ network: conf.name, containerId: env.containerId, ifName: env.ifName, state: 'ready', result: JSON.stringify(result) });
+    return result;
+  }
 
-      if (conf.ipam.type === 'tsnet') {
-        const wanted = conf.runtime.ips[0] ?? env.args.IP ?? '';
-        const r = await this.d.ipam.requestAddress({ poolId: net.poolId, address: wanted.split('/')[0], options: {} });
-        address = r.address;
-        undo.push(() => this.d.ipam.releaseAddress(net.poolId, r.address));
-      }
-      this.d.cni.updateAttachment({ network: conf.name, containerId: env.containerId, ifName: env.ifName, address });
+  /** The attachment's row, 'creating' until ADD completes (restore() rolls back any left so). */
+  private recordAttachment(env: CniEnv, conf: NetConf, net: CniNetworkRecord, undo: Undo): EndpointRef {
+    const endpointId = sha256(`cni:${conf.name}/${env.containerId}/${env.ifName}`);
+    this.d.cni.insertAttachment({
+      network: conf.name,
+      containerId: env.containerId,
+      ifName: env.ifName,
+      state: 'creating',
+      networkId: net.networkId,
+      endpointId,
+      netns: env.netns,
+      address: '',
+      ipam: conf.ipam.type,
+      result: '',
+    });
+    undo.push(`forget the attachment of ${env.containerId}/${env.ifName}`, () => this.d.cni.deleteAttachment(conf.name, env.containerId, env.ifName));
+    return { networkId: net.networkId, endpointId };
+  }
 
-      const ref = { networkId: net.networkId, endpointId };
-      const created = await this.d.network.createEndpoint({
-        ...ref,
-        address,
-        addressIpv6: '',
-        macAddress: conf.runtime.mac || env.args.MAC || '',
-        options: { portBindings: [], exposedPorts: [], other: {} },
-        netnsHint: env.netns,
-      });
-      undo.push(() => this.d.network.deleteEndpoint(ref));
-      const joined = await this.d.network.join({ ...ref, sandboxKey: env.netns, options: { portBindings: [], exposedPorts: [], other: {} } });
-      undo.push(() => this.d.network.leave(ref));
-      const inside = configureSandbox(this.d.netlink, {
-        link: joined.srcName,
-        netnsPath: env.netns,
-        ifName: env.ifName,
-        addresses: [address],
-        gateway4: joined.gateway || undefined,
-        mac: created.macAddress,
-      });
-      if (conf.runtime.portMappings.length > 0) {
-        // runtimes bind the host ports of their containers themselves (podman does), as with the
-        // reference portmap plugin: tsnet only programs the mappings
-        await this.d.network.programExternalConnectivity({
-          ...ref,
-          options: { portBindings: conf.runtime.portMappings.map(toBinding), exposedPorts: [], other: {} },
-          runtimeHoldsHostPorts: true,
-        });
-        undo.push(() => this.d.network.revokeExternalConnectivity(ref));
-      }
-      const result = buildResult(
-        conf.cniVersion,
-        { hostInterfaces: await this.hostInterfaces(ref), ifName: env.ifName, mac: inside.mac, mtu: inside.mtu, netns: env.netns, address, gateway: joined.gateway },
-        conf.prevResult,
-      );
-      this.d.cni.updateAttachment({ network: conf.name, containerId: env.containerId, ifName: env.ifName, state: 'ready', result: JSON.stringify(result) });
-      return result;
-    } catch (err) {
-      for (const step of undo.reverse()) {
-        try {
-          await step();
-        } catch (e) {
-          this.d.log.warn({ err: e }, 'CNI ADD rollback step failed; the start-up reconcile will retry');
-        }
-      }
-      throw err;
-    }
+  /** tsnet's IPAM: the address the runtime asks for (runtimeConfig.ips, CNI_ARGS IP) or the next free one. */
+  private async allocateAddress(env: CniEnv, conf: NetConf, net: CniNetworkRecord, undo: Undo): Promise<string> {
+    const wanted = conf.runtime.ips[0] ?? env.args.IP ?? '';
+    const r = await this.d.ipam.requestAddress({ poolId: net.poolId, address: wanted.split('/')[0], options: {} });
+    undo.push(`release address ${r.address}`, () => this.d.ipam.releaseAddress(net.poolId, r.address));
+    return r.address;
+  }
+
+  /** The driver's endpoint, joined to the container's namespace as dockerd would: the link to move in, its MAC, the gateway. */
+  private async createEndpoint(env: CniEnv, conf: NetConf, ref: EndpointRef, address: string, undo: Undo): Promise<{ link: string; mac?: string; gateway: string }> {
+    const noPorts = { portBindings: [], exposedPorts: [], other: {} };
+    const created = await this.d.network.createEndpoint({ ...ref, address, addressIpv6: '', macAddress: conf.runtime.mac || env.args.MAC || '', options: noPorts, netnsHint: env.netns });
+    undo.push(`delete endpoint ${shortId(ref.endpointId)}`, () => this.d.network.deleteEndpoint(ref));
+    const joined = await this.d.network.join({ ...ref, sandboxKey: env.netns, options: noPorts });
+    undo.push(`leave endpoint ${shortId(ref.endpointId)}`, () => this.d.network.leave(ref));
+    return { link: joined.srcName, mac: created.macAddress, gateway: joined.gateway };
+  }
+
+  /**
+   * runtimeConfig.portMappings into tsnet's nftables maps. Runtimes bind the host ports of their
+   * containers themselves (podman does), as with the reference portmap plugin: tsnet only programs
+   * the mappings.
+   */
+  private async publishPorts(conf: NetConf, ref: EndpointRef, undo: Undo): Promise<void> {
+    if (conf.runtime.portMappings.length === 0) return;
+    await this.d.network.programExternalConnectivity({
+      ...ref,
+      options: { portBindings: conf.runtime.portMappings.map(toBinding), exposedPorts: [], other: {} },
+      runtimeHoldsHostPorts: true,
+    });
+    undo.push(`unpublish the ports of endpoint ${shortId(ref.endpointId)}`, () => this.d.network.revokeExternalConnectivity(ref));
   }
 
   /** The tsnet network behind a CNI network name: made on the first ADD, checked on every later one. */
-  private async ensureNetwork(conf: NetConf, delegatedAddress: string, delegatedGateway: string, undo: Step[]): Promise<CniNetworkRecord> {
+  private async ensureNetwork(conf: NetConf, lease: Lease | undefined, undo: Undo): Promise<CniNetworkRecord> {
     const signature = signatureOf(conf);
     const existing = this.d.cni.getNetwork(conf.name);
     if (existing && this.d.repo.getNetwork(existing.networkId)) {
@@ -199,24 +202,7 @@ export class CniService {
     if (existing) this.d.cni.deleteNetwork(conf.name);
 
     const networkId = sha256(`cni:${conf.name}`);
-    let poolId = '';
-    let pool: string;
-    let gateway: string;
-    if (conf.ipam.type === 'tsnet') {
-      const ipam = conf.ipam as TsnetIpam;
-      const p = await this.d.ipam.requestPool({ addressSpace: 'local', pool: ipam.subnet, subPool: ipam.ipRange, options: ipam.overlay ? { overlay: ipam.overlay } : {}, v6: false });
-      poolId = p.poolId;
-      pool = p.pool;
-      undo.push(() => this.d.ipam.releasePool(p.poolId));
-      const gw = await this.d.ipam.requestAddress({ poolId, address: ipam.gateway, options: { [REQUEST_ADDRESS_TYPE]: GATEWAY_REQUEST } });
-      gateway = gw.address;
-      undo.push(() => this.d.ipam.releaseAddress(poolId, gw.address));
-    } else {
-      const c = parseCidr(delegatedAddress);
-      pool = formatCidr(toNetwork(c));
-      gateway = delegatedGateway ? `${delegatedGateway}/${c.prefix}` : '';
-      if (!gateway) throw new CniError(ERR.INVALID_CONFIG, `IPAM plugin '${conf.ipam.type}' gave no gateway: give one in its configuration (tsnet networks route through a gateway)`);
-    }
+    const { poolId, pool, gateway } = lease ? this.delegatedSubnet(conf, lease) : await this.allocateSubnet(conf.ipam as TsnetIpam, undo);
     await this.d.network.createNetwork({
       networkId,
       options: conf.options,
@@ -225,15 +211,30 @@ export class CniService {
       ipv4: [{ addressSpace: 'local', pool, gateway, auxAddresses: {} }],
       ipv6: [],
     });
-    undo.push(() => this.d.network.deleteNetwork(networkId));
-    const record = { name: conf.name, networkId, mode: conf.mode, signature, poolId, gateway };
-    this.d.cni.insertNetwork(record);
-    undo.push(() => this.d.cni.deleteNetwork(conf.name));
+    undo.push(`delete network ${shortId(networkId)}`, () => this.d.network.deleteNetwork(networkId));
+    this.d.cni.insertNetwork({ name: conf.name, networkId, mode: conf.mode, signature, poolId, gateway });
+    undo.push(`forget CNI network '${conf.name}'`, () => this.d.cni.deleteNetwork(conf.name));
     return this.d.cni.getNetwork(conf.name)!;
   }
 
+  /** tsnet's IPAM: the pool (the subnet asked for, or a free one) and its gateway address. */
+  private async allocateSubnet(ipam: TsnetIpam, undo: Undo): Promise<{ poolId: string; pool: string; gateway: string }> {
+    const p = await this.d.ipam.requestPool({ addressSpace: 'local', pool: ipam.subnet, subPool: ipam.ipRange, options: ipam.overlay ? { overlay: ipam.overlay } : {}, v6: false });
+    undo.push(`release pool ${p.poolId}`, () => this.d.ipam.releasePool(p.poolId));
+    const gw = await this.d.ipam.requestAddress({ poolId: p.poolId, address: ipam.gateway, options: { [REQUEST_ADDRESS_TYPE]: GATEWAY_REQUEST } });
+    undo.push(`release gateway ${gw.address}`, () => this.d.ipam.releaseAddress(p.poolId, gw.address));
+    return { poolId: p.poolId, pool: p.pool, gateway: gw.address };
+  }
+
+  /** A delegated plugin's subnet: the network of the address it gave, and the gateway it named (tsnet routes through one). */
+  private delegatedSubnet(conf: NetConf, lease: Lease): { poolId: string; pool: string; gateway: string } {
+    const c = parseCidr(lease.address);
+    if (!lease.gateway) throw new CniError(ERR.INVALID_CONFIG, `IPAM plugin '${conf.ipam.type}' gave no gateway: give one in its configuration (tsnet networks route through a gateway)`);
+    return { poolId: '', pool: formatCidr(toNetwork(c)), gateway: `${lease.gateway}/${c.prefix}` };
+  }
+
   /** The bridge and the host end of the veth, as the driver reports them (none for macvlan). */
-  private async hostInterfaces(ref: { networkId: string; endpointId: string }): Promise<{ name: string; mac: string }[]> {
+  private async hostInterfaces(ref: EndpointRef): Promise<{ name: string; mac: string }[]> {
     const details = (await this.d.network.endpointOperInfo(ref)).details;
     const out: { name: string; mac: string }[] = [];
     for (const name of [details.bridge, details.hostInterface]) {
@@ -245,30 +246,30 @@ export class CniService {
 
   // ---------------------------------------------------------------- DEL, CHECK, GC
 
-  private async del(env: CniEnv, conf: NetConf): Promise<void> {
-    const a = this.d.cni.getAttachment(conf.name, env.containerId, env.ifName);
-    if (a) {
-      await this.remove(a, conf, env);
-    } else if (conf.ipam.type !== 'tsnet') {
-      // the spec asks plugins to pass DEL on to their IPAM plugin even when they hold nothing
-      await this.delegate('DEL', env, conf);
-    }
+  /**
+   * DEL: tsnet's part of the attachment under the queue, then the delegated plugin's address
+   * outside it. The spec asks plugins to pass DEL on to their IPAM plugin even when they hold
+   * nothing, so a DEL retried after a failed plugin DEL reaches the plugin again.
+   */
+  private async remove(env: CniEnv, conf: NetConf): Promise<void> {
+    const removed = await this.serial(() => this.detach(conf.name, env.containerId, env.ifName));
+    const delegated = removed ? removed.ipam !== 'tsnet' : conf.ipam.type !== 'tsnet';
+    if (delegated) await delegatedDel(env, conf, this.d.delegate);
   }
 
-  /** Undoes an attachment, whatever is left of it; the container's namespace may be gone. */
-  private async remove(a: CniAttachment, conf: NetConf, env?: CniEnv): Promise<void> {
+  /** Undoes tsnet's part of an attachment, whatever is left of it (the container's namespace may be gone); returns what it removed. */
+  private async detach(network: string, containerId: string, ifName: string): Promise<CniAttachment | undefined> {
+    const a = this.d.cni.getAttachment(network, containerId, ifName);
+    if (!a) return undefined;
     const ref = { networkId: a.networkId, endpointId: a.endpointId };
     await this.d.network.revokeExternalConnectivity(ref);
     await this.d.network.leave(ref);
     this.releaseIfName(a);
     await this.d.network.deleteEndpoint(ref);
-    if (a.ipam === 'tsnet') {
-      const net = this.d.cni.getNetwork(a.network);
-      if (net && a.address) await this.d.ipam.releaseAddress(net.poolId, a.address);
-    } else {
-      await this.delegate('DEL', env ?? { command: 'DEL', containerId: a.containerId, netns: a.netns, ifName: a.ifName, args: {}, path: [] }, conf);
-    }
+    const net = this.d.cni.getNetwork(a.network);
+    if (a.ipam === 'tsnet' && net && a.address) await this.d.ipam.releaseAddress(net.poolId, a.address);
     this.d.cni.deleteAttachment(a.network, a.containerId, a.ifName);
+    return a;
   }
 
   /**
@@ -314,12 +315,13 @@ export class CniService {
     }
   }
 
-  private async gc(conf: NetConf): Promise<void> {
+  /** GC: removes the attachments missing from cni.dev/valid-attachments (parseConfig refuses a GC without the list). */
+  private async gc(env: CniEnv, conf: NetConf): Promise<void> {
     const valid = new Set((conf.validAttachments ?? []).map((v) => `${v.containerId}/${v.ifName}`));
-    for (const a of this.d.cni.listAttachments(conf.name)) {
-      if (valid.has(`${a.containerId}/${a.ifName}`)) continue;
+    const stale = await this.serial(() => this.d.cni.listAttachments(conf.name).filter((a) => !valid.has(`${a.containerId}/${a.ifName}`)));
+    for (const a of stale) {
       this.d.log.info({ network: a.network, container: a.containerId, ifName: a.ifName }, 'CNI GC: removing an attachment the runtime no longer has');
-      await this.remove(a, conf);
+      await this.remove({ command: 'DEL', containerId: a.containerId, netns: a.netns, ifName: a.ifName, args: {}, path: env.path }, conf);
     }
   }
 
@@ -333,12 +335,7 @@ export class CniService {
     for (const a of this.d.cni.listAttachments()) {
       if (a.state === 'ready') continue;
       this.d.log.info({ network: a.network, container: a.containerId }, 'rolling back an interrupted CNI ADD');
-      const ref = { networkId: a.networkId, endpointId: a.endpointId };
-      await this.d.network.leave(ref);
-      await this.d.network.deleteEndpoint(ref);
-      const net = this.d.cni.getNetwork(a.network);
-      if (a.ipam === 'tsnet' && net && a.address) await this.d.ipam.releaseAddress(net.poolId, a.address);
-      this.d.cni.deleteAttachment(a.network, a.containerId, a.ifName);
+      await this.detach(a.network, a.containerId, a.ifName);
     }
     for (const net of this.d.cni.listNetworks()) {
       const owned = new Set(this.d.cni.listAttachments(net.name).map((a) => a.endpointId));
@@ -350,57 +347,6 @@ export class CniService {
       }
     }
   }
-
-  // ---------------------------------------------------------------- delegated IPAM
-
-  /** Runs the configured IPAM plugin as a runtime would: same environment, the network configuration on stdin. */
-  private async delegate(command: 'ADD' | 'DEL', env: CniEnv, conf: NetConf): Promise<Result> {
-    const type = conf.ipam.type;
-    if (!/^[A-Za-z0-9_.-]+$/.test(type)) throw new CniError(ERR.INVALID_CONFIG, `IPAM type '${type}' is not a plugin name`);
-    const dirs = env.path.length > 0 ? env.path : ['/opt/cni/bin', '/usr/lib/cni'];
-    const binary = dirs.map((d) => join(d, type)).find((p) => existsSync(p));
-    if (!binary) throw new CniError(ERR.IPAM_PLUGIN, `IPAM plugin '${type}' not found in CNI_PATH (${dirs.join(':')})`);
-    const childEnv: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: env.containerId,
-      CNI_NETNS: env.netns,
-      CNI_IFNAME: env.ifName,
-      CNI_ARGS: Object.entries(env.args)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(';'),
-      CNI_PATH: dirs.join(':'),
-    };
-    const { code, stdout } = await run(binary, childEnv, JSON.stringify(conf.raw));
-    if (code !== 0) {
-      let msg = stdout.trim();
-      try {
-        const e = JSON.parse(stdout) as { msg?: string; details?: string };
-        msg = [e.msg, e.details].filter(Boolean).join(': ');
-      } catch {
-        // not JSON: pass the text on
-      }
-      throw new CniError(ERR.IPAM_PLUGIN, `IPAM plugin '${type}' ${command} failed: ${msg || `exit ${code}`}`);
-    }
-    if (command === 'DEL' || !stdout.trim()) return { cniVersion: conf.cniVersion };
-    try {
-      return JSON.parse(stdout) as Result;
-    } catch {
-      throw new CniError(ERR.IPAM_PLUGIN, `IPAM plugin '${type}' printed no JSON result`);
-    }
-  }
-}
-
-function run(binary: string, env: Record<string, string>, input: string): Promise<{ code: number; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, [], { env, stdio: ['pipe', 'pipe', 'inherit'] });
-    let stdout = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => (stdout += d));
-    child.on('error', (err) => reject(new CniError(ERR.IPAM_PLUGIN, `could not run ${binary}: ${err.message}`)));
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout }));
-    child.stdin.end(input);
-  });
 }
 
 function toBinding(p: NetConf['runtime']['portMappings'][number]): PortBindingRequest {
@@ -418,14 +364,3 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** The cniVersion of a configuration that may not parse, for the error's own cniVersion. */
-function versionOf(stdin: string): string {
-  const m = /"cniVersion"\s*:\s*"([0-9A-Za-z.+-]{1,20})"/.exec(stdin);
-  return m ? m[1] : LATEST_VERSION;
-}
-
-function toCniError(err: unknown): CniError {
-  if (err instanceof CniError) return err;
-  if (err instanceof UserError) return new CniError(ERR.REFUSED, err.message);
-  return new CniError(ERR.INTERNAL, `tsnet internal error: ${err instanceof Error ? err.message : String(err)} (see the tsnet log)`);
-}

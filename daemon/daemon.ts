@@ -20,7 +20,7 @@ import { LinkReaper } from '../native/link-reaper.js';
 import { Firewall } from '../firewall/firewall.js';
 import { Ipam } from '../ipam/ipam.js';
 import { SqliteIpamRepo } from '../store/ipam-repo.js';
-import { buildServer, listenUnix } from '../plugin-api/server.js';
+import { buildServer, listenUnix, SerialQueue } from '../plugin-api/server.js';
 import { OverlayDriver } from '../drivers/overlay/overlay-driver.js';
 import { discoverUnderlay } from '../drivers/overlay/underlay.js';
 import { ClusterIpam, withClusterPools } from '../ipam/cluster-ipam.js';
@@ -28,6 +28,7 @@ import { parseStoreUrl, type ClusterStore } from '../store/cluster/cluster-store
 import { EtcdClusterStore } from '../store/cluster/etcd-store.js';
 import { CniRepo } from '../store/cni-repo.js';
 import { CniService } from '../cni/cni-service.js';
+import { keepServingOnStrayErrors } from './last-resort.js';
 
 const DOCKER_COMPAT_REFRESH_MS = 5_000;
 
@@ -49,6 +50,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const log = pino({ base: { pid: process.pid } }, pino.destination({ dest: opts.logFile, mkdir: true, sync: false }));
   log.info({ stateDir: opts.stateDir, socket: opts.socketPath }, 'tsnet starting');
+  // an error that escapes every request is logged with its stack, not the end of the daemon
+  // (last-resort.ts says why, and when it does exit)
+  keepServingOnStrayErrors(process, { log, exit: (code) => log.flush(() => process.exit(code)) });
 
   const db = openDatabase(databasePath(opts.stateDir));
   const repo = new NetworkRepo(db);
@@ -87,11 +91,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     log.info({ store: cluster.endpoint, host: cluster.host, vtep: cluster.vtep }, 'joined the cluster store');
   }
 
+  // one line for every state change, Docker's calls and CNI's steps alike
+  const queue = new SerialQueue();
   const cniRepo = new CniRepo(db);
-  const cni = new CniService({ network: controller, ipam, repo, cni: cniRepo, netlink, log });
+  const cni = new CniService({ network: controller, ipam, repo, cni: cniRepo, netlink, log, queue });
   await cni.restore();
 
-  const app = buildServer({ network: controller, ipam, logger: log, cni });
+  const app = buildServer({ network: controller, ipam, logger: log, cni, queue });
   await listenUnix(app, opts.socketPath);
   log.info({ socket: opts.socketPath }, 'tsnet serving');
 

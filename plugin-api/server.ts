@@ -48,6 +48,8 @@ import {
   type WireRequestPool,
 } from './translate.js';
 import { UserError } from '../core/errors.js';
+import { CniError, ERR, LATEST_VERSION, errorOutput, toCniError, versionOf } from '../cni/spec.js';
+import type { CniReply } from '../cni/cni-service.js';
 
 export { SerialQueue } from './queue.js';
 
@@ -72,8 +74,12 @@ export interface ServerOptions {
   capabilities?: Capabilities;
   /** the lock every driver and IPAM call runs under; pass one to share it with other callers */
   queue?: SerialQueue;
-  /** CNI commands from the `tsnet` plugin executable (cni/client/tsnet-cni.c), route Cni.Exec */
-  cni?: { exec(env: Record<string, string | undefined>, stdin: string): Promise<{ exitCode: number; output: string }> };
+  /**
+   * CNI commands from the `tsnet` plugin executable (cni/client/tsnet-cni.c), route Cni.Exec. Not
+   * run under the queue: the service (cni/cni-service.ts) runs its state changes through the same
+   * queue itself, so pass that queue to both.
+   */
+  cni?: { exec(env: Record<string, string | undefined>, stdin: string): Promise<CniReply> };
 }
 
 /** The CNI client's request: the network configuration as the body, the CNI_* variables as headers. */
@@ -213,8 +219,9 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   // the CNI client's body is the runtime's stdin, read as it is (cni-service.ts parses it)
   app.addContentTypeParser(CNI_CONTENT_TYPE, { parseAs: 'string' }, (_req, body, done) => done(null, String(body)));
   // an empty body without Content-Length or Content-Type never reaches the parser: same as {}
+  // (a JSON `null` is not an empty body: the schemas refuse it as "not a JSON object")
   app.addHook('preValidation', async (req) => {
-    if (req.body === undefined || req.body === null) req.body = {};
+    if (req.body === undefined) req.body = {};
   });
 
   // a Buffer, so fastify sends the type as given (it appends a charset to string payloads)
@@ -224,6 +231,11 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   const fail = (req: FastifyRequest, res: FastifyReply, method: string, message: string, status = 200) => {
     record(req).error = message;
     return send(res, status, { [errorKey(method)]: message });
+  };
+
+  const sendCni = (req: FastifyRequest, res: FastifyReply, reply: CniReply) => {
+    if (reply.exitCode !== 0) record(req).error = reply.output.trim();
+    return res.code(200).header('content-type', 'application/json').header('x-cni-exit', String(reply.exitCode)).send(Buffer.from(reply.output));
   };
 
   const internal = (req: FastifyRequest, res: FastifyReply, method: string, err: unknown) => {
@@ -271,15 +283,30 @@ export function buildServer(o: ServerOptions): FastifyInstance {
         if (typeof v === 'string') env[name] = v;
       }
       const stdin = typeof req.body === 'string' ? req.body : JSON.stringify(req.body ?? {});
-      const reply = await queue.run(() => cni.exec(env, stdin));
-      if (reply.exitCode !== 0) record(req).error = reply.output.trim();
-      return res.code(200).header('content-type', 'application/json').header('x-cni-exit', String(reply.exitCode)).send(Buffer.from(reply.output));
+      let reply: CniReply;
+      try {
+        // not under the queue: the service puts its own state changes there, and runs a delegated
+        // IPAM plugin (someone else's program) outside it, so Docker's calls never wait behind one
+        reply = await cni.exec(env, stdin);
+      } catch (err) {
+        // the service answers every failure itself; this is a bug in it, and fails only this call
+        req.log.error({ err, method: 'Cni.Exec' }, 'internal error in Cni.Exec');
+        reply = { exitCode: 1, output: errorOutput(versionOf(stdin), toCniError(err, 'in Cni.Exec')) };
+      }
+      return sendCni(req, res, reply);
     });
   }
 
-  // what fastify itself refuses (a body that is not JSON, too large...), in Docker's form
+  // what fastify itself refuses (a body that is not JSON, too large...), in Docker's form, or in
+  // CNI's for the CNI client (which reads its exit code from the header)
   app.setErrorHandler((err: FastifyError, req, res) => {
     const method = methodOf(req);
+    if (method === 'Cni.Exec') {
+      const invalid = err.statusCode !== undefined && err.statusCode < 500;
+      if (!invalid) req.log.error({ err, method }, `internal error in ${method}`);
+      const e = invalid ? new CniError(ERR.INVALID_CONFIG, `invalid Cni.Exec request: ${err.message}`) : toCniError(err, 'in Cni.Exec');
+      return sendCni(req, res, { exitCode: 1, output: errorOutput(LATEST_VERSION, e) });
+    }
     if (err.statusCode !== undefined && err.statusCode < 500) return fail(req, res, method, `invalid ${method} request: ${err.message}`);
     return internal(req, res, method, err);
   });
