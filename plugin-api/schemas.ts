@@ -170,10 +170,13 @@ export const SCHEMAS = {
     properties: { NetworkID: id, EndpointID: id, Options: endpointOptions },
   },
   'NetworkDriver.RevokeExternalConnectivity': endpointRef,
+  // Docker always names the address space (one GetDefaultAddressSpaces gave it): a body without
+  // one is not Docker's, and must not get a fresh subnet from the default pools
   'IpamDriver.RequestPool': {
     type: 'object',
+    required: ['AddressSpace'],
     properties: {
-      AddressSpace: { type: 'string' },
+      AddressSpace: id,
       Pool: { type: 'string', format: 'cidr-or-empty' },
       SubPool: { type: 'string', format: 'cidr-or-empty' },
       Options: nullableObject,
