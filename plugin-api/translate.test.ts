@@ -94,7 +94,7 @@ describe('wire -> typed', () => {
   });
 
   it('IPAM requests: null Options become {}, values strings', () => {
-    expect(toRequestPool({})).toEqual({ addressSpace: '', pool: '', subPool: '', options: {}, v6: false });
+    expect(toRequestPool({ AddressSpace: 'local' })).toEqual({ addressSpace: 'local', pool: '', subPool: '', options: {}, v6: false });
     expect(toRequestPool({ AddressSpace: 'local', Pool: 'fd00::/64', Options: { n: 1 }, V6: true })).toEqual({
       addressSpace: 'local',
       pool: 'fd00::/64',

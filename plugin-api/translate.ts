@@ -82,7 +82,8 @@ export interface WireProgramExternalConnectivity extends WireEndpointRef {
 }
 
 export interface WireRequestPool {
-  AddressSpace?: string;
+  /** always given by Docker (schemas.ts refuses a body without it) */
+  AddressSpace: string;
   Pool?: string;
   SubPool?: string;
   Options?: WireOptions;
@@ -201,7 +202,7 @@ export function toProgramExternalConnectivity(w: WireProgramExternalConnectivity
 
 export function toRequestPool(w: WireRequestPool): RequestPoolRequest {
   return {
-    addressSpace: w.AddressSpace ?? '',
+    addressSpace: w.AddressSpace,
     pool: w.Pool ?? '',
     subPool: w.SubPool ?? '',
     options: stringOptions(w.Options),
