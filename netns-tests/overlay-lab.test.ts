@@ -53,12 +53,24 @@ function container(name: string) {
   return { ...c, ip: c.address.split('/')[0] };
 }
 
+/** The overlay's VXLAN device on a lab host. */
+function vxlanDevice(host: string): string {
+  const vxlan = JSON.parse(execIn(`tsl-${LAB}-${host}`, 'ip', ['-j', '-d', 'link', 'show', 'type', 'vxlan'])) as { ifname: string }[];
+  if (vxlan.length !== 1) throw new Error(`${host} has ${vxlan.length} vxlan devices`);
+  return vxlan[0].ifname;
+}
+
+/** Whether the bridge port of a host's VXLAN device learns source MACs (`bridge -d link show`). */
+function vxlanPortLearns(host: string): boolean {
+  const port = JSON.parse(execIn(`tsl-${LAB}-${host}`, 'bridge', ['-j', '-d', 'link', 'show', 'dev', vxlanDevice(host)])) as { learning?: boolean }[];
+  if (port[0]?.learning === undefined) throw new Error(`no learning flag in bridge link show on ${host}`);
+  return port[0].learning;
+}
+
 /** The remote entries a host's VXLAN device holds: MAC -> VTEP and IP -> MAC. */
 function remoteEntries(host: string): { fdb: string[]; neigh: string[] } {
   const ns = `tsl-${LAB}-${host}`;
-  const vxlan = JSON.parse(execIn(ns, 'ip', ['-j', '-d', 'link', 'show', 'type', 'vxlan'])) as { ifname: string }[];
-  if (vxlan.length !== 1) throw new Error(`${host} has ${vxlan.length} vxlan devices`);
-  const dev = vxlan[0].ifname;
+  const dev = vxlanDevice(host);
   const fdb = (JSON.parse(execIn(ns, 'bridge', ['-j', 'fdb', 'show', 'dev', dev])) as { mac: string; dst?: string }[])
     .filter((e) => e.dst)
     .map((e) => `${e.mac} ${e.dst}`);
@@ -240,10 +252,14 @@ describe('overlay lab with three hosts', () => {
     for (const h of ['h1', 'h3']) expect(fdbEntriesFor(h, macOf(b.netns)).map(describeFdb), h).toEqual([]);
   });
 
-  it('resyncs a restarted daemon: its containers come back on the other hosts', async () => {
+  it('resyncs a restarted daemon: its containers come back on the other hosts, and its VXLAN port stops learning again', async () => {
     const a = container('a');
     const b = container('b');
+    // as an overlay made by an older tsnet would have it
+    execIn(`tsl-${LAB}-h2`, 'bridge', ['link', 'set', 'dev', vxlanDevice('h2'), 'learning', 'on']);
+    expect(vxlanPortLearns('h2')).toBe(true);
     ok(['lab', 'start', '--host', 'h2']);
+    await until('learning off on the VXLAN port of h2', () => !vxlanPortLearns('h2'));
     await until('b back on h1 and h3', () => ['h1', 'h3'].every((h) => remoteEntries(h).neigh.some((n) => n.startsWith(`${b.ip} `))));
     expect(pings(a.netns, b.ip)).toBe(true);
     // and h2 learned what changed while it was down: d (attached on h3 before) is reachable from b
