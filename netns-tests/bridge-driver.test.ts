@@ -26,7 +26,7 @@ import { Controller } from '../daemon/controller.js';
 import { LinkOwner } from '../drivers/owner.js';
 import type { HostPortReserver } from '../drivers/ports.js';
 import type { CreateNetworkRequest, EndpointOptions } from '../drivers/driver.js';
-import { silentLogger } from '../core/log.js';
+import type { Logger } from '../core/log.js';
 import type { Proto } from '../core/protocol.js';
 
 const tag = randomBytes(3).toString('hex');
@@ -82,9 +82,18 @@ function connect(ns: string, ip: string, port: number): string {
   return r.ok ? r.out : `error:${r.out}`;
 }
 
+/**
+ * What the stack logged at warn or error level, as "level: message": the daemon's log of this
+ * file. Each test ends with exactly the lines it expects (most none), checked after it.
+ */
+const logged: string[] = [];
+let expectedLog: string[] = [];
+const record = (level: string) => (obj: object | string, msg?: string) => void logged.push(`${level}: ${msg ?? (typeof obj === 'string' ? obj : JSON.stringify(obj))}`);
+const log: Logger = { info() {}, warn: record('warn'), error: record('error') };
+
 /** Runs the real PortReserver inside the host namespace, where the published ports live. */
 function reserverIn(nsPath: string): HostPortReserver & { releaseAll(): void } {
-  const r = new PortReserver({ log: { warn() {} } });
+  const r = new PortReserver({ log });
   return {
     reserve: (p: Proto, ip: string, port: number) => withNetns(nsPath, () => r.reserve(p, ip, port)),
     reserveFromRange: (p: Proto, ip: string, a: number, b: number) => withNetns(nsPath, () => r.reserveFromRange(p, ip, a, b)),
@@ -113,8 +122,8 @@ function startStack(): Stack {
   const repo = new NetworkRepo(db);
   const nl = Netlink.openInNetns(hostPath);
   const nft = withNetns(hostPath, () => Nft.open());
-  const firewall = new Firewall(nft, { warn() {} });
-  const reaper = new LinkReaper({ warn() {} }, hostPath);
+  const firewall = new Firewall(nft, log);
+  const reaper = new LinkReaper(log, hostPath);
   const ports = reserverIn(hostPath);
   const bridge = new BridgeDriver({
     repo,
@@ -124,9 +133,9 @@ function startStack(): Stack {
     reaper,
     owner,
     writeSysctl: (k, v) => writeSysctl(k, v, { nsPath: hostPath }),
-    log: silentLogger,
+    log,
   });
-  const controller = new Controller([bridge], repo, nl, firewall, owner, silentLogger);
+  const controller = new Controller([bridge], repo, nl, firewall, owner, log);
   controller.restore();
   return {
     db,
@@ -221,6 +230,11 @@ describe('bridge driver in a namespace', () => {
     await s?.close();
     for (const c of children.splice(0)) c.kill();
     namespaces.removeAll();
+    const got = logged.splice(0);
+    const expected = expectedLog;
+    expectedLog = [];
+    // no failed rollback step, no port that could not be held again, nothing unexpected
+    expect(got).toEqual(expected);
   });
 
   it('builds a network that carries traffic: ping, masquerade, published ports, isolation', async () => {
@@ -322,6 +336,7 @@ describe('bridge driver in a namespace', () => {
     expect(hostLinks().find((l) => l.ifname === a.hostIf)?.master).toBeUndefined();
 
     s = startStack();
+    expectedLog = ['warn: bridge missing: rebuilding it'];
     const links = hostLinks();
     const names = links.map((l) => l.ifname);
     expect(names).not.toContain('tsnet-halfmade');
