@@ -4,7 +4,7 @@
 // addresses. The daemon under test registers as plugin "tsnet-e2e"; afterAll (finishE2e)
 // requires that it let go of everything, exits cleanly on SIGTERM and logged no internal error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run as runCommand, sh } from '../test-support/commands.js';
+import { linkSnapshot, run as runCommand, sh } from '../test-support/commands.js';
 import { linksTaggedBy, tableElements, tryBind } from '../test-support/daemon-leftovers.js';
 import {
   BUSYBOX_IMAGE as IMAGE,
@@ -61,17 +61,7 @@ function container(name: string, net: string, extra: string[] = [], cmd = ['slee
 }
 /** What must survive a network on a parent: state, MAC, MTU, addresses, routes. */
 function parentState(name: string): unknown {
-  const [l] = JSON.parse(sh('ip', ['-j', '-d', 'link', 'show', 'dev', name])) as Record<string, unknown>[];
-  const [a] = JSON.parse(sh('ip', ['-j', 'addr', 'show', 'dev', name])) as { addr_info: { local: string; prefixlen: number }[] }[];
-  return {
-    flags: l.flags,
-    operstate: l.operstate,
-    address: l.address,
-    mtu: l.mtu,
-    promiscuity: l.promiscuity,
-    addresses: a.addr_info.map((i) => `${i.local}/${i.prefixlen}`),
-    routes: sh('ip', ['route', 'show', 'dev', name]),
-  };
+  return linkSnapshot(null, name);
 }
 function tsmLinks(): string[] {
   return (JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname).filter((n) => n.startsWith('tsm'));

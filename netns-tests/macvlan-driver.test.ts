@@ -5,6 +5,7 @@
 // it). Namespaces have unique names and go in afterEach, also when a test fails.
 import { afterEach, describe, expect, it } from 'vitest';
 import { NO_8021Q, Namespaces, dockerAttach, inNs, kernelHas8021q, pings } from './harness.js';
+import { linkSnapshot } from '../test-support/commands.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -117,18 +118,7 @@ class World {
 
   /** Everything about a parent that must survive a network on it: state, MAC, MTU, promiscuity, addresses, routes. */
   parentState(name: string): unknown {
-    const [l] = JSON.parse(inNs(this.host, 'ip', ['-j', '-d', 'link', 'show', 'dev', name])) as Record<string, unknown>[];
-    const [a] = JSON.parse(inNs(this.host, 'ip', ['-j', 'addr', 'show', 'dev', name])) as { addr_info: { family: string; local: string; prefixlen: number }[] }[];
-    return {
-      flags: l.flags,
-      operstate: l.operstate,
-      address: l.address,
-      mtu: l.mtu,
-      promiscuity: l.promiscuity,
-      allmulti: l.allmulti,
-      addresses: a.addr_info.map((i) => `${i.local}/${i.prefixlen}`),
-      routes: inNs(this.host, 'ip', ['route', 'show', 'dev', name]),
-    };
+    return linkSnapshot(this.host, name);
   }
 
   /** CreateEndpoint + Join + what Docker does with the link; returns the container namespace. */

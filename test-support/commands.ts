@@ -100,3 +100,23 @@ export async function until(what: string, check: () => Promise<boolean> | boolea
     await wait(50);
   }
 }
+
+/**
+ * Everything about a link that must survive a network on it (a macvlan parent): state, MAC, MTU,
+ * promiscuity, addresses and routes, from `ip -j` in the namespace ns (null: this one).
+ */
+export function linkSnapshot(ns: string | null, name: string): unknown {
+  const ip = (args: string[]) => (ns ? sh('ip', ['netns', 'exec', ns, 'ip', ...args]) : sh('ip', args));
+  const [l] = JSON.parse(ip(['-j', '-d', 'link', 'show', 'dev', name])) as Record<string, unknown>[];
+  const [a] = JSON.parse(ip(['-j', 'addr', 'show', 'dev', name])) as { addr_info: { local: string; prefixlen: number }[] }[];
+  return {
+    flags: l.flags,
+    operstate: l.operstate,
+    address: l.address,
+    mtu: l.mtu,
+    promiscuity: l.promiscuity,
+    allmulti: l.allmulti,
+    addresses: a.addr_info.map((i) => `${i.local}/${i.prefixlen}`),
+    routes: ip(['route', 'show', 'dev', name]),
+  };
+}
