@@ -3,6 +3,8 @@
 #
 #   make up      Debian run-time packages, npm ci, build, /usr/local/bin/tsnet, start the daemon
 #   make down    stop the daemon (networks and containers keep working)
+#   make install tsnet as a host service: an installed copy and tsnet.service (scripts/install.sh)
+#   make uninstall  remove it all, refusing while networks exist unless FORCE=1 (scripts/uninstall.sh)
 #   make test    test packages too, build, then unit -> netns -> docker; ends with
 #                "tests: N passed, N failed, N skipped"
 #   make unit    the fast layer only
@@ -10,17 +12,25 @@
 #   make clean   remove dist/
 SHELL := /bin/bash
 .DEFAULT_GOAL := up
-.PHONY: up down test unit build deps test-deps node-deps link clean bench
+.PHONY: up down test unit build deps test-deps node-deps link clean bench install uninstall
 
 # What tsc compiles (tsconfig.json "include"); the tests are not built.
 SOURCES := $(shell find core cli daemon drivers firewall ipam lab native plugin-api runtime store cni bench docker-tests netns-tests test-support \
              -name '*.ts' ! -name '*.test.ts' 2>/dev/null)
 
+# where systemd runs and tsnet.service is installed, up refreshes the installed copy and the unit
+# runs the daemon; elsewhere up starts a detached daemon from this clone
 up: deps build link
-	@scripts/daemon.sh start
+	@if [ -d /run/systemd/system ] && [ -f /etc/systemd/system/tsnet.service ]; then scripts/install.sh; else scripts/daemon.sh start; fi
 
 down:
 	@scripts/daemon.sh stop
+
+install: deps build
+	@scripts/install.sh
+
+uninstall:
+	@scripts/uninstall.sh
 
 deps:
 	@scripts/install-deps.sh
@@ -51,9 +61,11 @@ dist/cni/tsnet: cni/client/tsnet-cni.c
 
 build: dist/.built dist/cni/tsnet
 
-# the tsnet command on the PATH, and the CNI plugin where runtimes look for plugins
+# the tsnet command on the PATH (unless it is make install's copy), and the CNI plugin where
+# runtimes look for plugins
 link:
 	@[ "$$(readlink /usr/local/bin/tsnet 2>/dev/null)" = "$(CURDIR)/bin/tsnet" ] || \
+	 [ "$$(readlink /usr/local/bin/tsnet 2>/dev/null)" = ../lib/tsnet/current/bin/tsnet ] || \
 	  { ln -sfn "$(CURDIR)/bin/tsnet" /usr/local/bin/tsnet && echo "linked /usr/local/bin/tsnet -> $(CURDIR)/bin/tsnet"; }
 	@cmp -s dist/cni/tsnet /opt/cni/bin/tsnet || \
 	  { install -D -m 0755 dist/cni/tsnet /opt/cni/bin/tsnet && echo "installed the CNI plugin /opt/cni/bin/tsnet"; }
