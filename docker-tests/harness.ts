@@ -381,6 +381,7 @@ export async function finishE2e(e2e: E2eDaemon | undefined, ports: HostPort[] = 
     if (exit.code !== 0 || exit.hung) problems.push(`on SIGTERM the daemon ${describeExit(exit)}`);
     problems.push(...internalErrors(e2e.daemon.logPath).map((l) => `log: ${l}`));
     run('nft', ['delete', 'table', 'inet', E2E_TABLE]);
+    run('nft', ['delete', 'table', 'bridge', E2E_TABLE]); // the anti-spoofing table
     if (problems.length === 0) rmSync(e2e.stateDir, { recursive: true, force: true });
   }
   if (problems.length > 0) throw new Error(`the daemon under test (state and log kept in ${e2e.stateDir}):\n  ${problems.join('\n  ')}`);
