@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Namespaces, dockerAttach, inNs, until } from './harness.js';
-import { TSNET_LINK_PREFIXES, bindIn } from './leftovers.js';
+import { TSNET_LINK_PREFIXES, bindIn, spoofLeftovers } from './leftovers.js';
 
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -370,6 +370,7 @@ describe('bridge driver in a namespace', () => {
     expect(s.repo.listEndpoints().length).toBe(3);
     expect(s.repo.listPorts().length).toBe(2);
     expect(hostTable()).toMatch(/elements/);
+    expect(spoofLeftovers('tsnet', w.host).length).toBeGreaterThan(0);
     expect(bindIn(w.host, 'tcp', '0.0.0.0', 18080)).toBe('EADDRINUSE');
     expect(bindIn(w.host, 'udp', '203.0.113.1', 18053)).toBe('EADDRINUSE');
 
@@ -389,6 +390,7 @@ describe('bridge driver in a namespace', () => {
     await s.reaper.idle();
     expect(hostLinks().filter((l) => TSNET_LINK_PREFIXES.some((p) => l.ifname.startsWith(p)) || l.ifalias?.startsWith('tsnet:'))).toEqual([]);
     expect(hostTable()).not.toMatch(/elements/);
+    expect(spoofLeftovers('tsnet', w.host)).toEqual([]);
     expect(bindIn(w.host, 'tcp', '0.0.0.0', 18080)).toBe('free');
     expect(bindIn(w.host, 'udp', '203.0.113.1', 18053)).toBe('free');
   });

@@ -133,6 +133,7 @@ afterAll(async () => {
   // then clean: the containers, the networks (CNI networks stay after their last DEL), the table
   await runCleanups();
   spawnSync('nft', ['delete', 'table', 'inet', run]);
+  spawnSync('nft', ['delete', 'table', 'bridge', run]);
   for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
     if (l.ifalias?.startsWith(`${run}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
   }

@@ -3,7 +3,8 @@
 // test-support/daemon-leftovers.ts (table elements, tagged links, status, log) with what the CNI,
 // podman and bridge-driver tests need beyond it: CNI networks that rightly outlive their last DEL
 // (as the reference bridge plugin's bridge does), links named like tsnet's but not tagged, the
-// IPAM's allocation rows, and binding a port inside a namespace.
+// IPAM's allocation rows, the anti-spoofing table (family bridge), and binding a port inside a
+// namespace.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -87,7 +88,24 @@ export function leftoversBesideNetworks(d: DaemonIdentity, linksBefore: Set<stri
   if (spawnSync('nft', ['list', 'table', 'inet', d.table], { stdio: 'ignore' }).status === 0) {
     problems.push(...tableElements(d.table).filter((e) => !ownedBy(e)).map((e) => `table element ${e}`));
   }
+  problems.push(...spoofLeftovers(d.table));
   return problems;
+}
+
+/**
+ * What the anti-spoofing table (family bridge, the daemon's table name) still has of container
+ * ports: elements of its maps and chains beside its fixed `prerouting`. Empty when no container
+ * is attached, or when the table does not exist.
+ */
+export function spoofLeftovers(table: string, ns: string | null = null): string[] {
+  const args = ['-j', 'list', 'table', 'bridge', table];
+  const r = ns ? spawnSync('ip', ['netns', 'exec', ns, 'nft', ...args], { encoding: 'utf8' }) : spawnSync('nft', args, { encoding: 'utf8' });
+  if (r.status !== 0) return [];
+  const objects = (JSON.parse(r.stdout) as { nftables: Record<string, { name: string; elem?: unknown[] }>[] }).nftables;
+  return objects.flatMap((o) => [
+    ...(o.map?.elem ?? []).map((e) => `anti-spoofing ${o.map.name}: ${JSON.stringify(e)}`),
+    ...(o.chain && o.chain.name !== 'prerouting' ? [`anti-spoofing chain ${o.chain.name}`] : []),
+  ]);
 }
 
 /** Link names a network's configuration names (bridge, VXLAN device, macvlan shim or isolated parent). */

@@ -70,6 +70,7 @@ beforeAll(async () => {
   onCleanup(async () => {
     await daemon.stop();
     spawnSync('nft', ['delete', 'table', 'inet', run]);
+    spawnSync('nft', ['delete', 'table', 'bridge', run]);
     for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
       if (l.ifalias?.startsWith(`${run}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
     }
