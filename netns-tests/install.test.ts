@@ -5,7 +5,7 @@
 // of that instance and nothing of another one running beside it.
 // Everything goes into a temporary DESTDIR and a throwaway plugin name: the host's /usr/local,
 // /etc/systemd/system, /var/lib/tsnet and the tsnet-e2e daemon of other tests are never touched.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,11 @@ afterAll(async () => {
 
 function make(args: string[]): CommandResult {
   return run('make', ['-s', '--no-print-directory', '-C', REPO, ...args], { timeoutMs: 170_000 });
+}
+
+/** What `make install` runs after its build step (the build is make test's, done before the tests). */
+function install(version: string): CommandResult {
+  return run('env', [`DESTDIR=${destdir}`, `VERSION=${version}`, join(REPO, 'scripts/install.sh')], { timeoutMs: 170_000 });
 }
 
 /** `systemd-analyze verify` must exit 0 AND print nothing: it reports unknown keys and bad values only as warnings. */
@@ -68,14 +73,14 @@ describe('tsnet.service', () => {
   });
 });
 
-describe('make install into a DESTDIR', () => {
+describe('scripts/install.sh (make install) into a DESTDIR', () => {
   it('installs a version, then a second one beside it, switching current; the installed unit verifies in that root', () => {
-    const a = make(['install', `DESTDIR=${destdir}`, `VERSION=t-${tag}-a`]);
+    const a = install(`t-${tag}-a`);
     expect(a.code, a.stderr).toBe(0);
     expect(readlinkSync(join(lib, 'current'))).toBe(`t-${tag}-a`);
     expect(realpathSync(command)).toBe(join(lib, `t-${tag}-a/bin/tsnet`));
 
-    const b = make(['install', `DESTDIR=${destdir}`, `VERSION=t-${tag}-b`]);
+    const b = install(`t-${tag}-b`);
     expect(b.code, b.stderr).toBe(0);
     expect(readlinkSync(join(lib, 'current'))).toBe(`t-${tag}-b`);
     expect(realpathSync(command)).toBe(join(lib, `t-${tag}-b/bin/tsnet`));
@@ -84,7 +89,7 @@ describe('make install into a DESTDIR', () => {
     // nothing half-made is left beside them (copies are made under a temporary name, then renamed)
     expect(sh('ls', ['-A', lib]).split('\n').sort()).toEqual(['current', `t-${tag}-a`, `t-${tag}-b`]);
     // installing the same version again changes nothing
-    const again = make(['install', `DESTDIR=${destdir}`, `VERSION=t-${tag}-b`]);
+    const again = install(`t-${tag}-b`);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain('is installed already');
 
@@ -116,7 +121,6 @@ interface Instance {
   socket: string;
   stateDir: string;
   log: string;
-  child?: ChildProcess;
 }
 
 function instance(name: string, logDir: string): Instance {
@@ -141,27 +145,29 @@ function dockerUserRules(i: Instance): string[] | null {
   return r.code === 0 ? r.stdout.split('\n').filter((l) => l.includes(`comment "${i.name}:`)) : null;
 }
 
-/** Starts `<cmd> serve` with the instance's settings in the environment; cleaned up (network, process, kernel state) at the end. */
+/**
+ * Starts `<cmd> serve` with the instance's settings in the environment. Cleaned up at the end, also
+ * when the test failed half-way: the process stopped, then a forced uninstall of that instance
+ * into an empty DESTDIR removes its tables, rules in Docker's chains, links, state and socket.
+ */
 async function serve(i: Instance, cmd: string[]): Promise<number> {
   mkdirSync(i.stateDir, { recursive: true });
   const child = spawn(cmd[0], [...cmd.slice(1), 'serve'], { env: { ...process.env, ...settingsOf(i) }, stdio: 'ignore' });
-  i.child = child;
   onCleanup(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await exited;
     }
-    for (const family of ['inet', 'bridge']) run('nft', ['delete', 'table', family, i.name.replace(/-/g, '_')]);
-    for (const link of linksTaggedBy(i.name)) run('ip', ['link', 'del', link.split(' ')[0]]);
-    rmSync(i.socket, { force: true });
+    const settings = Object.entries(settingsOf(i)).map(([k, v]) => `${k}=${v}`);
+    run('env', [...settings, `DESTDIR=${join(work, `scratch-${i.name}`)}`, 'FORCE=1', join(REPO, 'scripts/uninstall.sh')]);
   });
   await until(`${i.name} answers on ${i.socket}`, () => answers(i) || child.exitCode !== null);
   expect(child.exitCode, `${i.name} exited while starting; see ${i.log}`).toBeNull();
   return child.pid!;
 }
 
-/** A bridge network made through the plugin API, as dockerd would; deleted through it at the end while the daemon answers. */
+/** A bridge network made through the plugin API, as dockerd would. */
 function bridgeNetwork(i: Instance, subnet: string, gateway: string): string {
   const id = randomBytes(32).toString('hex');
   const made = call(i, 'NetworkDriver.CreateNetwork', {
@@ -171,7 +177,6 @@ function bridgeNetwork(i: Instance, subnet: string, gateway: string): string {
     IPv6Data: [],
   });
   expect(made.code, `CreateNetwork on ${i.name}: ${made.stdout}${made.stderr}`).toBe(0);
-  onCleanup(() => answers(i) && call(i, 'NetworkDriver.DeleteNetwork', { NetworkID: id }));
   return id;
 }
 
