@@ -9,5 +9,6 @@ test_only=(
   podman                                       # a CNI runtime driving the tsnet plugin
   iputils-ping curl conntrack tcpdump iperf3   # probing packets
   hyperfine sqlite3                            # benchmarks, reading the state
+  systemd                                      # systemd-analyze verify checks tsnet.service
 )
 exec "$(dirname "$0")/install-deps.sh" "${test_only[@]}"
