@@ -39,6 +39,8 @@ export interface EndpointRecord<Config = unknown> {
 export interface PublishedPort extends PortBinding {
   endpointId: string;
   networkId: string;
+  /** the runtime holds the host port itself (CNI): tsnet never binds it, also not after a restart */
+  heldByRuntime?: boolean;
 }
 
 interface NetworkRow {
@@ -71,6 +73,7 @@ interface PortRow {
   port: number;
   host_ip: string;
   host_port: number;
+  held_by_runtime: number;
 }
 
 const SCHEMA = `
@@ -103,6 +106,7 @@ CREATE TABLE IF NOT EXISTS published_ports (
   port INTEGER NOT NULL,
   host_ip TEXT NOT NULL,
   host_port INTEGER NOT NULL,
+  held_by_runtime INTEGER NOT NULL DEFAULT 0,
   -- one host port, one owner: the store refuses a double booking even if the kernel would not
   UNIQUE (proto, host_ip, host_port, container_ip)
 );
@@ -144,12 +148,16 @@ function toPort(row: PortRow): PublishedPort {
     port: row.port,
     hostIp: row.host_ip,
     hostPort: row.host_port,
+    heldByRuntime: row.held_by_runtime === 1,
   };
 }
 
 export class NetworkRepo {
   constructor(readonly db: Db) {
     db.exec(SCHEMA);
+    // a state file from before the column existed: its ports were all held by tsnet
+    const columns = db.prepare(`PRAGMA table_info(published_ports)`).all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'held_by_runtime')) db.exec(`ALTER TABLE published_ports ADD COLUMN held_by_runtime INTEGER NOT NULL DEFAULT 0`);
   }
 
   transaction<T>(fn: () => T): T {
@@ -230,11 +238,11 @@ export class NetworkRepo {
 
   insertPorts(ports: PublishedPort[]): void {
     const stmt = this.db.prepare(
-      `INSERT INTO published_ports (endpoint_id, network_id, proto, container_ip, port, host_ip, host_port)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO published_ports (endpoint_id, network_id, proto, container_ip, port, host_ip, host_port, held_by_runtime)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.transaction(() => {
-      for (const p of ports) stmt.run(p.endpointId, p.networkId, p.proto, p.containerIp, p.port, p.hostIp, p.hostPort);
+      for (const p of ports) stmt.run(p.endpointId, p.networkId, p.proto, p.containerIp, p.port, p.hostIp, p.hostPort, p.heldByRuntime ? 1 : 0);
     });
   }
 

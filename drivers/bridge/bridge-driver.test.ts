@@ -355,6 +355,25 @@ describe('bridge driver (fake host and firewall)', () => {
       expect(w.firewall.networks.has(br)).toBe(true);
     });
 
+    it('holds again the host ports it held, never those a runtime holds itself (CNI)', async () => {
+      const net = networkRequest('10.231.45.0/24');
+      await driver.createNetwork(net);
+      const docker = endpointRequest(net.networkId, '10.231.45.2/24');
+      const cni = endpointRequest(net.networkId, '10.231.45.3/24');
+      await driver.createEndpoint(docker);
+      await driver.createEndpoint(cni);
+      await driver.programExternalConnectivity({ networkId: net.networkId, endpointId: docker.endpointId, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18095)] } });
+      await driver.programExternalConnectivity({ networkId: net.networkId, endpointId: cni.endpointId, runtimeHoldsHostPorts: true, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18096)] } });
+      expect([...w.host.heldPorts]).toEqual(['tcp/0.0.0.0/18095']);
+      // a restart: the dead daemon's sockets are gone
+      w.host.heldPorts.clear();
+      new BridgeDriver(w.deps).restore();
+      expect([...w.host.heldPorts]).toEqual(['tcp/0.0.0.0/18095']);
+      // and the CNI endpoint's removal releases nothing tsnet holds
+      await driver.deleteEndpoint({ networkId: net.networkId, endpointId: cni.endpointId });
+      expect([...w.host.heldPorts]).toEqual(['tcp/0.0.0.0/18095']);
+    });
+
     it('rolls back a network left half-made', async () => {
       const net = networkRequest('10.231.44.0/24');
       await driver.createNetwork(net);

@@ -236,7 +236,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     withUndo(this.d.log, (undo) => {
       undo.push('host port reservations', () => releaseBindings(bindings, req.runtimeHoldsHostPorts ? HELD_BY_RUNTIME : this.d.ports));
       refusePublishedElsewhere(bindings, this.d.repo.listPorts(), ep.id);
-      this.d.repo.insertPorts(bindings.map((b) => ({ ...b, endpointId: ep.id, networkId: net.id })));
+      this.d.repo.insertPorts(bindings.map((b) => ({ ...b, endpointId: ep.id, networkId: net.id, heldByRuntime: req.runtimeHoldsHostPorts === true })));
       undo.push('port rows', () => this.d.repo.deletePorts(ep.id));
       this.d.firewall.publish(toFirewallMappings(ep.id, bindings));
     });
@@ -250,7 +250,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     const ports = this.d.repo.listPorts({ endpointId });
     if (ports.length === 0) return;
     this.d.firewall.unpublish(toFirewallMappings(endpointId, ports));
-    releaseBindings(ports, this.d.ports);
+    releaseBindings(ports.filter((p) => !p.heldByRuntime), this.d.ports);
     this.d.repo.deletePorts(endpointId);
   }
 
@@ -295,7 +295,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
       }
       for (const ep of repo.listEndpoints<BridgeEndpointState>(net.id)) this.restoreEndpoint(net, ep);
       // the daemon's sockets held the host ports; hold them again so no host process takes them
-      for (const p of repo.listPorts({ networkId: net.id })) {
+      for (const p of repo.listPorts({ networkId: net.id }).filter((p) => !p.heldByRuntime)) {
         try {
           this.d.ports.reserve(p.proto, p.hostIp, p.hostPort);
         } catch (err) {
