@@ -47,7 +47,7 @@ import {
   type WireRequestAddress,
   type WireRequestPool,
 } from './translate.js';
-import { UserError } from '../core/errors.js';
+import { UserError, userMessage } from '../core/errors.js';
 import { CniError, ERR, LATEST_VERSION, errorOutput, toCniError, versionOf } from '../cni/spec.js';
 import type { CniReply } from '../cni/cni-service.js';
 
@@ -240,8 +240,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
 
   const internal = (req: FastifyRequest, res: FastifyReply, method: string, err: unknown) => {
     req.log.error({ err, method }, `internal error in ${method}`);
-    const message = err instanceof Error ? err.message : String(err);
-    return fail(req, res, method, `tsnet internal error in ${method}: ${message} (see the tsnet log)`);
+    return fail(req, res, method, userMessage(err, `in ${method}`));
   };
 
   for (const [method, route] of Object.entries(routes(o))) {
@@ -265,7 +264,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
         req.log.debug({ method, result }, 'call result');
         return send(res, 200, result);
       } catch (err) {
-        if (err instanceof UserError) return fail(req, res, method, err.message);
+        if (err instanceof UserError) return fail(req, res, method, userMessage(err));
         return internal(req, res, method, err);
       } finally {
         clearTimeout(slow);
