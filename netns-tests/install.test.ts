@@ -190,7 +190,14 @@ describe('make uninstall', () => {
     const defaults = join(destdir, 'etc/default/tsnet');
     writeFileSync(defaults, `${readFileSync(defaults, 'utf8')}${Object.entries(settingsOf(victim)).map(([k, v]) => `${k}=${v}\n`).join('')}`);
 
+    // the unit's ExecStartPost (the installed copy's): a socket file left by a killed daemon is not
+    // "started", so it still waits when timeout ends it (124); once the daemon serves, it returns 0
+    const waitReady = (timeout: string) => run('timeout', [timeout, 'env', `TSNET_SOCKET=${victim.socket}`, join(lib, 'current/libexec/tsnet-wait-ready')]);
+    onCleanup(() => rmSync(victim.socket, { force: true }));
+    sh('python3', ['-c', 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', victim.socket]);
+    expect(waitReady('2').code).toBe(124);
     const victimPid = await serve(victim, [command]);
+    expect(waitReady('60')).toMatchObject({ code: 0 });
     const bystanderPid = await serve(bystander, ['node', join(REPO, 'dist/cli/main.js')]);
     const victimNet = bridgeNetwork(victim, '198.51.100.0/28', '198.51.100.1/28');
     bridgeNetwork(bystander, '198.51.100.16/28', '198.51.100.17/28');

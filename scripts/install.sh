@@ -36,9 +36,10 @@ default_version() {
 version=${VERSION:-$(default_version)}
 [[ "$version" =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]] || { echo "install: VERSION '$version' is not a plain name" >&2; exit 1; }
 
-# The top-level packages npm needs at run time (nested ones come with their parent).
+# The top-level packages npm needs at run time (nested ones come with their parent). npm ls also
+# complains about extraneous packages; what matters is checked after the copy (install_version).
 production_modules() {
-  npm ls --omit=dev --parseable --all 2>/dev/null | sed "s|^$repo/||" | grep -E '^node_modules/(@[^/]+/)?[^/]+$' | sort -u
+  { npm ls --omit=dev --parseable --all 2>/dev/null || true; } | sed "s|^$repo/||" | grep -E '^node_modules/(@[^/]+/)?[^/]+$' | sort -u
 }
 
 # A complete copy in a temporary directory of the same file system, renamed into place: a
@@ -50,6 +51,7 @@ install_version() {
     return
   fi
   mkdir -p "$lib"
+  rm -rf "$lib"/.installing-*   # what an interrupted install left
   tmp=$(mktemp -d "$lib/.installing-$version.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   mkdir -p "$tmp/dist" "$tmp/libexec"
@@ -60,6 +62,9 @@ install_version() {
   done
   cp -a bin package.json package-lock.json README.md "$tmp/"
   production_modules | xargs cp -a --parents -t "$tmp"
+  for dep in $(node -p 'Object.keys(require("./package.json").dependencies).join(" ")'); do
+    [ -d "$tmp/node_modules/$dep" ] || { echo "install: the run-time package $dep is missing from node_modules: run npm ci" >&2; exit 1; }
+  done
   install -m 0755 packaging/systemd/tsnet-wait-ready "$tmp/libexec/"
   chmod -R a+rX,go-w "$tmp"
   mv -T "$tmp" "$dir"
