@@ -87,6 +87,28 @@ describe('CNI network configuration', () => {
     expect(codeOf(() => parseConfig(JSON.stringify({ ...base, runtimeConfig: { portMappings: [{ hostPort: 0, containerPort: 80 }] } }), 'ADD'))).toBe(7);
     expect(codeOf(() => parseConfig(JSON.stringify({ ...base, runtimeConfig: { portMappings: [{ hostPort: 80, containerPort: 80, protocol: 'icmp' }] } }), 'ADD'))).toBe(7);
   });
+
+  // issue 11: these were taken as given and failed late, inside the driver, as internal error 999
+  describe('runtimeConfig values are checked when the config is read (code 7)', () => {
+    const withRuntime = (runtimeConfig: unknown) => () => parseConfig(JSON.stringify({ ...base, runtimeConfig }), 'ADD');
+    const mapping = (hostIP: unknown) => ({ portMappings: [{ hostPort: 8080, containerPort: 80, hostIP }] });
+
+    it('hostIP: an IP address', () => {
+      for (const bad of ['not-an-ip', '10.0.0.300', '10.0.0.0/24', 42]) expect(codeOf(withRuntime(mapping(bad)))).toBe(7);
+      expect(parseConfig(JSON.stringify({ ...base, runtimeConfig: mapping('127.0.0.1') }), 'ADD').runtime.portMappings[0].hostIP).toBe('127.0.0.1');
+      expect(parseConfig(JSON.stringify({ ...base, runtimeConfig: mapping('') }), 'ADD').runtime.portMappings[0].hostIP).toBe('');
+    });
+
+    it('ips: IPv4 addresses, bare or with a prefix', () => {
+      for (const bad of [['nope'], ['10.88.0.300'], ['10.88.0.9/40'], ['fd00::9/64'], ['']]) expect(codeOf(withRuntime({ ips: bad }))).toBe(7);
+      expect(parseConfig(JSON.stringify({ ...base, runtimeConfig: { ips: ['10.88.0.9', '10.88.0.10/24'] } }), 'ADD').runtime.ips).toEqual(['10.88.0.9', '10.88.0.10/24']);
+    });
+
+    it('mac: six hexadecimal octets, unicast', () => {
+      for (const bad of ['zz:00:00:00:00:01', '02:00:00:00:00', '02-00-00-00-00-01x', '01:00:5e:00:00:01', 'ff:ff:ff:ff:ff:ff']) expect(codeOf(withRuntime({ mac: bad }))).toBe(7);
+      expect(parseConfig(JSON.stringify({ ...base, runtimeConfig: { mac: '02:00:00:00:00:09' } }), 'ADD').runtime.mac).toBe('02:00:00:00:00:09');
+    });
+  });
 });
 
 describe('CNI results', () => {

@@ -2,6 +2,7 @@
 // result in the shape each version wants. Pure: cni-service.ts does the work.
 // Spec: https://github.com/containernetworking/cni/blob/main/SPEC.md
 import { CNI_CODE_BY_KIND, UserError, userMessage } from '../core/errors.js';
+import { tryParseIp, tryParsePrefix } from '../ipam/address.js';
 
 export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
@@ -216,15 +217,32 @@ function parseRuntime(v: unknown): NetConf['runtime'] {
       };
       const protocol = String(p.protocol ?? 'tcp').toLowerCase();
       if (!['tcp', 'udp', 'sctp'].includes(protocol)) throw new CniError(ERR.INVALID_CONFIG, `runtimeConfig.portMappings[${i}].protocol '${String(p.protocol)}' is not tcp, udp or sctp`);
-      return { hostPort: port(p.hostPort, 'hostPort'), containerPort: port(p.containerPort, 'containerPort'), protocol: protocol as PortMapping['protocol'], hostIP: p.hostIP ? String(p.hostIP) : '' };
+      return { hostPort: port(p.hostPort, 'hostPort'), containerPort: port(p.containerPort, 'containerPort'), protocol: protocol as PortMapping['protocol'], hostIP: hostIp(p.hostIP, i) };
     });
   }
   if (v.ips !== undefined) {
     if (!Array.isArray(v.ips) || v.ips.some((x) => typeof x !== 'string')) throw new CniError(ERR.INVALID_CONFIG, 'runtimeConfig.ips must be a list of addresses');
-    out.ips = v.ips as string[];
+    out.ips = v.ips.map((x: string, i) => {
+      if (tryParsePrefix(x)?.family !== 4) throw new CniError(ERR.INVALID_CONFIG, `runtimeConfig.ips[${i}] '${x}' is not an IPv4 address (bare or ADDRESS/PREFIX)`);
+      return x;
+    });
   }
-  if (v.mac !== undefined) out.mac = str(v.mac, 'runtimeConfig.mac');
+  if (v.mac !== undefined) out.mac = unicastMac(str(v.mac, 'runtimeConfig.mac'));
   return out;
+}
+
+/** A port mapping's host address: '' (every address) or one IP address. */
+function hostIp(v: unknown, i: number): string {
+  if (v === undefined || v === null || v === '') return '';
+  if (typeof v !== 'string' || !tryParseIp(v)) throw new CniError(ERR.INVALID_CONFIG, `runtimeConfig.portMappings[${i}].hostIP '${String(v)}' is not an IP address`);
+  return v;
+}
+
+/** Six hexadecimal octets separated by ':', the group bit clear (a container's MAC is unicast). */
+function unicastMac(v: string): string {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(v)) throw new CniError(ERR.INVALID_CONFIG, `runtimeConfig.mac '${v}' is not a MAC address (six hexadecimal octets separated by ':')`);
+  if (parseInt(v.slice(0, 2), 16) & 1) throw new CniError(ERR.INVALID_CONFIG, `runtimeConfig.mac '${v}' is a multicast address: a container's MAC must be unicast`);
+  return v;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
