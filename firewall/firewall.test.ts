@@ -11,6 +11,8 @@ import { NftError, type NftApi } from '../native/nftables.js';
 class FakeNft implements NftApi {
   scripts: string[] = [];
   table = false;
+  /** the bridge-family table of the same name (anti-spoofing, ICC off) */
+  bridgeTable = false;
   anyports4 = new Map<string, string>();
   /** the next run fails with this libnftables text */
   failNext: string | null = null;
@@ -23,6 +25,7 @@ class FakeNft implements NftApi {
       throw new NftError(script, detail);
     }
     if (script.includes('add table inet tsnet')) this.table = true;
+    if (script.includes('add table bridge tsnet')) this.bridgeTable = true;
     for (const m of script.matchAll(/^(add|delete) element inet tsnet anyports4 \{ (.*) \}$/gm)) {
       for (const el of m[2].split(', ')) {
         const [k, v] = el.split(' : ');
@@ -33,7 +36,10 @@ class FakeNft implements NftApi {
   }
 
   listJson(cmd: string): unknown {
-    if (cmd === 'list tables') return { nftables: this.table ? [{ table: { family: 'inet', name: 'tsnet' } }] : [] };
+    if (cmd === 'list tables') {
+      const tables = [...(this.table ? [{ table: { family: 'inet', name: 'tsnet' } }] : []), ...(this.bridgeTable ? [{ table: { family: 'bridge', name: 'tsnet' } }] : [])];
+      return { nftables: tables };
+    }
     if (cmd.startsWith('list chains')) return { nftables: [] };
     const m = /^list map inet tsnet (\w+)$/.exec(cmd);
     if (m) {

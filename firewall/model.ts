@@ -47,6 +47,10 @@ export interface FirewallEndpoint {
   mac: string;
   ipv4: string[];
   ipv6: string[];
+  /** may send only from the above (default true) */
+  antiSpoofing?: boolean;
+  /** false: its network has ICC off, nothing it sends reaches another port of the bridge (default true) */
+  icc?: boolean;
 }
 
 /** Input the firewall cannot turn into rules (a bad name, address or port). */

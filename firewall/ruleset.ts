@@ -83,7 +83,7 @@ export function rulesFor(tableName: string = TABLE_NAME) {
   /** Deletes elements by key, for keys known to exist. */
   const deleteMappingKeys = (elements: MappingElement[]): string => deleteMappingKeyRules(T, elements);
 
-  /** The empty anti-spoofing table. */
+  /** The empty bridge-family table (anti-spoofing, ICC off). */
   const createSpoofTable = (): string => spoofTableRules(B);
   /** A container port's anti-spoofing chain, replacing whatever it had. */
   const addEndpoint = (e: FirewallEndpoint): string => addEndpointSpoofRules(B, e);

@@ -83,9 +83,11 @@ async function serve(ns: string, port: number, name: string, mode: 'serve' | 'li
 }
 
 let udpHeard: { n2: string[]; t1: string[] };
+/** the host end of each container's veth, by the container's namespace */
+const ports = new Map<string, string>();
 
 /** A bridge in the host namespace with its gateway address, and one container on it per address. */
-function bridgeWithContainers(host: string, bridge: string, gateway: string, addresses: string[], opts: { isolated?: boolean } = {}): string[] {
+function bridgeWithContainers(host: string, bridge: string, gateway: string, addresses: string[]): string[] {
   execIn(host, 'ip', ['link', 'add', bridge, 'type', 'bridge']);
   execIn(host, 'ip', ['addr', 'add', gateway, 'dev', bridge]);
   execIn(host, 'ip', ['link', 'set', bridge, 'up']);
@@ -93,7 +95,7 @@ function bridgeWithContainers(host: string, bridge: string, gateway: string, add
     const ns = makeNetns(run);
     const v = vethBetween(host, ns, { addrB: addr });
     execIn(host, 'ip', ['link', 'set', v.a, 'master', bridge]);
-    if (opts.isolated) execIn(host, 'bridge', ['link', 'set', 'dev', v.a, 'isolated', 'on']);
+    ports.set(ns, v.a);
     execIn(ns, 'ip', ['route', 'add', 'default', 'via', gateway.split('/')[0]]);
     return ns;
   });
@@ -115,7 +117,8 @@ beforeAll(async () => {
   execIn(host, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
 
   const [t1, t2] = bridgeWithContainers(host, `${run}t`, '10.51.0.1/24', ['10.51.0.2/24', '10.51.0.3/24']);
-  const [n1, n2] = bridgeWithContainers(host, `${run}n`, '10.52.0.1/24', ['10.52.0.2/24', '10.52.0.3/24'], { isolated: true });
+  // ICC off as the bridge driver makes it: no port isolation, the ports in the firewall with icc false
+  const [n1, n2] = bridgeWithContainers(host, `${run}n`, '10.52.0.1/24', ['10.52.0.2/24', '10.52.0.3/24']);
   // Docker's bridges carry Docker's names (inside this namespace they clash with nothing)
   const [dk] = bridgeWithContainers(host, DOCKER0, '10.53.0.1/24', ['10.53.0.2/24']);
   // an attacker's container on Docker's internal network routes out through the bridge address
@@ -133,7 +136,11 @@ beforeAll(async () => {
       { id: 't', bridge: `${run}t`, subnets: ['10.51.0.0/24'], masquerade: true, internal: false, icc: true },
       { id: 'n', bridge: `${run}n`, subnets: ['10.52.0.0/24'], masquerade: true, internal: false, icc: false },
     ],
-    [{ endpointId: 't1', proto: 'tcp', hostIp: '', hostPort: 18080, containerIp: '10.51.0.2', containerPort: 80 }],
+    [
+      { endpointId: 't1', proto: 'tcp', hostIp: '', hostPort: 18080, containerIp: '10.51.0.2', containerPort: 80 },
+      { endpointId: 'n2', proto: 'tcp', hostIp: '', hostPort: 18081, containerIp: '10.52.0.3', containerPort: 80 },
+    ],
+    [n1, n2].map((ns) => ({ endpointId: ns, port: ports.get(ns)!, mac: '', ipv4: [], ipv6: [], antiSpoofing: false, icc: false })),
   );
 
   await serve(outside, 80, 'outside');
@@ -176,10 +183,10 @@ describe("tsnet beside Docker's networks (Docker 20.10 iptables rules loaded)", 
 });
 
 describe('ICC off (enable_icc=false)', () => {
-  it('no packet reaches a peer even routed through the gateway; the outside still answers', async () => {
-    // the attacker's way round bridge port isolation: a route to the peer via the gateway. The
-    // peer's answers could not come back (its ARP for the sender stays on its isolated port), but a
-    // packet delivered one way is already a breach: count what the peer's UDP socket receives.
+  it("no packet reaches a peer, directly or routed through the gateway; the peer's published port and the outside still answer", async () => {
+    // straight over the bridge, and the attacker's way round: a route to the peer via the gateway;
+    // a packet delivered one way is already a breach: count what the peer's UDP socket receives
+    execIn(w.ctr.n1, 'python3', [tool, 'send-udp', '10.52.0.3', '9999', 'direct-n1']);
     execIn(w.ctr.n1, 'ip', ['route', 'replace', '10.52.0.3/32', 'via', '10.52.0.1']);
     execIn(w.ctr.t2, 'ip', ['route', 'replace', '10.51.0.2/32', 'via', '10.51.0.1']);
     expect(tcp(w.ctr.n1, '203.0.113.2', 80)).toBe('outside');
@@ -192,5 +199,24 @@ describe('ICC off (enable_icc=false)', () => {
     expect(udpHeard.t1).toEqual(['got from-t2-0', 'got from-t2-1', 'got from-t2-2']);
     expect(udpHeard.n2).toEqual([]);
     expect(tcp(w.ctr.n1, '10.52.0.3', 80)).toBe(DROPPED);
+    // what Docker allows with ICC off: the peer's published port through a host address
+    expect(tcp(w.ctr.n1, '203.0.113.1', 18081)).toBe('n2');
+    expect(tcp(w.ctr.n1, '10.52.0.1', 18081)).toBe('n2');
+  });
+
+  it('holds without br_netfilter too (a host without Docker): nothing passes between the ports', async () => {
+    // bridged frames then never reach the inet forward chain: the bridge-family table alone decides
+    execIn(w.host, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=0']);
+    try {
+      // straight over the bridge (whether or not the test above left its /32 routes)
+      execIn(w.ctr.n1, 'sh', ['-c', 'ip route del 10.52.0.3/32 2>/dev/null; true']);
+      execIn(w.ctr.t2, 'sh', ['-c', 'ip route del 10.51.0.2/32 2>/dev/null; true']);
+      execIn(w.ctr.n1, 'python3', [tool, 'send-udp', '10.52.0.3', '9999', 'nobrnf-n1']);
+      execIn(w.ctr.t2, 'python3', [tool, 'send-udp', '10.51.0.2', '9999', 'nobrnf-t2']);
+      await until('the control datagram arrives', () => udpHeard.t1.includes('got nobrnf-t2'));
+      expect(udpHeard.n2).toEqual([]);
+    } finally {
+      execIn(w.host, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=1']);
+    }
   });
 });

@@ -129,7 +129,7 @@ describe('bridge driver (fake host and firewall)', () => {
       const ep = endpointRequest(net.networkId, '10.231.38.5/24', { addressIpv6: 'fd00:231:38::5/64' });
       await driver.createEndpoint(ep);
       const v = vethOf(ep.endpointId);
-      expect(w.firewall.endpoints.get(v.host)).toEqual({ endpointId: ep.endpointId, port: v.host, mac: '02:42:0a:e7:26:05', ipv4: ['10.231.38.5'], ipv6: ['fd00:231:38::5'] });
+      expect(w.firewall.endpoints.get(v.host)).toEqual({ endpointId: ep.endpointId, port: v.host, mac: '02:42:0a:e7:26:05', ipv4: ['10.231.38.5'], ipv6: ['fd00:231:38::5'], antiSpoofing: true, icc: true });
       // in place before the port is enslaved and up: no forged frame in between
       expect(askedAt).toHaveLength(1);
       expect(w.host.calls.indexOf(`setLink ${v.host}`)).toBeGreaterThanOrEqual(askedAt[0]);
@@ -156,15 +156,16 @@ describe('bridge driver (fake host and firewall)', () => {
       expect(w.repo.getEndpoint(ep.endpointId)).toBeUndefined();
     });
 
-    it('a veth with its host end on the bridge (hairpin, isolated when ICC is off), handed to Docker in Join', async () => {
+    it('a veth with its host end on the bridge (hairpin; ICC off is a firewall rule, not port isolation), handed to Docker in Join', async () => {
       const net = networkRequest('10.231.30.0/24', { v6: 'fd00:231:30::/64', options: { 'com.docker.network.bridge.enable_icc': 'false' } });
       await driver.createNetwork(net);
       const ep = endpointRequest(net.networkId, '10.231.30.5/24', { addressIpv6: 'fd00:231:30::5/64' });
       expect(await driver.createEndpoint(ep)).toEqual({ macAddress: '02:42:0a:e7:1e:05' });
       const v = vethOf(ep.endpointId);
-      expect(w.host.links.get(v.host)).toMatchObject({ kind: 'veth', up: true, master: bridgeOf(net.networkId), port: { hairpin: true, isolated: true }, peer: v.container });
-      // and the firewall closes the routed path through the gateway too
+      expect(w.host.links.get(v.host)).toMatchObject({ kind: 'veth', up: true, master: bridgeOf(net.networkId), port: { hairpin: true, isolated: false }, peer: v.container });
+      // the firewall closes the routed path through the gateway and the bridged one between ports
       expect(w.firewall.networks.get(bridgeOf(net.networkId))).toMatchObject({ icc: false });
+      expect(w.firewall.endpoints.get(v.host)).toMatchObject({ icc: false });
       expect(w.host.links.get(v.container)?.mac).toBe('02:42:0a:e7:1e:05');
       expect(w.host.links.get(v.container)?.master).toBeUndefined();
 

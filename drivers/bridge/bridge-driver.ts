@@ -173,13 +173,13 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     }
     undo.push(`veth ${c.hostIf}`, () => nl.deleteLink(c.hostIf, { ignoreMissing: true }));
     // before the port joins the bridge, so no forged frame gets through in between
-    if (antiSpoofingOn(net.config)) {
-      const fw = firewallEndpoint(ep);
+    if (needsPortRules(net.config)) {
+      const fw = firewallEndpoint(ep, net.config);
       this.d.firewall.addEndpoint(fw);
       undo.push(`anti-spoofing of ${c.hostIf}`, () => this.d.firewall.removeEndpoint(fw));
     }
     nl.setLink(c.hostIf, { master: net.config.bridge, up: true });
-    nl.setBridgePort(c.hostIf, bridgePortSettings(net.config));
+    nl.setBridgePort(c.hostIf, bridgePortSettings());
   }
 
   async deleteEndpoint(ref: EndpointRef): Promise<void> {
@@ -316,7 +316,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     if (link) {
       // the bridge may have been rebuilt: put the port back on it
       nl.setLink(ep.config.hostIf, { master: net.config.bridge, up: true });
-      nl.setBridgePort(ep.config.hostIf, bridgePortSettings(net.config));
+      nl.setBridgePort(ep.config.hostIf, bridgePortSettings());
     } else if (ep.sandboxKey === null || !existsSync(ep.sandboxKey)) {
       // container gone (e.g. after a reboot): Docker deletes such endpoints itself when it
       // starts, through DeleteEndpoint, which also frees their host ports
@@ -342,9 +342,8 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     const ids = new Set(networks.map((n) => n.id));
     const ports = this.d.repo.listPorts().filter((p) => ids.has(p.networkId));
     const endpoints = ready
-      .filter((n) => antiSpoofingOn(n.config))
-      .flatMap((n) => this.d.repo.listEndpoints<BridgeEndpointState>(n.id).filter((ep) => ep.state === 'ready'))
-      .map(firewallEndpoint);
+      .filter((n) => needsPortRules(n.config))
+      .flatMap((n) => this.d.repo.listEndpoints<BridgeEndpointState>(n.id).filter((ep) => ep.state === 'ready').map((ep) => firewallEndpoint(ep, n.config)));
     return { networks, mappings: mappingsOf(ports), endpoints };
   }
 
@@ -359,19 +358,21 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
   }
 }
 
-/** Anti-spoofing is on unless the network was created with anti_spoofing=false. */
-function antiSpoofingOn(c: BridgeNetworkConfig): boolean {
-  return c.antiSpoofing !== false;
+/** Whether a container's port needs rules of its own: anti-spoofing (on unless anti_spoofing=false) or ICC off. */
+function needsPortRules(c: BridgeNetworkConfig): boolean {
+  return c.antiSpoofing !== false || !c.icc;
 }
 
-/** What a container may send from on its port: its MAC and its addresses on the network. */
-function firewallEndpoint(ep: Pick<BridgeEndpoint, 'id' | 'mac' | 'address' | 'addressIpv6' | 'config'>): FirewallEndpoint {
+/** A container's port as the firewall sees it: its MAC and addresses, and its network's two settings. */
+function firewallEndpoint(ep: Pick<BridgeEndpoint, 'id' | 'mac' | 'address' | 'addressIpv6' | 'config'>, c: BridgeNetworkConfig): FirewallEndpoint {
   return {
     endpointId: ep.id,
     port: ep.config.hostIf,
     mac: ep.mac,
     ipv4: ep.address ? [bareIp(ep.address)] : [],
     ipv6: ep.addressIpv6 ? [bareIp(ep.addressIpv6)] : [],
+    antiSpoofing: c.antiSpoofing !== false,
+    icc: c.icc,
   };
 }
 
@@ -379,11 +380,13 @@ function firewallEndpoint(ep: Pick<BridgeEndpoint, 'id' | 'mac' | 'address' | 'a
  * Hairpin: with br_netfilter on (Docker leaves it on), a container reaching its own published
  * port through a host address has its DNATed packet bridged back out the port it came in on,
  * which a bridge refuses unless the port is in hairpin mode.
- * ICC off: isolated ports cannot talk to each other, only to the bridge (host, gateway, way
- * out); enforced by the bridge itself, with or without br_netfilter, at no per-packet rule cost.
+ * ICC off is not port isolation (which also dropped a published port reached through a host
+ * address, which Docker allows): the firewall's bridge-family table drops what passes between the
+ * ports of such a bridge (firewall/rules/spoofing.ts). isolated is set false explicitly, so
+ * restore turns it off on ports made when ICC off used it.
  */
-function bridgePortSettings(c: BridgeNetworkConfig): { hairpin: boolean; isolated: boolean } {
-  return { hairpin: true, isolated: !c.icc };
+function bridgePortSettings(): { hairpin: boolean; isolated: boolean } {
+  return { hairpin: true, isolated: false };
 }
 
 export function mappingsOf(ports: PublishedPort[]): PortMapping[] {

@@ -46,10 +46,12 @@ describe('overlay driver on one host (fake host and firewall)', () => {
     expectNothingLeft();
   });
 
-  it('ICC off isolates the VXLAN port too, so remote containers are cut off as well', async () => {
+  it('ICC off covers the VXLAN port too (the firewall drops what passes between any two ports of the bridge), so remote containers are cut off as well', async () => {
     const req = overlayRequest('10.237.11.0/24', { 'com.docker.network.bridge.enable_icc': 'false' });
     await driver.createNetwork(req);
-    expect(w.host.links.get(names(req.networkId).vxlan)?.port).toMatchObject({ isolated: true, hairpin: false });
+    expect(w.firewall.networks.get(names(req.networkId).bridge)).toMatchObject({ icc: false });
+    // not port isolation, which also dropped published ports reached through a host address
+    expect(w.host.links.get(names(req.networkId).vxlan)?.port).toMatchObject({ isolated: false, hairpin: false });
   });
 
   describe('VNIs', () => {

@@ -109,10 +109,11 @@ export class OverlayDriver implements ManagedDriver {
     const nl = this.d.netlink;
     const attach = (c: BridgeNetworkConfig & OverlayConfig) => {
       nl.setLink(c.overlay.vxlan, { master: c.bridge, up: true });
-      // ICC off: an isolated port reaches only non-isolated ones, so remote containers are cut off too.
+      // ICC off cuts remote containers off too: the firewall drops what passes between any two
+      // ports of the bridge, the VXLAN port included (not port isolation, see the bridge driver).
       // No learning: the bridge's entries for remote containers come from the store (peers.ts), so
       // one the store withdraws is gone at once; this runs on restore too, for older overlays.
-      nl.setBridgePort(c.overlay.vxlan, { isolated: !c.icc, hairpin: false, learning: false });
+      nl.setBridgePort(c.overlay.vxlan, { isolated: false, hairpin: false, learning: false });
     };
     const create = (id: string, c: BridgeNetworkConfig & OverlayConfig) =>
       nl.createLink({

@@ -31,6 +31,13 @@ export const SETS = {
 export const ACCEPT_MARK = '0x00540000';
 
 /**
+ * Set on every packet of a connection to a published port (ct status dnat), in prerouting: the
+ * bridge-family table has no conntrack on this kernel, and with ICC off it must still let through
+ * a published port reached through a host address, which br_netfilter bridges from port to port.
+ */
+export const PUBLISHED_MARK = '0x00080000';
+
+/**
  * The names Docker gives its bridges: docker0 and br-<12 hex digits> for user-defined networks
  * (nft wildcards cannot say "12 hex digits"; a bridge of the host's own named br-... counts too).
  * A Docker network given its own name with com.docker.network.bridge.name is not recognised.

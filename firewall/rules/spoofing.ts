@@ -1,6 +1,9 @@
+// The bridge-family table beside the inet one (same name): what is decided per frame on tsnet's
+// bridges. ICC off: nothing passes between two ports of such a bridge (containers, the overlay's
+// VXLAN port) but the translated frames of a published port reached through a host address, as
+// Docker allows; done here rather than by bridge port isolation, which dropped those too.
 // Anti-spoofing: a container may send only from its own MAC and addresses on its tsnet interface.
-// Enforced where its frames enter the bridge, in a table of the bridge family beside the inet one
-// (same name): one chain per container port with its own MAC and addresses as constants, reached
+// Enforced where its frames enter the bridge: one chain per container port with its own MAC and addresses as constants, reached
 // through one verdict-map lookup keyed by the port's name, so a frame's cost does not grow with
 // the number of containers. Checked: the Ethernet source; ARP's sender MAC and IP; the IPv4 and
 // IPv6 source (IPv6 also allows the unspecified address, for duplicate address detection, and the
@@ -8,10 +11,12 @@
 // advertisements, which would otherwise let a container claim another's IPv6 address.
 import { checkIfname, checkIp } from '../addr.js';
 import { FirewallInputError, type FirewallEndpoint } from '../model.js';
-import { quote, type TableRef } from './names.js';
+import { PUBLISHED_MARK, quote, type TableRef } from './names.js';
 
 /** The verdict map from a container port to its chain. */
 export const PORTS_MAP = 'spoof_ports';
+/** Container ports of networks with ICC off. */
+export const NO_ICC_SET = 'no_icc_ports';
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
@@ -23,11 +28,23 @@ export function spoofTableRules(t: TableRef): string {
     // before the bridge decides anything (priority -300): a forged frame never reaches a peer or the host
     `add chain ${t} prerouting { type filter hook prerouting priority -300; policy accept; }`,
     `add rule ${t} prerouting iifname vmap @${PORTS_MAP}`,
+    `add set ${t} ${NO_ICC_SET} { type ifname; comment "container ports of networks with ICC off"; }`,
+    `add chain ${t} forward { type filter hook forward priority filter; policy accept; }`,
+    // Whatever a container of an ICC-off network sends to another port of its bridge (a peer, the
+    // overlay's VXLAN port) is dropped; each host does it for its own containers. A published port
+    // reached through a host address is bridged from port to port when br_netfilter is on (Docker
+    // leaves it on): the inet table marks those packets (PUBLISHED_MARK; no conntrack here).
+    `add rule ${t} forward iifname @${NO_ICC_SET} meta mark & ${PUBLISHED_MARK} == ${PUBLISHED_MARK} accept comment "ICC off: a published port through a host address"`,
+    `add rule ${t} forward iifname @${NO_ICC_SET} drop comment "ICC off: nothing else to another port of the bridge"`,
   ].join('\n');
 }
 
 /** The port's chain (replaced whole) and its map element. */
 export function addEndpointSpoofRules(t: TableRef, e: FirewallEndpoint): string {
+  const q = quote(checkIfname(e.port));
+  const icc = [`add element ${t} ${NO_ICC_SET} { ${q} }`, `delete element ${t} ${NO_ICC_SET} { ${q} }`];
+  if (e.icc === false) icc.push(`add element ${t} ${NO_ICC_SET} { ${q} }`);
+  if (e.antiSpoofing === false) return [removeEndpointSpoofRules(t, e), ...icc].join('\n');
   const { port, chain, mac, ipv4, ipv6 } = checked(e);
   const drop = (match: string, why: string) => `add rule ${t} ${chain} ${match} drop comment "${why}"`;
   const set = (items: string[]) => (items.length === 1 ? items[0] : `{ ${items.join(', ')} }`);
@@ -42,7 +59,7 @@ export function addEndpointSpoofRules(t: TableRef, e: FirewallEndpoint): string 
   lines.push(drop(`ip6 saddr != ${set(['::', ...own6])}`, 'not its IPv6 address'));
   lines.push(drop(`icmpv6 type nd-neighbor-advert @th,64,128 != ${set(own6.map(asInteger))}`, 'neighbour advertisement for an address not its own'));
   lines.push(`add element ${t} ${PORTS_MAP} { ${quote(port)} : jump ${chain} }`);
-  return lines.join('\n');
+  return [...lines, ...icc].join('\n');
 }
 
 /** Removes the port's element and chain; no error when they are already gone. */
@@ -56,6 +73,8 @@ export function removeEndpointSpoofRules(t: TableRef, e: Pick<FirewallEndpoint, 
     `delete element ${t} ${PORTS_MAP} { ${quote(port)} }`,
     `flush chain ${t} ${chain}`,
     `delete chain ${t} ${chain}`,
+    `add element ${t} ${NO_ICC_SET} { ${quote(port)} }`,
+    `delete element ${t} ${NO_ICC_SET} { ${quote(port)} }`,
   ].join('\n');
 }
 

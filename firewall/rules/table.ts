@@ -1,7 +1,7 @@
 // The fixed part of the table: its sets and maps (empty), its base chains and their rules. It is
 // the same for every host and never changes while the daemon runs; networks and published ports
 // only add elements to it (networks.ts, ports.ts). The why of each rule is in ../ruleset.ts.
-import { ACCEPT_MARK, addrType, DOCKER_BRIDGES, FAMILIES, ipKeyword, SETS, type TableRef } from './names.js';
+import { ACCEPT_MARK, addrType, DOCKER_BRIDGES, FAMILIES, ipKeyword, PUBLISHED_MARK, SETS, type TableRef } from './names.js';
 
 /** The empty table: sets, maps, chains and their fixed rules, no elements. */
 export function tableRules(t: TableRef): string {
@@ -48,6 +48,9 @@ function dnatChains(t: TableRef): string[] {
     `add rule ${t} prerouting fib daddr type local jump published`,
     `add rule ${t} output ip6 daddr ::1 return comment "no route_localnet for IPv6"`,
     `add rule ${t} output fib daddr type local jump published`,
+    // after DNAT, on every packet (nat chains see only a connection's first): see PUBLISHED_MARK
+    `add chain ${t} markpublished { type filter hook prerouting priority dstnat + 1; policy accept; }`,
+    `add rule ${t} markpublished ct status dnat meta mark set meta mark | ${PUBLISHED_MARK}`,
   ];
   for (const f of FAMILIES) {
     const ip = ipKeyword(f);
