@@ -12,6 +12,7 @@ Commands:
   serve     run the tsnet daemon in the foreground (Docker plugin socket)
   status    networks, endpoints and published ports
   port      CONTAINER [PORT[/PROTO]]  published ports of a container, as docker port prints them
+  cni       rm NAME  removes a CNI network left without attachments (refused while any remain)
   doctor    check the kernel features and tools tsnet needs, and the daemon's cluster store
   lab       multi-host overlay on this machine, hosts and containers in namespaces:
               lab up [--hosts N]          hosts h1..hN, etcd, a daemon per host, one overlay

@@ -32,6 +32,11 @@ async function main(argv: string[]): Promise<number> {
       const { runLab } = await import('./lab.js');
       return runLab(args, flags);
     }
+    case 'cni': {
+      const { runCni } = await import('./cni.js');
+      console.log(await runCni(args, resolveSettings(flags).socketPath));
+      return 0;
+    }
     case 'doctor': {
       const { runDoctor } = await import('./doctor.js');
       return runDoctor(resolveSettings(flags));

@@ -35,7 +35,18 @@ import {
 import { delegatedAdd, delegatedDel, type DelegateOptions, type Lease } from './delegated-ipam.js';
 import type { Logger } from '../core/log.js';
 import { withUndoAsync, type Undo } from '../core/undo.js';
-import { shortId } from '../core/text.js';
+import { bareIp, shortId } from '../core/text.js';
+import { ConflictError, NotFoundError } from '../core/errors.js';
+import { faultPoint } from '../daemon/fault-points.js';
+
+/** Pool option naming the CNI network a tsnet pool was made for: start-up finds a pool a crash left unrecorded. */
+export const CNI_POOL_OPTION = 'tsnet.cni.network';
+
+/** What start-up reads of the local IPAM's records to find what a crash left allocated (store/ipam-repo.ts). */
+export interface IpamRecords {
+  listPools(): { id: string; options: Record<string, string> }[];
+  listAllocations(poolId: string): { address: string; kind: string }[];
+}
 
 export interface CniReply {
   exitCode: number;
@@ -54,6 +65,8 @@ export interface CniServiceDeps {
   queue: { run<T>(fn: () => Promise<T> | T): Promise<T> };
   /** delegated IPAM plugins: default time limit DELEGATED_IPAM_TIMEOUT_MS */
   delegate?: DelegateOptions;
+  /** the local IPAM's records, for the start-up sweep of what a crash left allocated; none: no sweep */
+  ipamRecords?: IpamRecords;
 }
 
 export class CniService {
@@ -118,11 +131,16 @@ export class CniService {
   private async attach(env: CniEnv, conf: NetConf, lease: Lease | undefined, undo: Undo): Promise<Result> {
     const net = await this.ensureNetwork(conf, lease, undo);
     const ref = this.recordAttachment(env, conf, net, undo);
+    faultPoint('cni.add.attachment-recorded');
     const address = lease?.address ?? (await this.allocateAddress(env, conf, net, undo));
+    // a crash before this line leaves an allocation no row names: restore() sweeps the pool for it
+    faultPoint('cni.add.address-allocated');
     this.d.cni.updateAttachment({ network: conf.name, containerId: env.containerId, ifName: env.ifName, address });
     const { mac, gateway, link } = await this.createEndpoint(env, conf, ref, address, undo);
     const inside = configureSandbox(this.d.netlink, { link, netnsPath: env.netns, ifName: env.ifName, addresses: [address], gateway4: gateway || undefined, mac });
+    faultPoint('cni.add.sandbox-configured');
     await this.publishPorts(conf, ref, undo);
+    faultPoint('cni.add.ports-published');
     const result = buildResult(
       conf.cniVersion,
       { hostInterfaces: await this.hostInterfaces(ref), ifName: env.ifName, mac: inside.mac, mtu: inside.mtu, netns: env.netns, address, gateway },
@@ -164,6 +182,7 @@ export class CniService {
     const noPorts = { portBindings: [], exposedPorts: [], other: {} };
     const created = await this.d.network.createEndpoint({ ...ref, address, addressIpv6: '', macAddress: conf.runtime.mac || env.args.MAC || '', options: noPorts, netnsHint: env.netns });
     undo.push(`delete endpoint ${shortId(ref.endpointId)}`, () => this.d.network.deleteEndpoint(ref));
+    faultPoint('cni.add.endpoint-created');
     const joined = await this.d.network.join({ ...ref, sandboxKey: env.netns, options: noPorts });
     undo.push(`leave endpoint ${shortId(ref.endpointId)}`, () => this.d.network.leave(ref));
     return { link: joined.srcName, mac: created.macAddress, gateway: joined.gateway };
@@ -198,11 +217,19 @@ export class CniService {
       }
       return existing;
     }
-    // a record whose network is gone (its state was reset): start afresh
-    if (existing) this.d.cni.deleteNetwork(conf.name);
-
+    // a record whose network is gone (its state was reset, or a crash came between them): start afresh
+    if (existing) await this.forgetNetwork(existing);
     const networkId = sha256(`cni:${conf.name}`);
-    const { poolId, pool, gateway } = lease ? this.delegatedSubnet(conf, lease) : await this.allocateSubnet(conf.ipam as TsnetIpam, undo);
+    // a network no record names (made by a tsnet that crashed before recording it): it is this name's, remove it
+    if (this.d.repo.getNetwork(networkId)) await this.d.network.deleteNetwork(networkId);
+
+    // crash-safe order: the pool (tagged with the name, found by restore() if unrecorded), the
+    // record, then the driver's network (restore() removes a record whose network is missing)
+    const { poolId, pool, gateway } = lease ? this.delegatedSubnet(conf, lease) : await this.allocateSubnet(conf.name, conf.ipam as TsnetIpam, undo);
+    faultPoint('cni.add.pool-allocated');
+    this.d.cni.insertNetwork({ name: conf.name, networkId, mode: conf.mode, signature, poolId, gateway });
+    undo.push(`forget CNI network '${conf.name}'`, () => this.d.cni.deleteNetwork(conf.name));
+    faultPoint('cni.add.network-recorded');
     await this.d.network.createNetwork({
       networkId,
       options: conf.options,
@@ -212,14 +239,48 @@ export class CniService {
       ipv6: [],
     });
     undo.push(`delete network ${shortId(networkId)}`, () => this.d.network.deleteNetwork(networkId));
-    this.d.cni.insertNetwork({ name: conf.name, networkId, mode: conf.mode, signature, poolId, gateway });
-    undo.push(`forget CNI network '${conf.name}'`, () => this.d.cni.deleteNetwork(conf.name));
+    faultPoint('cni.add.network-created');
     return this.d.cni.getNetwork(conf.name)!;
   }
 
+  /**
+   * Removes a CNI network with no attachment left, in the crash-safe order: the driver's network
+   * (bridge, rules), the pool, the record last; restore() finishes one a crash interrupted.
+   */
+  private async removeNetwork(net: CniNetworkRecord): Promise<void> {
+    this.d.log.info({ network: net.name }, 'removing CNI network: no attachment left');
+    await this.d.network.deleteNetwork(net.networkId);
+    faultPoint('cni.del.network-deleted');
+    await this.forgetNetwork(net);
+  }
+
+  /** The pool and the record of a CNI network whose driver network is gone. */
+  private async forgetNetwork(net: CniNetworkRecord): Promise<void> {
+    if (net.poolId) await this.d.ipam.releasePool(net.poolId);
+    faultPoint('cni.del.pool-released');
+    this.d.cni.deleteNetwork(net.name);
+  }
+
+  /**
+   * `tsnet cni rm NAME`: removes a CNI network (a conflist renamed or gone leaves one behind
+   * whose subnet no other network can take), refused while containers are attached to it.
+   */
+  async removeNetworkByName(name: string): Promise<void> {
+    await this.serial(async () => {
+      const net = this.d.cni.getNetwork(name);
+      if (!net) throw new NotFoundError(`no CNI network '${name}' in tsnet (\`tsnet status\` lists them)`);
+      const attached = this.d.cni.listAttachments(name).length;
+      if (attached > 0) {
+        throw new ConflictError(`CNI network '${name}' has ${attached} attachment${attached === 1 ? '' : 's'}: remove ${attached === 1 ? 'its container' : 'their containers'} first (the runtime's DEL)`);
+      }
+      await this.removeNetwork(net);
+    });
+  }
+
   /** tsnet's IPAM: the pool (the subnet asked for, or a free one) and its gateway address. */
-  private async allocateSubnet(ipam: TsnetIpam, undo: Undo): Promise<{ poolId: string; pool: string; gateway: string }> {
-    const p = await this.d.ipam.requestPool({ addressSpace: 'local', pool: ipam.subnet, subPool: ipam.ipRange, options: ipam.overlay ? { overlay: ipam.overlay } : {}, v6: false });
+  private async allocateSubnet(name: string, ipam: TsnetIpam, undo: Undo): Promise<{ poolId: string; pool: string; gateway: string }> {
+    const options: Record<string, string> = { [CNI_POOL_OPTION]: name, ...(ipam.overlay ? { overlay: ipam.overlay } : {}) };
+    const p = await this.d.ipam.requestPool({ addressSpace: 'local', pool: ipam.subnet, subPool: ipam.ipRange, options, v6: false });
     undo.push(`release pool ${p.poolId}`, () => this.d.ipam.releasePool(p.poolId));
     const gw = await this.d.ipam.requestAddress({ poolId: p.poolId, address: ipam.gateway, options: { [REQUEST_ADDRESS_TYPE]: GATEWAY_REQUEST } });
     undo.push(`release gateway ${gw.address}`, () => this.d.ipam.releaseAddress(p.poolId, gw.address));
@@ -261,14 +322,22 @@ export class CniService {
   private async detach(network: string, containerId: string, ifName: string): Promise<CniAttachment | undefined> {
     const a = this.d.cni.getAttachment(network, containerId, ifName);
     if (!a) return undefined;
+    // 'deleting' first: restore() finishes a DEL a crash interrupted, whatever step it reached
+    if (a.state !== 'deleting') this.d.cni.updateAttachment({ network, containerId, ifName, state: 'deleting' });
+    faultPoint('cni.del.marked');
     const ref = { networkId: a.networkId, endpointId: a.endpointId };
     await this.d.network.revokeExternalConnectivity(ref);
     await this.d.network.leave(ref);
     this.releaseIfName(a);
     await this.d.network.deleteEndpoint(ref);
+    faultPoint('cni.del.endpoint-deleted');
     const net = this.d.cni.getNetwork(a.network);
     if (a.ipam === 'tsnet' && net && a.address) await this.d.ipam.releaseAddress(net.poolId, a.address);
+    faultPoint('cni.del.address-released');
     this.d.cni.deleteAttachment(a.network, a.containerId, a.ifName);
+    faultPoint('cni.del.attachment-deleted');
+    // as netavark does: a network goes with its last attachment (bridge, rules, pool)
+    if (net && this.d.cni.listAttachments(net.name).length === 0) await this.removeNetwork(net);
     return a;
   }
 
@@ -328,15 +397,31 @@ export class CniService {
   // ---------------------------------------------------------------- start-up
 
   /**
-   * After the drivers' restore: rolls back attachments an interrupted ADD left half-made, and
-   * removes endpoints of CNI networks no attachment owns.
+   * After the drivers' restore, puts CNI's state back in line with what a crash may have cut
+   * short (each step is safe to run again):
+   * - attachments not 'ready': an ADD is rolled back, a DEL finished;
+   * - networks whose driver network is missing (a crash between record and network, or during
+   *   removal): pool and record go; networks with no attachment left go as after their last DEL;
+   * - pools made for a CNI network that no record names (a crash before the record) are released;
+   * - addresses of a CNI pool that neither an attachment nor its gateway holds (a crash between
+   *   allocation and the attachment's row) are released;
+   * - endpoints of CNI networks that no attachment owns are removed.
    */
   async restore(): Promise<void> {
     for (const a of this.d.cni.listAttachments()) {
       if (a.state === 'ready') continue;
-      this.d.log.info({ network: a.network, container: a.containerId }, 'rolling back an interrupted CNI ADD');
+      this.d.log.info({ network: a.network, container: a.containerId, state: a.state }, a.state === 'deleting' ? 'finishing an interrupted CNI DEL' : 'rolling back an interrupted CNI ADD');
       await this.detach(a.network, a.containerId, a.ifName);
     }
+    for (const net of this.d.cni.listNetworks()) {
+      if (!this.d.repo.getNetwork(net.networkId)) {
+        this.d.log.info({ network: net.name }, 'forgetting a CNI network whose tsnet network is gone');
+        await this.forgetNetwork(net);
+      } else if (this.d.cni.listAttachments(net.name).length === 0) {
+        await this.removeNetwork(net);
+      }
+    }
+    await this.releaseUnrecorded();
     for (const net of this.d.cni.listNetworks()) {
       const owned = new Set(this.d.cni.listAttachments(net.name).map((a) => a.endpointId));
       for (const ep of this.d.repo.listEndpoints(net.networkId)) {
@@ -344,6 +429,29 @@ export class CniService {
         this.d.log.info({ network: net.name, endpoint: ep.id }, 'removing a CNI endpoint no attachment owns');
         await this.d.network.deleteEndpoint({ networkId: net.networkId, endpointId: ep.id });
         if (net.poolId && ep.address) await this.d.ipam.releaseAddress(net.poolId, ep.address);
+      }
+    }
+  }
+
+  /** The pools and addresses a crash left allocated for CNI with no record naming them. */
+  private async releaseUnrecorded(): Promise<void> {
+    const records = this.d.ipamRecords;
+    if (!records) return;
+    const byPool = new Map(this.d.cni.listNetworks().map((n) => [n.poolId, n]));
+    for (const pool of records.listPools()) {
+      const name = pool.options[CNI_POOL_OPTION];
+      if (name === undefined) continue;
+      const net = byPool.get(pool.id);
+      if (!net) {
+        this.d.log.info({ pool: pool.id, network: name }, 'releasing a pool made for a CNI network that was never recorded');
+        await this.d.ipam.releasePool(pool.id);
+        continue;
+      }
+      const held = new Set([bareIp(net.gateway), ...this.d.cni.listAttachments(net.name).map((a) => bareIp(a.address))]);
+      for (const a of records.listAllocations(pool.id)) {
+        if (held.has(a.address)) continue;
+        this.d.log.info({ network: net.name, address: a.address }, 'releasing an address allocated by an interrupted CNI ADD');
+        await this.d.ipam.releaseAddress(pool.id, a.address);
       }
     }
   }

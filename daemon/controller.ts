@@ -9,6 +9,7 @@ import { unknownNetwork } from '../drivers/records.js';
 import { UserError } from '../core/errors.js';
 import { TYPE_OPTION, type DriverType } from '../core/protocol.js';
 import type { Logger } from '../core/log.js';
+import { faultPoint } from './fault-points.js';
 
 
 /** The kernel and firewall operations the start-up sweep needs. */
@@ -61,7 +62,9 @@ export class Controller implements NetworkDriver {
   }
 
   async join(req: JoinRequest): Promise<JoinResult> {
-    return this.ownerOf(req.networkId, true)!.join(req);
+    const joined = await this.ownerOf(req.networkId, true)!.join(req);
+    faultPoint('driver.joined');
+    return joined;
   }
 
   async leave(ref: EndpointRef): Promise<void> {
@@ -70,6 +73,7 @@ export class Controller implements NetworkDriver {
 
   async programExternalConnectivity(req: ProgramExternalConnectivityRequest): Promise<void> {
     await this.ownerOf(req.networkId, true)!.programExternalConnectivity(req);
+    faultPoint('driver.ports-published');
   }
 
   async revokeExternalConnectivity(ref: EndpointRef): Promise<void> {

@@ -29,6 +29,7 @@ import { EtcdClusterStore } from '../store/cluster/etcd-store.js';
 import { CniRepo } from '../store/cni-repo.js';
 import { CniService } from '../cni/cni-service.js';
 import { keepServingOnStrayErrors } from './last-resort.js';
+import { armFaultPoint } from './fault-points.js';
 
 const DOCKER_COMPAT_REFRESH_MS = 5_000;
 
@@ -50,6 +51,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const log = pino({ base: { pid: process.pid } }, pino.destination({ dest: opts.logFile, mkdir: true, sync: false }));
   log.info({ stateDir: opts.stateDir, socket: opts.socketPath }, 'tsnet starting');
+  // tests only (fault-points.ts): dies at the named step
+  const fault = armFaultPoint(process.env);
+  if (fault) log.warn({ fault }, 'test fault point armed: the daemon kills itself when it reaches it');
   // an error that escapes every request is logged with its stack, not the end of the daemon
   // (last-resort.ts says why, and when it does exit)
   keepServingOnStrayErrors(process, { log, exit: (code) => log.flush(() => process.exit(code)) });
@@ -82,7 +86,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
 
   // the host's routes, so an automatically chosen subnet never shadows one in use
   const hostRoutes = () => [...netlink.listRoutes(4), ...netlink.listRoutes(6)].map((r) => r.dst).filter((d) => d && d !== 'default');
-  const ipam = withClusterPools(new Ipam(new SqliteIpamRepo(db), { hostRoutes }), new ClusterIpam(cluster));
+  const ipamRecords = new SqliteIpamRepo(db);
+  const ipam = withClusterPools(new Ipam(ipamRecords, { hostRoutes }), new ClusterIpam(cluster));
 
   // the cluster first: a daemon that cannot reach its store fails at start, loud and clear
   if (cluster) {
@@ -94,7 +99,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   // one line for every state change, Docker's calls and CNI's steps alike
   const queue = new SerialQueue();
   const cniRepo = new CniRepo(db);
-  const cni = new CniService({ network: controller, ipam, repo, cni: cniRepo, netlink, log, queue });
+  const cni = new CniService({ network: controller, ipam, repo, cni: cniRepo, netlink, log, queue, ipamRecords });
   await cni.restore();
 
   const app = buildServer({ network: controller, ipam, logger: log, cni, queue });

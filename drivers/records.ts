@@ -7,6 +7,7 @@ import { shortId } from '../core/text.js';
 import { withUndo, type Undo } from '../core/undo.js';
 import type { Logger } from '../core/log.js';
 import type { EndpointRecord, NetworkRecord, NetworkRepo } from '../store/network-repo.js';
+import { faultPoint } from '../daemon/fault-points.js';
 
 type NewNetwork<C> = Omit<NetworkRecord<C>, 'state' | 'createdAt'>;
 type NewEndpoint<C> = Omit<EndpointRecord<C>, 'state' | 'sandboxKey' | 'createdAt'>;
@@ -50,7 +51,9 @@ export function createNetworkRecord<C>(repo: NetworkRepo, log: Logger, row: NewN
   withUndo(log, (undo) => {
     repo.insertNetwork({ ...row, state: 'creating' });
     undo.push('store row', () => repo.deleteNetwork(row.id));
+    faultPoint('network.row-written');
     build(undo);
+    faultPoint('network.built');
     repo.setNetworkState(row.id, 'ready');
   });
 }
@@ -60,7 +63,9 @@ export function createEndpointRecord<C>(repo: NetworkRepo, log: Logger, row: New
   withUndo(log, (undo) => {
     repo.insertEndpoint({ ...row, state: 'creating' });
     undo.push('store row', () => repo.deleteEndpoint(row.id));
+    faultPoint('endpoint.row-written');
     build(undo);
+    faultPoint('endpoint.built');
     repo.setEndpointState(row.id, 'ready');
   });
 }
@@ -76,6 +81,7 @@ export function removeNetworkRecord<C, E>(
   teardown: { endpoint: (ep: EndpointRecord<E>) => void; network: (net: NetworkRecord<C>) => void },
 ): void {
   if (net.state !== 'deleting') repo.setNetworkState(net.id, 'deleting');
+  faultPoint('network.deleting');
   for (const ep of repo.listEndpoints<E>(net.id)) teardown.endpoint(ep);
   teardown.network(net);
   repo.deleteNetwork(net.id);

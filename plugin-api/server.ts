@@ -47,7 +47,7 @@ import {
   type WireRequestAddress,
   type WireRequestPool,
 } from './translate.js';
-import { UserError, userMessage } from '../core/errors.js';
+import { UserError, errorKind, userMessage } from '../core/errors.js';
 import { CniError, ERR, LATEST_VERSION, errorOutput, toCniError, versionOf } from '../cni/spec.js';
 import type { CniReply } from '../cni/cni-service.js';
 
@@ -79,7 +79,7 @@ export interface ServerOptions {
    * run under the queue: the service (cni/cni-service.ts) runs its state changes through the same
    * queue itself, so pass that queue to both.
    */
-  cni?: { exec(env: Record<string, string | undefined>, stdin: string): Promise<CniReply> };
+  cni?: { exec(env: Record<string, string | undefined>, stdin: string): Promise<CniReply>; removeNetworkByName?(name: string): Promise<void> };
 }
 
 /** The CNI client's request: the network configuration as the body, the CNI_* variables as headers. */
@@ -293,6 +293,19 @@ export function buildServer(o: ServerOptions): FastifyInstance {
         reply = { exitCode: 1, output: errorOutput(versionOf(stdin), toCniError(err, 'in Cni.Exec')) };
       }
       return sendCni(req, res, reply);
+    });
+    // `tsnet cni rm NAME` (cli/cni.ts): {} when removed, else {"Err": message, "Kind": error kind}
+    const removeNetwork = cni.removeNetworkByName?.bind(cni);
+    if (removeNetwork) app.post('/Tsnet.CniRemove', async (req, res) => {
+      const name = (req.body as { Name?: unknown } | null)?.Name;
+      if (typeof name !== 'string' || name === '') return send(res, 200, { Err: 'Name: the CNI network to remove', Kind: 'invalid' });
+      try {
+        await removeNetwork(name);
+        return send(res, 200, {});
+      } catch (err) {
+        if (!(err instanceof UserError)) req.log.error({ err, method: 'Tsnet.CniRemove' }, 'internal error in Tsnet.CniRemove');
+        return send(res, 200, { Err: userMessage(err), Kind: errorKind(err) });
+      }
     });
   }
 

@@ -3,8 +3,11 @@
 // name), the key the CNI spec gives a runtime to name it in DEL, CHECK and GC.
 //
 // Crash safety: an attachment row is written with state 'creating' before anything is made and
-// set 'ready' when the result goes out; the daemon's start-up rolls back 'creating' rows.
+// set 'ready' when the result goes out; DEL sets it 'deleting' before it undoes anything. The
+// daemon's start-up rolls back or finishes every row not 'ready' (cni/cni-service.ts restore()).
 import type { Db } from './db.js';
+
+export type AttachmentState = 'creating' | 'ready' | 'deleting';
 
 export interface CniNetworkRecord {
   name: string;
@@ -23,7 +26,7 @@ export interface CniAttachment {
   network: string;
   containerId: string;
   ifName: string;
-  state: 'creating' | 'ready';
+  state: AttachmentState;
   networkId: string;
   endpointId: string;
   netns: string;
@@ -76,7 +79,7 @@ interface AttachmentRow {
   network: string;
   container_id: string;
   if_name: string;
-  state: 'creating' | 'ready';
+  state: AttachmentState;
   network_id: string;
   endpoint_id: string;
   netns: string;
