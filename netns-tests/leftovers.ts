@@ -92,10 +92,13 @@ export function leftoversBesideNetworks(d: DaemonIdentity, linksBefore: Set<stri
   return problems;
 }
 
+/** The bridge-family table's own chains (firewall/rules/spoofing.ts); any other is a container port's. */
+const FIXED_BRIDGE_CHAINS = new Set(['prerouting', 'forward']);
+
 /**
- * What the anti-spoofing table (family bridge, the daemon's table name) still has of container
- * ports: elements of its maps and chains beside its fixed `prerouting`. Empty when no container
- * is attached, or when the table does not exist.
+ * What the bridge-family table (anti-spoofing and ICC off, the daemon's table name) still has of
+ * container ports: elements of its maps and sets, and chains beside its fixed ones. Empty when no
+ * container is attached, or when the table does not exist.
  */
 export function spoofLeftovers(table: string, ns: string | null = null): string[] {
   const args = ['-j', 'list', 'table', 'bridge', table];
@@ -104,7 +107,8 @@ export function spoofLeftovers(table: string, ns: string | null = null): string[
   const objects = (JSON.parse(r.stdout) as { nftables: Record<string, { name: string; elem?: unknown[] }>[] }).nftables;
   return objects.flatMap((o) => [
     ...(o.map?.elem ?? []).map((e) => `anti-spoofing ${o.map.name}: ${JSON.stringify(e)}`),
-    ...(o.chain && o.chain.name !== 'prerouting' ? [`anti-spoofing chain ${o.chain.name}`] : []),
+    ...(o.set?.elem ?? []).map((e) => `bridge-family set ${o.set.name}: ${JSON.stringify(e)}`),
+    ...(o.chain && !FIXED_BRIDGE_CHAINS.has(o.chain.name) ? [`anti-spoofing chain ${o.chain.name}`] : []),
   ]);
 }
 
