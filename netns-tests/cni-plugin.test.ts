@@ -2,7 +2,8 @@
 // the configuration on stdin, the result on stdout, against a tsnet daemon of the test's own.
 // Containers are namespaces; chaining runs the reference plugins from /usr/lib/cni.
 // At the end, before any clean-up, the daemon must hold nothing of the containers (links, table
-// elements, rows, addresses, ports), have logged no internal error, and exit 0 on SIGTERM.
+// elements, rows, addresses, ports) nor any network (a CNI network goes with its last DEL), have
+// logged no internal error, and exit 0 on SIGTERM.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -94,6 +95,25 @@ function hostLink(network: string, containerId: string, ifName = 'eth0'): string
   return `tsv${createHash('sha256').update(`cni:${network}/${containerId}/${ifName}`).digest('hex').slice(0, 12)}`;
 }
 
+/** CNI networks, tsnet networks and pools the daemon still has, as readable lines. */
+function networksLeft(): string[] {
+  const rows = (sql: string) => {
+    const out = sh('sqlite3', ['-readonly', '-json', join(stateDir, 'tsnet.db'), sql]);
+    return out ? (JSON.parse(out) as Record<string, string>[]) : [];
+  };
+  return [
+    ...rows('SELECT name FROM cni_networks').map((r) => `CNI network ${r.name}`),
+    ...rows('SELECT id, driver FROM networks').map((r) => `${r.driver} network ${r.id.slice(0, 12)}`),
+    ...rows('SELECT id FROM ipam_pools').map((r) => `pool ${r.id}`),
+  ];
+}
+
+/** `tsnet ARGS` against this file's daemon. */
+function tsnet(args: string[]): { code: number; out: string } {
+  const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', 'dist', 'cli', 'main.js'), ...args, '--socket', socket, '--state-dir', stateDir], { encoding: 'utf8' });
+  return { code: r.status ?? 1, out: `${r.stdout}${r.stderr}`.trim() };
+}
+
 /** The host ends are deleted off the request path (the kernel takes ~20 ms per veth): wait for it. */
 async function gone(links: string[]): Promise<boolean> {
   for (let i = 0; i < 100 && links.some(linkExists); i++) await new Promise((r) => setTimeout(r, 50));
@@ -127,10 +147,12 @@ beforeAll(async () => {
 afterAll(async () => {
   // look first: every DEL above must have let go of everything but the networks themselves
   const left = daemon ? leftoversBesideNetworks({ instance: run, table: run, stateDir }, linksBefore) : [];
+  // every test DELs what it ADDs: no network may stay (issue 11 item 9), nor its pool
+  if (daemon) left.push(...networksLeft());
   for (const port of publishedPorts) if (bindIn(null, 'tcp', '0.0.0.0', port) !== 'free') left.push(`host port ${port}/tcp still held`);
   const exit = await daemon?.stop();
   const errors = daemon ? daemonLogErrors(daemon.logPath) : [];
-  // then clean: the containers, the networks (CNI networks stay after their last DEL), the table
+  // then clean: the containers, anything a failed test left, the table
   await runCleanups();
   spawnSync('nft', ['delete', 'table', 'inet', run]);
   spawnSync('nft', ['delete', 'table', 'bridge', run]);
@@ -393,6 +415,32 @@ describe('tsnet CNI plugin', () => {
     expect(tryIn(a, 'ip', ['link', 'show', 'eth0']).code).not.toBe(0);
     expect(JSON.parse(execIn(a, 'ip', ['-j', 'link', 'show'])).filter((l: { ifname: string }) => l.ifname !== 'lo')).toEqual([]);
     del(conf, { container: `${b}-id`, netns: b });
+  });
+
+  it('removes a network with its last DEL, so a renamed conflist takes the same subnet; `tsnet cni rm` refuses while attached', async () => {
+    const env = (ns: string) => ({ container: `${ns}-id`, netns: ns });
+    const old = net('old', { ipam: { type: 'tsnet', subnet: '10.239.21.0/24' } });
+    const a = container();
+    ok('ADD', old, env(a));
+    const bridge = () => (JSON.parse(sh('ip', ['-j', 'addr', 'show'])) as { ifname: string; addr_info: { local: string }[] }[]).find((l) => l.addr_info.some((x) => x.local === '10.239.21.1'))?.ifname;
+    const oldBridge = bridge();
+    expect(oldBridge).toBeDefined();
+    // the same subnet under another name is taken while the old network has a container
+    const renamed = net('renamed', { ipam: { type: 'tsnet', subnet: '10.239.21.0/24' } });
+    const b = container();
+    expect(cni('ADD', renamed, env(b)).out).toMatchObject({ code: 100, msg: expect.stringContaining('overlaps') });
+    const refused = tsnet(['cni', 'rm', old.name as string]);
+    expect(refused).toEqual({ code: 1, out: expect.stringContaining('has 1 attachment') });
+    del(old, env(a));
+    // the last DEL took the network: bridge, rules, pool
+    expect(await gone([oldBridge!])).toBe(true);
+    expect(networksLeft()).toEqual([]);
+    expect(tsnet(['cni', 'rm', old.name as string])).toEqual({ code: 1, out: expect.stringContaining(`no CNI network '${old.name as string}'`) });
+    const r = ok('ADD', renamed, env(b))!;
+    expect(addressOf(r)).toBe('10.239.21.2');
+    expect(pings(b, '10.239.21.1')).toBe(true);
+    del(renamed, env(b));
+    expect(networksLeft()).toEqual([]);
   });
 
   it('shows CNI networks in tsnet status beside Docker\'s', () => {
