@@ -87,19 +87,35 @@ export class Controller implements NetworkDriver {
    */
   restore(): void {
     for (const d of this.drivers.values()) d.restore();
-    const owned = new Set([...this.drivers.values()].flatMap((d) => d.ownedLinks()));
+    const owned = new Set(this.ownedLinks());
     for (const link of this.links.listLinks()) {
       if (this.owner.owns(link.alias) && !owned.has(link.name)) {
         this.log.info({ link: link.name, alias: link.alias }, 'removing a leftover link');
         this.links.deleteLink(link.name, { ignoreMissing: true });
       }
     }
+    this.syncFirewall();
+  }
+
+  /** Replaces the firewall as a whole with what the store says (start-up, and drift repair). */
+  syncFirewall(): void {
+    const s = this.firewallState();
+    this.firewall.sync(s.networks, s.mappings, s.endpoints);
+  }
+
+  /** What the firewall should hold for every driver's networks. */
+  firewallState(): FirewallState {
     const states = [...this.drivers.values()].map((d) => d.firewallState());
-    this.firewall.sync(
-      states.flatMap((s) => s.networks),
-      states.flatMap((s) => s.mappings),
-      states.flatMap((s) => s.endpoints),
-    );
+    return {
+      networks: states.flatMap((s) => s.networks),
+      mappings: states.flatMap((s) => s.mappings),
+      endpoints: states.flatMap((s) => s.endpoints),
+    };
+  }
+
+  /** Every link the drivers' records own (bridges, host and container ends of veths, ...). */
+  ownedLinks(): string[] {
+    return [...this.drivers.values()].flatMap((d) => d.ownedLinks());
   }
 
   private ownerOf(networkId: string, required: boolean): ManagedDriver | undefined {

@@ -29,9 +29,8 @@ import { EtcdClusterStore } from '../store/cluster/etcd-store.js';
 import { CniRepo } from '../store/cni-repo.js';
 import { CniService } from '../cni/cni-service.js';
 import { keepServingOnStrayErrors } from './last-resort.js';
+import { watchDrift } from './drift.js';
 import { armFaultPoint } from './fault-points.js';
-
-const DOCKER_COMPAT_REFRESH_MS = 5_000;
 
 export interface DaemonOptions {
   stateDir: string;
@@ -106,22 +105,15 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   await listenUnix(app, opts.socketPath);
   log.info({ socket: opts.socketPath }, 'tsnet serving');
 
-  // dockerd may start (or restart) after tsnet and put its FORWARD drop policy in place then:
-  // keep tsnet's accepts in Docker's chain without putting that check on the request path
-  const compatTimer = setInterval(() => {
-    try {
-      firewall.refreshDockerCompat();
-    } catch (err) {
-      log.warn({ err }, "could not refresh tsnet's accepts in Docker's iptables chains");
-    }
-  }, DOCKER_COMPAT_REFRESH_MS);
-  compatTimer.unref();
+  // what others change of tsnet's work (its tables, its accepts in Docker's chains when dockerd
+  // starts after tsnet or re-creates them, its bridges and addresses) is put back (drift.ts)
+  const drift = watchDrift({ table: instance.table, queue, controller, firewall, netlink, log });
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    clearInterval(compatTimer);
+    drift.stop();
     log.info({ signal }, 'tsnet stopping; networks and containers keep working');
     app
       .close()

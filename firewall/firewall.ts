@@ -9,6 +9,7 @@ import { COMPAT_TAG, DockerCompat } from './docker-compat.js';
 import type { FirewallEndpoint, FirewallNetwork, PortMapping } from './model.js';
 import type { NetworkFirewall } from './api.js';
 import * as ruleset from './ruleset.js';
+import { listingShape, scriptShape, shapeDiff } from './shape.js';
 import { stderrLogger, type Logger } from '../core/log.js';
 import type { Proto } from '../core/protocol.js';
 
@@ -127,6 +128,18 @@ export class Firewall implements NetworkFirewall {
   removeEndpoint(e: Pick<FirewallEndpoint, 'port'>): void {
     this.endpoints.delete(e.port);
     if (this.tableExists('bridge')) this.nft.run(this.rules.removeEndpoint(e));
+  }
+
+  /**
+   * How both tables differ from what sync() with these would write, in chains, named sets and rule
+   * counts (shape.ts; elements not compared): [] when they match, e.g. not after a delete or flush by others.
+   */
+  tablesDiff(networks: FirewallNetwork[], mappings: PortMapping[], endpoints: FirewallEndpoint[] = []): string[] {
+    const name = this.rules.tableName;
+    const live = ['inet', 'bridge']
+      .filter((family) => this.tableExists(family))
+      .flatMap((family) => (this.nft.listJson(`list table ${family} ${name}`) as { nftables?: Record<string, unknown>[] }).nftables ?? []);
+    return shapeDiff(scriptShape(this.rules.fullTable(networks, mappings, endpoints), name), listingShape(live, name));
   }
 
   /** Whether `table inet tsnet` exists. */

@@ -1,0 +1,360 @@
+// Drift repair: when another process changes what tsnet made (its nftables tables deleted or
+// flushed, as a firewall reload's `nft flush ruleset` does; its accepts taken out of Docker's
+// chains; a bridge or a container's host-side veth deleted; an address removed from a bridge),
+// the daemon puts it back within a second, without a restart.
+//
+// Event-driven, not polled: child processes watch the daemon's network namespace, `nft monitor
+// tables`, `nft monitor rules` and `ip -o monitor link address`. They sleep in the kernel while
+// nothing changes, so an idle daemon spends no CPU on this. The pure parsers below pick the lines
+// that may concern tsnet; the watcher debounces them (100 ms) into one repair pass, run on the
+// daemon's serial queue so it never meets a request half-way.
+//
+// Not the plain `nft monitor`: nft 1.0.6 reads past the end of a deleted element of a
+// concatenated interval set (tsnet's subnets4) when it prints one, printing garbage or dying of
+// SIGSEGV; the filtered monitors never print elements. They print no "new generation ... by
+// process" lines either, so an event does not say who made it. Hence every pass only reads until
+// it finds something missing: the tables are compared with what a full sync would write (chains,
+// sets, rule counts: firewall/shape.ts), Docker's chains with the accepts tsnet wants, deleted
+// links and addresses with the store and the kernel (a link the store no longer owns, or one that
+// is back, is no drift). The daemon's own changes end in a pass that finds nothing, and a repair's
+// own events in one more such pass: no endless repairs. Passes that do repair are rate-limited.
+//
+// What cannot be put back: a container's host-side veth. Deleting either end of a veth deletes the
+// pair, so the container's interface is gone with it, and the container side (its name, addresses
+// and routes inside the container) is set up by the runtime, not by tsnet. The repair logs that the
+// container is cut off from the network; detaching and attaching it again (docker network
+// disconnect/connect, a restart, CNI DEL/ADD) brings it back. The endpoint's record stays, so that
+// the runtime's later detach succeeds as usual.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Logger } from '../core/log.js';
+import type { Firewall } from '../firewall/firewall.js';
+import type { Netlink } from '../native/netlink/netlink.js';
+import type { Controller } from './controller.js';
+
+// ---------------------------------------------------------------- events (pure)
+
+/** What a repair pass must look at. */
+export interface Drift {
+  /** tsnet's nftables tables (inet and bridge) were changed by another process */
+  tables: boolean;
+  /** Docker's DOCKER-USER / FORWARD chains (or their filter table) were changed by another process */
+  dockerChains: boolean;
+  /** links deleted (by name) that may be tsnet's */
+  links: Set<string>;
+  /** addresses removed ("link cidr") from links that may be tsnet's */
+  addresses: Set<string>;
+}
+
+export function noDrift(): Drift {
+  return { tables: false, dockerChains: false, links: new Set(), addresses: new Set() };
+}
+
+export function isEmpty(d: Drift): boolean {
+  return !d.tables && !d.dockerChains && d.links.size === 0 && d.addresses.size === 0;
+}
+
+/** What a line of `nft monitor tables` or `nft monitor rules` may have changed, or null. */
+export type NftMonitorLine = 'tables' | 'dockerChains' | null;
+
+/** Docker's chains whose changes may drop tsnet's accepts (firewall/docker-compat.ts). */
+const DOCKER_CHAINS = new Set(['DOCKER-USER', 'FORWARD']);
+
+/**
+ * Classifies a line of `nft monitor` for the daemon whose tables are named `table`, e.g.
+ * `delete table inet tsnet`, `delete rule ip filter DOCKER-USER handle 7`.
+ */
+export function parseNftMonitorLine(line: string, table: string): NftMonitorLine {
+  // verb object family table [chain or set name] ...
+  const [verb, object, family, tableName, name] = line.trim().split(/\s+/);
+  if (!verb || !['add', 'create', 'delete', 'flush', 'replace', 'insert', 'destroy'].includes(verb)) return null;
+  if ((family === 'inet' || family === 'bridge') && tableName === table) return 'tables';
+  if ((family === 'ip' || family === 'ip6') && tableName === 'filter') {
+    if (object === 'table' || ((object === 'chain' || object === 'rule') && DOCKER_CHAINS.has(name))) return 'dockerChains';
+  }
+  return null;
+}
+
+/** One line of `ip -o monitor link address`: a deleted link or address, or anything else (null). */
+export type IpMonitorLine = { type: 'link'; link: string } | { type: 'address'; link: string; cidr: string } | null;
+
+/**
+ * Classifies a line of `ip -o monitor link address`; only deletions matter:
+ * `Deleted 12: br-x: <BROADCAST,...> ...` (a link; a veth shows as `name@ifN`) and
+ * `Deleted 12: br-x    inet 10.1.0.1/24 scope global br-x\ ...` (an address).
+ */
+export function parseIpMonitorLine(line: string): IpMonitorLine {
+  const m = /^Deleted (?:\[\w+\]\s*)?\d+: ([^\s:@]+)(@\S+?)?(:?)\s+(.*)$/.exec(line.trim());
+  if (!m) return null;
+  const [, link, , colon, rest] = m;
+  if (colon === ':') return { type: 'link', link };
+  const addr = /^inet6? (\S+)/.exec(rest);
+  return addr ? { type: 'address', link, cidr: addr[1] } : null;
+}
+
+// ---------------------------------------------------------------- the repair pass
+
+/** What a repair pass uses; the daemon wires the real controller, firewall and netlink. */
+export interface RepairOps {
+  /** names of every link the store says tsnet owns */
+  ownedLinks(): string[];
+  linkExists(name: string): boolean;
+  /** the addresses (kernel's CIDR text) on a link */
+  addresses(name: string): string[];
+  /** the full reconcile: rebuilds bridges and addresses, re-enslaves veths, replaces the tables */
+  restore(): void;
+  /** how tsnet's tables differ from what the store says they hold ([] when they match) */
+  tablesDiff(): string[];
+  /** replaces tsnet's nftables tables with what the store says */
+  syncFirewall(): void;
+  /** puts tsnet's accepts back into Docker's chains; whether anything changed */
+  refreshDockerCompat(): boolean;
+  log: Pick<Logger, 'warn'>;
+}
+
+/** What one pass did, in the words it logged. */
+export function repairDrift(d: Drift, ops: RepairOps): string[] {
+  const done: string[] = [];
+  const warn = (msg: string, obj: object = {}) => {
+    ops.log.warn(obj, msg);
+    done.push(msg);
+  };
+  const owned = d.links.size > 0 || d.addresses.size > 0 ? new Set(ops.ownedLinks()) : new Set<string>();
+  const lostLinks = [...d.links].filter((l) => owned.has(l) && !ops.linkExists(l));
+  const lostAddresses = [...d.addresses]
+    .map((a) => a.split(' ') as [string, string])
+    .filter(([link, cidr]) => owned.has(link) && ops.linkExists(link) && !ops.addresses(link).includes(cidr));
+  let tablesDone = false;
+  if (lostLinks.length > 0 || lostAddresses.length > 0) {
+    ops.restore();
+    tablesDone = true;
+    for (const link of lostLinks) {
+      if (ops.linkExists(link)) warn(`repair: link ${link} was deleted by another process: rebuilt`, { link });
+      else {
+        warn(
+          `repair: link ${link} was deleted by another process and cannot be put back: it was a container's host-side veth, ` +
+            'the container is cut off from its network until it is detached and attached again',
+          { link },
+        );
+      }
+    }
+    for (const [link, cidr] of lostAddresses) {
+      const back = ops.addresses(link).includes(cidr);
+      warn(`repair: address ${cidr} was removed from ${link} by another process: ${back ? 'put back' : 'could not be put back'}`, { link, cidr });
+    }
+  }
+  if (d.tables && !tablesDone) {
+    const diff = ops.tablesDiff();
+    if (diff.length > 0) {
+      ops.syncFirewall();
+      warn('repair: nftables tables changed by another process (deleted or flushed): put back', { diff: diff.slice(0, 20) });
+    }
+  }
+  if (d.dockerChains && ops.refreshDockerCompat()) warn("repair: tsnet's accept rules put back into Docker's iptables chains");
+  return done;
+}
+
+// ---------------------------------------------------------------- the watcher processes
+
+/** How long events are collected before one repair pass. */
+export const DEBOUNCE_MS = 100;
+/** A watcher that dies is started again after this, doubled on every quick death up to MAX. */
+const RESTART_MS = 1_000;
+const RESTART_MAX_MS = 60_000;
+/** A watcher that ran this long before dying starts again after RESTART_MS. */
+const STABLE_MS = 10_000;
+
+/** Repair passes that repaired something, at most this many in any WINDOW_MS; then the next waits. */
+export const REPAIR_BUDGET = 20;
+export const WINDOW_MS = 10_000;
+
+/**
+ * The wait before a pass at `now`, given when the recent passes that had to repair something ran
+ * (oldest first): DEBOUNCE_MS, or longer once REPAIR_BUDGET of them fall within WINDOW_MS (another
+ * process keeps undoing tsnet's work, or a repair keeps failing), so such a fight costs a bounded
+ * amount. Pure, exported for tests.
+ */
+export function delayBefore(now: number, recent: number[]): number {
+  const inWindow = recent.filter((t) => t > now - WINDOW_MS);
+  if (inWindow.length < REPAIR_BUDGET) return DEBOUNCE_MS;
+  return Math.max(DEBOUNCE_MS, inWindow[inWindow.length - REPAIR_BUDGET] + WINDOW_MS - now);
+}
+
+export interface DriftWatcherOptions {
+  /** tsnet's nftables table name (inet and bridge) */
+  table: string;
+  /** runs one repair pass (on the daemon's serial queue); what it repaired */
+  repair(d: Drift): Promise<string[]>;
+  log: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** the monitors; tests put stand-ins here */
+  monitors?: Monitor[];
+}
+
+/** A monitor process and what its lines mean. */
+export interface Monitor {
+  argv: [string, ...string[]];
+  /** adds what a line may have changed to the pending drift */
+  onLine(line: string, pending: Drift, table: string): void;
+}
+
+const nftMonitor = (what: 'tables' | 'rules'): Monitor => ({
+  argv: ['nft', 'monitor', what],
+  onLine(line, pending, table) {
+    const l = parseNftMonitorLine(line, table);
+    if (l) pending[l] = true;
+  },
+});
+
+export const MONITORS: Monitor[] = [
+  // tables: a table deleted (flush ruleset); rules: a table or chain flushed, rules deleted or added
+  nftMonitor('tables'),
+  nftMonitor('rules'),
+  {
+    argv: ['ip', '-o', 'monitor', 'link', 'address'],
+    onLine(line, pending) {
+      const l = parseIpMonitorLine(line);
+      if (l?.type === 'link') pending.links.add(l.link);
+      else if (l?.type === 'address') pending.addresses.add(`${l.link} ${l.cidr}`);
+    },
+  },
+];
+
+/**
+ * Runs "$@" (exec'd, so the child's pid is the monitor's) with a guard that kills it when the
+ * daemon's end of its stdin closes: the daemon exiting in any way, kill -9 included, never leaves a
+ * monitor behind. The monitor itself gets no stdin.
+ */
+const TIED_TO_DAEMON = 'exec 3<&0; (read _ <&3; kill $$ 2>/dev/null) & exec "$@" <&- 3<&-';
+
+/**
+ * The monitor processes, their parsing, the debounce and the repair passes. A monitor that dies is
+ * restarted, followed by a look at the tables and Docker's chains (what changed while it was down
+ * went unseen).
+ */
+export class DriftWatcher {
+  private readonly children = new Map<Monitor, ChildProcess>();
+  private pending = noDrift();
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private stopped = false;
+  /** when the recent passes that repaired something ran, oldest first (at most REPAIR_BUDGET) */
+  private recent: number[] = [];
+  private readonly restartDelay = new Map<Monitor, number>();
+
+  constructor(private readonly o: DriftWatcherOptions) {}
+
+  start(): void {
+    for (const m of this.o.monitors ?? MONITORS) this.launch(m);
+  }
+
+  /** Stops the watchers and any pass not yet started. */
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    for (const c of this.children.values()) {
+      c.kill('SIGTERM');
+      c.stdin?.end();
+    }
+    this.children.clear();
+  }
+
+  /** pids of the running monitor processes (for tests and status) */
+  pids(): number[] {
+    return [...this.children.values()].flatMap((c) => (c.pid === undefined ? [] : [c.pid]));
+  }
+
+  private launch(m: Monitor): void {
+    const child = spawn('sh', ['-c', TIED_TO_DAEMON, 'sh', ...m.argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const started = Date.now();
+    this.children.set(m, child);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      m.onLine(line, this.pending, this.o.table);
+      this.schedule();
+    });
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => void (stderr = (stderr + b.toString()).slice(-500)));
+    const died = (why: string) => {
+      child.stdin?.end();
+      if (this.stopped || this.children.get(m) !== child) return;
+      this.children.delete(m);
+      const delay = Date.now() - started >= STABLE_MS ? RESTART_MS : (this.restartDelay.get(m) ?? RESTART_MS);
+      this.restartDelay.set(m, Math.min(delay * 2, RESTART_MAX_MS));
+      this.o.log.warn({ watcher: m.argv.join(' '), why, stderr: stderr.trim(), restartInMs: delay }, 'drift watcher stopped: starting it again; changes made meanwhile are repaired then');
+      setTimeout(() => {
+        if (this.stopped) return;
+        this.launch(m);
+        // what changed while it was down went unseen: look at everything once
+        this.pending.tables = true;
+        this.pending.dockerChains = true;
+        this.schedule();
+      }, delay).unref();
+    };
+    child.on('error', (err) => died(err.message));
+    child.on('exit', (code, signal) => died(`exited (${code ?? signal})`));
+  }
+
+  private schedule(): void {
+    if (this.stopped || this.timer || this.running || isEmpty(this.pending)) return;
+    this.timer = setTimeout(() => void this.pass(), delayBefore(Date.now(), this.recent));
+  }
+
+  private repaired(): void {
+    this.recent = [...this.recent, Date.now()].slice(-REPAIR_BUDGET);
+  }
+
+  private async pass(): Promise<void> {
+    this.timer = undefined;
+    const d = this.pending;
+    this.pending = noDrift();
+    this.running = true;
+    try {
+      const done = await this.o.repair(d);
+      if (done.length > 0) this.repaired();
+    } catch (err) {
+      this.repaired();
+      this.o.log.error({ err }, 'drift repair failed');
+    } finally {
+      this.running = false;
+      // events that came in during the pass (its own among them) get one more, quiet, look
+      this.schedule();
+    }
+  }
+}
+
+// ---------------------------------------------------------------- the daemon's wiring
+
+/** What watchDrift needs from the daemon. */
+export interface DriftDeps {
+  /** tsnet's nftables table name */
+  table: string;
+  queue: { run<T>(fn: () => T | Promise<T>): Promise<T> };
+  controller: Pick<Controller, 'restore' | 'syncFirewall' | 'ownedLinks' | 'firewallState'>;
+  firewall: Pick<Firewall, 'refreshDockerCompat' | 'compat' | 'tablesDiff'>;
+  netlink: Pick<Netlink, 'getLink' | 'listAddresses'>;
+  log: Logger;
+}
+
+/** Starts the watchers for the daemon; stop() them on shutdown. */
+export function watchDrift(d: DriftDeps): DriftWatcher {
+  const compatRules = () => JSON.stringify((['ip', 'ip6'] as const).flatMap((f) => d.firewall.compat.listRules(f)));
+  const ops: RepairOps = {
+    ownedLinks: () => d.controller.ownedLinks(),
+    linkExists: (name) => d.netlink.getLink(name) !== undefined,
+    addresses: (name) => d.netlink.listAddresses(name).map((a) => a.cidr),
+    restore: () => d.controller.restore(),
+    tablesDiff: () => {
+      const s = d.controller.firewallState();
+      return d.firewall.tablesDiff(s.networks, s.mappings, s.endpoints);
+    },
+    syncFirewall: () => d.controller.syncFirewall(),
+    refreshDockerCompat: () => {
+      const before = compatRules();
+      d.firewall.refreshDockerCompat();
+      return compatRules() !== before;
+    },
+    log: d.log,
+  };
+  const watcher = new DriftWatcher({ table: d.table, repair: (drift) => d.queue.run(() => repairDrift(drift, ops)), log: d.log });
+  watcher.start();
+  return watcher;
+}
