@@ -239,7 +239,7 @@ function tail(path: string, lines = 20): string {
  * Spawns `node dist/cli/main.js serve --state-dir DIR --socket PATH --log DIR/tsnet.log` (the
  * build must be current: make test builds first) and waits until the socket answers.
  */
-export async function startTsnetDaemon(opts: { stateDir: string; socketPath?: string }): Promise<TsnetDaemon> {
+export async function startTsnetDaemon(opts: { stateDir: string; socketPath?: string; /** network namespace to run it in (ip netns exec; same pid) */ netns?: string }): Promise<TsnetDaemon> {
   const socketPath = opts.socketPath ?? TEST_PLUGIN_SOCKET;
   const { stateDir } = opts;
   mkdirSync(stateDir, { recursive: true });
@@ -255,7 +255,8 @@ export async function startTsnetDaemon(opts: { stateDir: string; socketPath?: st
 
   const start = async () => {
     const out = openSync(outPath, 'a');
-    const c = spawn('node', [main, 'serve', '--state-dir', stateDir, '--socket', socketPath, '--log', logPath], {
+    const argv = ['node', main, 'serve', '--state-dir', stateDir, '--socket', socketPath, '--log', logPath];
+    const c = spawn(opts.netns ? 'ip' : 'node', opts.netns ? ['netns', 'exec', opts.netns, ...argv] : argv.slice(1), {
       stdio: ['ignore', out, out],
     });
     closeSync(out);
