@@ -1,6 +1,6 @@
 // Test-only crash points: the daemon kills itself with SIGKILL (a kill -9, nothing flushed, no
 // undo run) when it reaches a named step, so a test can prove that a crash at that step leaves a
-// state the next start repairs (netns-tests/crash-points.test.ts runs every point).
+// state the next start repairs (netns-tests/cni-crash.test.ts and docker-crash.test.ts run every point).
 //
 // Off for users: a point is armed only when the daemon (`tsnet serve`) starts with BOTH
 //   TSNET_TEST_FAULTS=1  and  TSNET_FAULT=<one name of FAULT_POINTS>
