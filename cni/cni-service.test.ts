@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CniService } from './cni-service.js';
+import { CNI_POOL_OPTION, CniService } from './cni-service.js';
 import type { NetworkDriver } from '../drivers/driver.js';
 import { Ipam } from '../ipam/ipam.js';
 import type { Netlink } from '../native/netlink/netlink.js';
@@ -117,5 +117,43 @@ echo '{"cniVersion":"1.0.0","ips":[{"address":"10.239.61.5/24","gateway":"10.239
     expect(calls).toEqual(['createNetwork', 'createEndpoint', 'deleteNetwork']);
     expect(readFileSync(log, 'utf8')).toBe('ADD\nDEL\n');
     nothingLeft();
+  });
+});
+
+describe('CNI networks without attachments, and what a crash left allocated', () => {
+  /** A CNI network as ADD records it: pool (tagged), gateway, record, the driver's row. */
+  async function recorded(name: string, subnet: string): Promise<{ poolId: string }> {
+    const ipam = new Ipam(ipamRepo, { machineId: () => '0123456789abcdef0123456789abcdef' });
+    const pool = ipam.requestPool({ addressSpace: 'local', pool: subnet, subPool: '', options: { [CNI_POOL_OPTION]: name }, v6: false });
+    const gw = ipam.requestAddress({ poolId: pool.poolId, address: '', options: { RequestAddressType: 'com.docker.network.gateway' } });
+    cniRepo.insertNetwork({ name, networkId: `id-${name}`, mode: 'bridge', signature: '{}', poolId: pool.poolId, gateway: gw.address });
+    new NetworkRepo(db).insertNetwork({ id: `id-${name}`, driver: 'bridge', state: 'ready', config: {}, ipv4: [], ipv6: [] });
+    return { poolId: pool.poolId };
+  }
+
+  it('tsnet cni rm: refused while attached (naming how many), then removes network, pool and record', async () => {
+    await recorded('n1', '10.239.64.0/24');
+    const attachment = { network: 'n1', containerId: 'c1', ifName: 'eth0', state: 'ready' as const, networkId: 'id-n1', endpointId: 'e1', netns: dir, address: '10.239.64.2/24', ipam: 'tsnet', result: '{}' };
+    cniRepo.insertAttachment(attachment);
+    await expect(service.removeNetworkByName('n1')).rejects.toThrow("CNI network 'n1' has 1 attachment");
+    expect(calls).toEqual([]);
+    cniRepo.deleteAttachment('n1', 'c1', 'eth0');
+    await service.removeNetworkByName('n1');
+    expect(calls).toEqual(['deleteNetwork']);
+    nothingLeft();
+    await expect(service.removeNetworkByName('n1')).rejects.toThrow("no CNI network 'n1'");
+  });
+
+  it('start-up releases a tagged pool no record names, and addresses of a CNI pool no attachment holds', async () => {
+    const { poolId } = await recorded('n1', '10.239.65.0/24');
+    const ipam = new Ipam(ipamRepo, { machineId: () => '0123456789abcdef0123456789abcdef' });
+    const held = ipam.requestAddress({ poolId, address: '10.239.65.5', options: {} });
+    ipam.requestAddress({ poolId, address: '10.239.65.6', options: {} });
+    cniRepo.insertAttachment({ network: 'n1', containerId: 'c1', ifName: 'eth0', state: 'ready', networkId: 'id-n1', endpointId: 'e1', netns: dir, address: held.address, ipam: 'tsnet', result: '{}' });
+    ipam.requestPool({ addressSpace: 'local', pool: '10.239.66.0/24', subPool: '', options: { [CNI_POOL_OPTION]: 'never-recorded' }, v6: false });
+    service = new CniService({ network: driver, ipam, repo: new NetworkRepo(db), cni: cniRepo, netlink: {} as Netlink, log: silentLogger, queue, ipamRecords: ipamRepo });
+    await service.restore();
+    expect(ipamRepo.listPools().map((p) => p.id)).toEqual([poolId]);
+    expect(ipamRepo.listAllocations(poolId).map((a) => a.address).sort()).toEqual(['10.239.65.1', '10.239.65.5']);
   });
 });
