@@ -14,6 +14,9 @@ Commands:
   port      CONTAINER [PORT[/PROTO]]  published ports of a container, as docker port prints them
   cni       rm NAME  removes a CNI network left without attachments (refused while any remain)
   doctor    check the kernel features and tools tsnet needs, and the daemon's cluster store
+  cluster   forget HOST [--force]  removes a dead host's announcements, addresses and memberships
+            from the cluster store, and the overlays it was the last member of (--force: also
+            while HOST is registered live)
   lab       multi-host overlay on this machine, hosts and containers in namespaces:
               lab up [--hosts N]          hosts h1..hN, etcd, a daemon per host, one overlay
               lab attach --host H NAME    a container on host H; prints its address
@@ -28,6 +31,7 @@ Commands:
 Options (every command reads the same settings; a flag wins over its variable):
 ${settingLines}
   --json            status as JSON
+  --force           cluster forget: also a host that is registered live
 `;
 
 /** The lab's own flags and --json; every daemon setting under its key in daemon/settings.ts. */
@@ -36,6 +40,7 @@ export type Flags = Record<SettingKey, string> & {
   hosts: string;
   host: string;
   json: boolean;
+  force: boolean;
 };
 
 export interface Parsed {
@@ -52,9 +57,10 @@ export function parseArgs(argv: string[]): Parsed {
     hosts: '3',
     host: '',
     json: false,
+    force: false,
   };
   const args: string[] = [];
-  const valued: Record<string, Exclude<keyof Flags, 'json'>> = {
+  const valued: Record<string, Exclude<keyof Flags, 'json' | 'force'>> = {
     ...Object.fromEntries(SETTINGS.filter((s) => s.flag).map((s) => [s.flag, s.key])),
     '--name': 'name',
     '--hosts': 'hosts',
@@ -69,6 +75,8 @@ export function parseArgs(argv: string[]): Parsed {
       flags[valued[name]] = value;
     } else if (a === '--json') {
       flags.json = true;
+    } else if (a === '--force') {
+      flags.force = true;
     } else if (a === '-h' || a === '--help') {
       args.unshift('help');
     } else if (a.startsWith('-') && a !== '-') {

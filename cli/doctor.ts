@@ -12,6 +12,7 @@ import { release } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import koffi from 'koffi';
 import { storeEndpoints, type DaemonSettings } from '../daemon/settings.js';
+import { describeConnection, readClusterState, writerAlive, type ConnectionState } from '../daemon/cluster-connection.js';
 
 export type Outcome = 'ok' | 'missing' | 'unknown' | 'skipped';
 
@@ -59,6 +60,8 @@ export interface HostFacts {
   pluginSocket: { path: string; present: boolean; answers: boolean };
   /** undefined when the daemon has no cluster store (--store / TSNET_STORE) */
   etcd?: { endpoints: string[]; healthy: string[] };
+  /** the daemon's own view of its cluster store (daemon/cluster-connection.ts), when it wrote one */
+  daemonStore?: { state: ConnectionState; alive: boolean };
 }
 
 /** CONFIG_X=y|m lines of a kernel config. */
@@ -252,6 +255,18 @@ export const CHECKS: Check[] = [
       return { outcome: 'missing', detail: `not healthy: ${down.join(', ')}` };
     },
   },
+  {
+    name: "daemon's cluster store",
+    disables: 'overlay networks across hosts on this host, until the daemon has joined the store',
+    essential: false,
+    evaluate: (f) => {
+      const d = f.daemonStore;
+      if (!f.etcd || !d) return { outcome: 'skipped', detail: 'the daemon runs without a cluster store' };
+      const detail = describeConnection(d.state, d.alive);
+      if (!d.alive) return { outcome: 'unknown', detail };
+      return { outcome: d.state.phase === 'connected' ? 'ok' : 'missing', detail };
+    },
+  },
 ];
 
 export function evaluate(facts: HostFacts, checks: Check[] = CHECKS): CheckResult[] {
@@ -366,6 +381,7 @@ export async function gatherFacts(settings: DaemonSettings): Promise<HostFacts> 
     libnftablesError = (err as Error).message;
   }
   const etcdEndpoints = storeEndpoints(settings);
+  const daemonStore = readClusterState(settings.stateDir);
   const [dockerAnswers, pluginAnswers, etcdUp] = await Promise.all([
     answers(settings.dockerSocket, 'GET', '/_ping'),
     answers(settings.socketPath, 'POST', '/Plugin.Activate'),
@@ -381,6 +397,7 @@ export async function gatherFacts(settings: DaemonSettings): Promise<HostFacts> 
     docker: { socket: settings.dockerSocket, answers: dockerAnswers },
     pluginSocket: { path: settings.socketPath, present: existsSync(settings.socketPath), answers: pluginAnswers },
     etcd: etcdEndpoints.length === 0 ? undefined : { endpoints: etcdEndpoints, healthy: etcdEndpoints.filter((_, i) => etcdUp[i]) },
+    daemonStore: daemonStore ? { state: daemonStore, alive: writerAlive(daemonStore) } : undefined,
   };
 }
 

@@ -32,6 +32,11 @@ async function main(argv: string[]): Promise<number> {
       const { runLab } = await import('./lab.js');
       return runLab(args, flags);
     }
+    case 'cluster': {
+      const { runCluster } = await import('./cluster.js');
+      console.log(await runCluster(args, resolveSettings(flags), { force: flags.force }));
+      return 0;
+    }
     case 'cni': {
       const { runCni } = await import('./cni.js');
       console.log(await runCni(args, resolveSettings(flags).socketPath));

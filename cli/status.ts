@@ -10,6 +10,7 @@ import { formatHostAddress } from '../drivers/ports.js';
 import { CniRepo, type CniAttachment } from '../store/cni-repo.js';
 import { shortId } from '../core/text.js';
 import { UserError } from '../core/errors.js';
+import { describeConnection, readClusterState, writerAlive } from '../daemon/cluster-connection.js';
 
 function cniOf(a: CniAttachment | undefined): { network: string; containerId: string; ifName: string; netns: string } | null {
   return a ? { network: a.network, containerId: a.containerId, ifName: a.ifName, netns: a.netns } : null;
@@ -66,6 +67,9 @@ export async function runStatus(stateDir: string, json: boolean): Promise<string
     for (const [id, a] of cniEndpoints) if (!names.endpoints.has(id)) names.endpoints.set(id, `cni:${shortId(a.containerId)}/${a.ifName}`);
     const endpoints = repo.listEndpoints();
     const ports = repo.listPorts();
+    // the daemon's own view of its cluster store, when it has one (daemon/cluster-connection.ts)
+    const store = readClusterState(stateDir);
+    const storeAlive = store ? writerAlive(store) : false;
     const netName = (id: string) => names.networks.get(id) ?? shortId(id);
     const epName = (id: string) => names.endpoints.get(id) ?? shortId(id);
     if (json) {
@@ -74,12 +78,14 @@ export async function runStatus(stateDir: string, json: boolean): Promise<string
           networks: networks.map((n) => ({ id: n.id, name: names.networks.get(n.id) ?? null, cniName: cniNetworks.get(n.id) ?? null, driver: n.driver, state: n.state, config: n.config, ipv4: n.ipv4, ipv6: n.ipv6 })),
           endpoints: endpoints.map((e) => ({ id: e.id, container: names.endpoints.get(e.id) ?? null, cni: cniOf(cniEndpoints.get(e.id)), network: e.networkId, state: e.state, address: e.address, addressIpv6: e.addressIpv6, mac: e.mac, config: e.config, sandbox: e.sandboxKey })),
           ports: ports.map((p) => ({ endpoint: p.endpointId, container: names.endpoints.get(p.endpointId) ?? null, network: p.networkId, proto: p.proto, port: p.port, containerIp: p.containerIp, hostIp: p.hostIp, hostPort: p.hostPort })),
+          clusterStore: store ? { ...store, daemonRunning: storeAlive } : null,
         },
         null,
         2,
       );
     }
     const out: string[] = [];
+    if (store) out.push(`CLUSTER STORE  ${describeConnection(store, storeAlive)}`, '');
     out.push(
       'NETWORKS',
       formatTable(

@@ -26,6 +26,7 @@ import { discoverUnderlay } from '../drivers/overlay/underlay.js';
 import { ClusterIpam, withClusterPools } from '../ipam/cluster-ipam.js';
 import { parseStoreUrl, type ClusterStore } from '../store/cluster/cluster-store.js';
 import { EtcdClusterStore } from '../store/cluster/etcd-store.js';
+import { ClusterConnection, gatedClusterStore, removeClusterState } from './cluster-connection.js';
 import { CniRepo } from '../store/cni-repo.js';
 import { CniService } from '../cni/cni-service.js';
 import { keepServingOnStrayErrors } from './last-resort.js';
@@ -72,10 +73,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const underlay = () => discoverUnderlay(netlink, opts.vtep || undefined);
   const vtep = underlay().vtep;
   let cluster: ClusterStore | undefined;
+  let connection: ClusterConnection | undefined;
   if (opts.store) {
     const { hosts } = parseStoreUrl(opts.store);
     if (!vtep) throw new Error('a cluster store needs this host\'s VTEP address: give --vtep IP (the host has no default route to take it from)');
-    cluster = new EtcdClusterStore({ hosts, host: opts.hostName || hostname(), vtep, leaseTtl: opts.leaseTtl, instance: installationId(opts.stateDir), log });
+    const store = new EtcdClusterStore({ hosts, host: opts.hostName || hostname(), vtep, leaseTtl: opts.leaseTtl, instance: installationId(opts.stateDir), log });
+    // reached in the background; until then overlay work that needs it is refused (cluster-connection.ts)
+    connection = new ClusterConnection({ store, stateDir: opts.stateDir, log });
+    cluster = gatedClusterStore(store, connection, log);
+  } else {
+    removeClusterState(opts.stateDir);
   }
   const overlay = new OverlayDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: (k, v) => writeSysctl(k, v), log, cluster, underlay });
   const controller = new Controller([bridge, macvlan, overlay], repo, netlink, firewall, owner, log);
@@ -86,14 +93,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   // the host's routes, so an automatically chosen subnet never shadows one in use
   const hostRoutes = () => [...netlink.listRoutes(4), ...netlink.listRoutes(6)].map((r) => r.dst).filter((d) => d && d !== 'default');
   const ipamRecords = new SqliteIpamRepo(db);
-  const ipam = withClusterPools(new Ipam(ipamRecords, { hostRoutes }), new ClusterIpam(cluster));
-
-  // the cluster first: a daemon that cannot reach its store fails at start, loud and clear
-  if (cluster) {
-    await cluster.start();
-    await overlay.startControlPlane();
-    log.info({ store: cluster.endpoint, host: cluster.host, vtep: cluster.vtep }, 'joined the cluster store');
-  }
+  const ipam = withClusterPools(new Ipam(ipamRecords, { hostRoutes }), new ClusterIpam(cluster, (name) => overlay.hasNetwork(name)));
 
   // one line for every state change, Docker's calls and CNI's steps alike
   const queue = new SerialQueue();
@@ -104,6 +104,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const app = buildServer({ network: controller, ipam, logger: log, cni, queue });
   await listenUnix(app, opts.socketPath);
   log.info({ socket: opts.socketPath }, 'tsnet serving');
+  // local networks are served already; the cluster store is joined in the background, and the
+  // control plane's start (announce, watch, reconcile) runs in line with the requests
+  void connection?.run(() => queue.run(() => overlay.startControlPlane()));
 
   // what others change of tsnet's work (its tables, its accepts in Docker's chains when dockerd
   // starts after tsnet or re-creates them, its bridges and addresses) is put back (drift.ts)
@@ -117,6 +120,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     log.info({ signal }, 'tsnet stopping; networks and containers keep working');
     app
       .close()
+      .then(() => connection?.stop())
       .then(() => cluster?.close())
       .then(() => reaper.close())
       .catch((err: unknown) => log.error({ err }, 'closing the server'))

@@ -13,6 +13,8 @@ class SharedTable {
   addresses = new Map<string, Map<string, ClusterAddress>>();
   /** addresses other hosts take between a host's read and its claim */
   stealNext: string[] = [];
+  /** joins and leaves, in order, as 'host join|leave overlay' */
+  membership: string[] = [];
 }
 
 function hostView(table: SharedTable, host: string): ClusterStore {
@@ -50,6 +52,13 @@ function hostView(table: SharedTable, host: string): ClusterStore {
     },
     async releaseAddress(overlay: string, address: string) {
       addrs(overlay).delete(address);
+    },
+    async joinOverlay(overlay: string) {
+      table.membership.push(`${host} join ${overlay}`);
+    },
+    async leaveOverlay(overlay: string) {
+      table.membership.push(`${host} leave ${overlay}`);
+      return false;
     },
   };
   return ipamOnly as unknown as ClusterStore;
@@ -116,5 +125,21 @@ describe('cluster-wide IPAM for overlay pools', () => {
     // everything else stays with the host's own allocator
     expect(await ipam.requestPool({ addressSpace: 'local', pool: '', subPool: '', options: {}, v6: false })).toMatchObject({ poolId: 'local/10.1.0.0/24' });
     expect(await ipam.requestAddress({ poolId: 'local/10.1.0.0/24', address: '', options: {} })).toMatchObject({ address: '10.1.0.2/24' });
+  });
+
+  it('joins the overlay before its pool, and leaves it on release only while this host has no network of it', async () => {
+    const table = new SharedTable();
+    const networks = new Set<string>();
+    const h1 = new ClusterIpam(hostView(table, 'h1'), (name) => networks.has(name));
+    const { poolId } = await h1.requestPool({ addressSpace: 'local', pool: '10.77.0.0/24', subPool: '', options: { overlay: 'blue' }, v6: false });
+    expect(table.membership).toEqual(['h1 join blue']);
+    expect(table.pools.has('blue')).toBe(true);
+    // Docker releases the pool of a second create that failed: the first network keeps h1 a member
+    networks.add('blue');
+    await h1.releasePool(poolId);
+    expect(table.membership).toEqual(['h1 join blue']);
+    networks.delete('blue');
+    await h1.releasePool(poolId);
+    expect(table.membership).toEqual(['h1 join blue', 'h1 leave blue']);
   });
 });

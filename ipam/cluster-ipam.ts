@@ -4,7 +4,8 @@
 // stays with the host's own allocator (ipam.ts); withClusterPools() routes between the two.
 //
 // The gateway is the one address every host shares (each host's overlay bridge answers on it), so
-// it is set once in the pool and never released by a host.
+// it is set once in the pool and never released by a host. The pool and its addresses go when the
+// last host that has overlay NAME leaves it (store/cluster/, leaveOverlay).
 import type { ClusterStore } from '../store/cluster/cluster-store.js';
 import { formatCidr, isNetworkAddress, parseCidr, parseIp, toNetwork, type Cidr } from './address.js';
 import { PoolAllocator } from './allocator.js';
@@ -38,7 +39,14 @@ export class ClusterIpam {
   /** the last address this host handed out per overlay, so freed addresses are not reused at once */
   private readonly cursors = new Map<string, bigint>();
 
-  constructor(private readonly store: ClusterStore | undefined) {}
+  /**
+   * `hasNetwork(name)`: this host has a network of overlay NAME (then a released pool keeps this
+   * host a member: Docker releases the pool of a create that failed, e.g. a second network of it).
+   */
+  constructor(
+    private readonly store: ClusterStore | undefined,
+    private readonly hasNetwork: (overlay: string) => boolean = () => false,
+  ) {}
 
   async requestPool(req: RequestPoolRequest): Promise<RequestPoolResult> {
     const name = req.options[OVERLAY_POOL_OPTION];
@@ -49,12 +57,18 @@ export class ClusterIpam {
     const subPool = req.subPool ? canonicalNetwork(req.subPool, 'ip-range') : '';
     if (subPool && !subnet) throw new UserError(`ip-range ${subPool} was given without a subnet: give --subnet together with --ip-range`);
     if (subnet) new PoolAllocator(parseCidr(subnet), subPool ? parseCidr(subPool) : undefined); // validates the range
+    // a member first: a last member leaving elsewhere cannot remove the pool under us
+    await store.joinOverlay(name);
     const pool = await store.claimPool(name, { subnet, subPool });
     return { poolId: POOL_ID_PREFIX + name, pool: pool.subnet, data: {} };
   }
 
-  /** The pool stays in the cluster: other hosts may still use it. */
-  async releasePool(): Promise<void> {}
+  /** This host leaves the overlay unless it has a network of it; the last host to leave removes the pool. */
+  async releasePool(poolId: string): Promise<void> {
+    const name = poolId.slice(POOL_ID_PREFIX.length);
+    if (!this.store || this.hasNetwork(name)) return;
+    await this.store.leaveOverlay(name);
+  }
 
   async requestAddress(req: RequestAddressRequest): Promise<RequestAddressResult> {
     const name = req.poolId.slice(POOL_ID_PREFIX.length);
@@ -118,7 +132,7 @@ export function withClusterPools(local: IpamService, cluster: ClusterIpam): Ipam
   return {
     getDefaultAddressSpaces: (): AddressSpaces => local.getDefaultAddressSpaces(),
     requestPool: (req) => (req.options?.[OVERLAY_POOL_OPTION] !== undefined ? cluster.requestPool(req) : local.requestPool(req)),
-    releasePool: (id) => (isClusterPool(id) ? cluster.releasePool() : local.releasePool(id)),
+    releasePool: (id) => (isClusterPool(id) ? cluster.releasePool(id) : local.releasePool(id)),
     requestAddress: (req) => (isClusterPool(req.poolId) ? cluster.requestAddress(req) : local.requestAddress(req)),
     releaseAddress: (id, address) => (isClusterPool(id) ? cluster.releaseAddress(id, address) : local.releaseAddress(id, address)),
   };

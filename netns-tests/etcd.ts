@@ -18,7 +18,7 @@ export interface TestEtcd {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
       const port = (s.address() as { port: number }).port;
@@ -27,10 +27,10 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Starts etcd and resolves once a store can register with it. */
-export async function startEtcd(): Promise<TestEtcd> {
+/** Starts etcd (on client port `port`, default a free one) and resolves once a store can register with it. */
+export async function startEtcd(port?: number): Promise<TestEtcd> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tsnet-etcd-'));
-  const [client, peer] = [await freePort(), await freePort()];
+  const [client, peer] = [port ?? (await freePort()), await freePort()];
   const url = `http://127.0.0.1:${client}`;
   const etcd: ChildProcess = spawn('etcd', [
     '--data-dir', dataDir,

@@ -69,7 +69,9 @@ export class OverlayDriver implements ManagedDriver {
     if (cluster && opts.name !== undefined) {
       const local = this.localNetworks().find((n) => n.config.overlay.name === opts.name);
       if (local) throw new UserError(`overlay '${opts.name}' is already joined on this host by network ${shortId(local.id)}`);
-      const def = await cluster.defineOverlay({ name: opts.name, vni: opts.vni, subnet, port: opts.port });
+      // a member first: a last member leaving elsewhere cannot remove the definition under us
+      await cluster.joinOverlay(opts.name);
+      const def = await cluster.defineOverlay({ name: opts.name, vni: opts.vni, subnet, port: opts.port }).catch(this.leavingOnError(opts.name));
       vni = def.vni;
       port = def.port;
     } else {
@@ -88,7 +90,7 @@ export class OverlayDriver implements ManagedDriver {
         await this.bridge.createNetwork(bridgeReq, { overlay: { name: opts.name ?? '', vni, port, vxlan: names.vxlan, local: underlay.vtep } });
         break;
       } catch (err) {
-        if (!(err instanceof VniTakenError) || !chosenHere || attempt >= MAX_VNI_ATTEMPTS) throw err;
+        if (!(err instanceof VniTakenError) || !chosenHere || attempt >= MAX_VNI_ATTEMPTS) return this.leavingOnError(opts.name)(err);
         taken.push(vni);
         vni = firstFreeLocalVni([...this.localNetworks().map((n) => n.config.overlay.vni), ...taken]);
       }
@@ -102,6 +104,22 @@ export class OverlayDriver implements ManagedDriver {
     // the other hosts forget these containers before their links go
     for (const ep of this.d.repo.listEndpoints(networkId)) await this.peers.withdraw(net, ep.id, ep.address);
     await this.bridge.deleteNetwork(networkId);
+    // the last host to leave takes the overlay's definition and pool with it
+    await this.leaveCluster(net.config.overlay.name);
+  }
+
+  /** Leaves the overlay in the cluster (no network of it is left here); a failure is logged, the next start leaves. */
+  private async leaveCluster(name: string | undefined): Promise<void> {
+    if (!name || !this.d.cluster) return;
+    await this.d.cluster.leaveOverlay(name).catch((err: unknown) => this.d.log.warn({ err, overlay: name }, 'could not leave the overlay in the cluster store; the next start does'));
+  }
+
+  /** A create that failed after joining leaves again, then fails with its own error. */
+  private leavingOnError(name: string | undefined): (err: unknown) => Promise<never> {
+    return async (err) => {
+      await this.leaveCluster(name);
+      throw err;
+    };
   }
 
   /** The VXLAN port, made and unmade inside the bridge driver's own steps. */
@@ -210,6 +228,11 @@ export class OverlayDriver implements ManagedDriver {
   /** After restore(): the control plane announces, withdraws and watches (peers.ts). */
   startControlPlane(): Promise<void> {
     return this.peers.start();
+  }
+
+  /** This host has a network of cluster overlay `name`. */
+  hasNetwork(name: string): boolean {
+    return this.localNetworks().some((n) => n.config.overlay.name === name);
   }
 
   private localNetworks(): OverlayNetwork[] {

@@ -51,11 +51,23 @@ class FakeKernel {
   }
 }
 
-class FakeCluster implements Pick<ClusterStore, 'host' | 'announce' | 'withdraw' | 'listAnnouncements' | 'watchAnnouncements'> {
+class FakeCluster implements Pick<ClusterStore, 'host' | 'announce' | 'withdraw' | 'listAnnouncements' | 'watchAnnouncements' | 'joinOverlay' | 'leaveOverlay' | 'joinedOverlays'> {
   readonly host = 'h1';
   readonly vtep = '198.51.100.1';
   announcements: EndpointAnnouncement[] = [];
   listener?: AnnouncementListener;
+  /** overlays this host is a member of */
+  joined = new Set<string>();
+
+  async joinOverlay(overlay: string): Promise<void> {
+    this.joined.add(overlay);
+  }
+  async leaveOverlay(overlay: string): Promise<boolean> {
+    return this.joined.delete(overlay);
+  }
+  async joinedOverlays(): Promise<string[]> {
+    return [...this.joined];
+  }
 
   async announce(a: Omit<EndpointAnnouncement, 'host' | 'vtep'>): Promise<void> {
     this.announcements = this.announcements.filter((x) => !(x.overlay === a.overlay && x.ip === a.ip));
@@ -114,6 +126,13 @@ describe('overlay peers', () => {
     expect(kernel.self.get('02:42:0a:4d:00:04')).toBe('198.51.100.3');
     // the port's own address is the bridge's, not the control plane's
     expect(kernel.bridge.get('ae:00:00:00:00:01')).toEqual(['permanent']);
+  });
+
+  it('on start joins the overlays of its networks and leaves those it has no network of', async () => {
+    const { cluster, peers } = setUp();
+    cluster.joined = new Set(['gone-while-store-was-down']);
+    await peers.start();
+    expect([...cluster.joined]).toEqual(['blue']);
   });
 
   it('programs a new remote container, not its own host\'s, and removes every entry of a withdrawn one', async () => {

@@ -73,6 +73,11 @@ export class OverlayPeers {
     for (const a of await cluster.listAnnouncements()) {
       if (a.host === cluster.host && !backed.has(`${a.overlay} ${a.endpointId}`)) await cluster.withdraw(a.overlay, a.ip, a.endpointId);
     }
+    // membership as the local networks say (older tsnet kept none; a network removed while the
+    // store was unreachable left its membership behind)
+    const local = new Set(this.localNetworks().map((n) => n.config.overlay.name).filter(Boolean));
+    for (const overlay of local) await cluster.joinOverlay(overlay);
+    for (const overlay of await cluster.joinedOverlays()) if (!local.has(overlay)) await cluster.leaveOverlay(overlay);
     await cluster.watchAnnouncements(this.listener());
   }
 

@@ -7,7 +7,9 @@
 //    the overlay and checked by every later one;
 //  - endpoint announcements (overlay, IP -> MAC, host, VTEP), under the host's lease; one key per
 //    IP, created only when absent, so two live endpoints never share an address;
-//  - cluster-wide IPAM for overlay pools: the pool of each overlay and its allocated addresses.
+//  - cluster-wide IPAM for overlay pools: the pool of each overlay and its allocated addresses;
+//  - the members of each overlay (hosts with a network of it): the last one to leave removes the
+//    overlay's definition and pool.
 
 export interface HostRecord {
   name: string;
@@ -104,6 +106,19 @@ export interface ClusterStore {
   listAnnouncements(): Promise<EndpointAnnouncement[]>;
   /** Starts delivering announcements of every overlay (one listener per store). */
   watchAnnouncements(listener: AnnouncementListener): Promise<void>;
+
+  // membership: which hosts have a network of an overlay. Permanent keys, not under the lease: a
+  // host whose daemon is down for a while still counts (`tsnet cluster forget` removes a dead one)
+  /** Records this host as a member of the overlay, before its pool or definition is used. */
+  joinOverlay(overlay: string): Promise<void>;
+  /**
+   * Removes this host from the overlay's members; when none is left, removes the overlay's
+   * definition, pool and addresses in one transaction that fails if a host joined meanwhile.
+   * True when the overlay went from the cluster.
+   */
+  leaveOverlay(overlay: string): Promise<boolean>;
+  /** The overlays this host is a member of. */
+  joinedOverlays(): Promise<string[]>;
 
   // cluster-wide IPAM
   /** The overlay's pool, created when absent from `want` (subnet required then); UserError on a mismatch. */

@@ -1,9 +1,6 @@
-// The cluster store on etcd (v3 API through the `etcd3` client). Key layout, under /tsnet/:
-//   hosts/<host>                 {vtep, startedAt, instance}       under the host's lease; one live instance per name
-//   overlays/<name>              {vni, subnet, port, createdBy}    permanent
-//   endpoints/<overlay>/<ip>     {mac, endpointId, host, vtep}     under the announcing host's lease
-//   pools/<overlay>              {subnet, subPool, gateway}        permanent
-//   addresses/<overlay>/<ip>     {kind, host}                      permanent until released
+// The cluster store on etcd (v3 API through the `etcd3` client). The key layout is in keys.ts;
+// hosts/<host> is under the host's lease, one live instance per name. An overlay's definition,
+// pool and addresses go when its last member leaves (leaveOverlay), or with `tsnet cluster forget`.
 // Every write that two hosts could race on is a transaction guarded by the key's create or mod
 // revision, so the store, not the hosts' views, decides who wins.
 import { Etcd3, type Lease, type Watcher, type IKeyValue } from 'etcd3';
@@ -18,11 +15,10 @@ import type {
   OverlayDefinition,
   OverlayRequest,
 } from './cluster-store.js';
-import { UserError } from '../../core/errors.js';
+import { UnavailableError, UserError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { shortId } from '../../core/text.js';
-
-const PREFIX = '/tsnet/';
+import { key, keysOfHost, prefixOf, PREFIX } from './keys.js';
 const FIRST_VNI = 4096;
 const MAX_VNI = 16_777_215;
 const VXLAN_PORT = 4789;
@@ -44,14 +40,6 @@ export interface EtcdStoreOptions {
   instance?: string;
   log: Logger;
 }
-
-const key = {
-  host: (name: string) => `${PREFIX}hosts/${name}`,
-  overlay: (name: string) => `${PREFIX}overlays/${name}`,
-  endpoint: (overlay: string, ip: string) => `${PREFIX}endpoints/${overlay}/${ip}`,
-  pool: (overlay: string) => `${PREFIX}pools/${overlay}`,
-  address: (overlay: string, ip: string) => `${PREFIX}addresses/${overlay}/${ip}`,
-};
 
 export class EtcdClusterStore implements ClusterStore {
   readonly host: string;
@@ -199,6 +187,31 @@ export class EtcdClusterStore implements ClusterStore {
   async listOverlays(): Promise<OverlayDefinition[]> {
     const all = await this.client.getAll().prefix(`${PREFIX}overlays/`).strings();
     return Object.entries(all).map(([k, v]) => ({ name: k.slice(`${PREFIX}overlays/`.length), ...(JSON.parse(v) as Omit<OverlayDefinition, 'name'>) }));
+  }
+
+  // ---------------------------------------------------------------- membership
+
+  async joinOverlay(overlay: string): Promise<void> {
+    // one transaction: the member key, and the joins key every removal checks for a change
+    await this.client
+      .if(key.joins(overlay), 'Version', '>', -1) // always true: a transaction needs a comparison
+      .then(
+        this.client.put(key.member(overlay, this.host)).value(JSON.stringify({ since: new Date().toISOString() })),
+        this.client.put(key.joins(overlay)).value(this.host),
+      )
+      .commit();
+  }
+
+  async leaveOverlay(overlay: string): Promise<boolean> {
+    await this.client.delete().key(key.member(overlay, this.host));
+    const removed = await removeOverlayIfUnused(this.client, overlay);
+    if (removed) this.log.info({ overlay }, "the last member left: removed the overlay's definition, pool and addresses from the cluster store");
+    return removed;
+  }
+
+  async joinedOverlays(): Promise<string[]> {
+    const keys = await this.client.getAll().prefix(prefixOf.members()).keys();
+    return keys.map((k) => k.split('/')).filter((p) => p[p.length - 1] === this.host).map((p) => p[p.length - 2]);
   }
 
   // ---------------------------------------------------------------- endpoint announcements
@@ -354,6 +367,74 @@ export class EtcdClusterStore implements ClusterStore {
     // the gateway is every host's; an address another host holds is not ours to free
     if (holder.kind === 'gateway' || holder.host !== this.host) return;
     await this.client.if(k, 'Mod', '==', kv.mod_revision).then(this.client.delete().key(k)).commit();
+  }
+}
+
+/**
+ * Removes the overlay's definition, pool and addresses when it has no member left. The joins key
+ * is read before the members: a host that joins after that read changes the key's revision and the
+ * removal's transaction fails (then the next round sees the new member); one that joined before is
+ * among the members read.
+ */
+async function removeOverlayIfUnused(client: Etcd3, overlay: string): Promise<boolean> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const joins = (await client.get(key.joins(overlay)).exec()).kvs[0];
+    const members = await client.getAll().prefix(prefixOf.members(overlay)).keys();
+    if (members.length > 0) return false;
+    const r = await client
+      .if(key.joins(overlay), 'Mod', '==', joins ? joins.mod_revision : 0)
+      .then(
+        client.delete().key(key.overlay(overlay)),
+        client.delete().key(key.pool(overlay)),
+        client.delete().prefix(prefixOf.addresses(overlay)),
+        client.delete().key(key.joins(overlay)),
+      )
+      .commit();
+    if (r.succeeded) return true;
+  }
+  throw new Error(`could not remove overlay '${overlay}' from the cluster store: other hosts kept joining and leaving it`);
+}
+
+export interface ForgetResult {
+  host: string;
+  /** false: the host was not registered (it had no live lease) */
+  wasLive: boolean;
+  endpoints: number;
+  addresses: number;
+  /** overlays the host was a member of */
+  overlays: string[];
+  /** of those, the ones that had no member left and went from the store */
+  removedOverlays: string[];
+}
+
+/**
+ * `tsnet cluster forget HOST`: removes a dead host's announcements, addresses and memberships, and
+ * then every overlay it was the last member of. Refused while the host is registered (its lease
+ * is alive) unless `force`, which also removes its registration.
+ */
+export async function forgetHost(endpoints: string[], host: string, opts: { force?: boolean } = {}): Promise<ForgetResult> {
+  const client = new Etcd3({ hosts: endpoints, dialTimeout: 3_000 });
+  try {
+    const live = await client.get(key.host(host)).string();
+    if (live !== null && !opts.force) {
+      const { vtep, startedAt } = JSON.parse(live) as HostRecord;
+      throw new UserError(
+        `host '${host}' is registered live in the cluster store (VTEP ${vtep}, since ${startedAt}): stop its daemon and wait for its lease to expire, or give --force`,
+        'conflict',
+      );
+    }
+    const all = Object.entries(await client.getAll().prefix(PREFIX).strings()).map(([k, value]) => ({ key: k, value }));
+    const mine = keysOfHost(all, host);
+    const keys = [...mine.endpoints, ...mine.addresses, ...mine.members, ...(live !== null ? [key.host(host)] : [])];
+    for (const k of keys) await client.delete().key(k);
+    const removedOverlays: string[] = [];
+    for (const overlay of mine.overlays) if (await removeOverlayIfUnused(client, overlay)) removedOverlays.push(overlay);
+    return { host, wasLive: live !== null, endpoints: mine.endpoints.length, addresses: mine.addresses.length, overlays: mine.overlays, removedOverlays };
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UnavailableError(`cannot reach the cluster store at ${endpoints.join(',')}: ${(err as Error).message}`);
+  } finally {
+    client.close();
   }
 }
 

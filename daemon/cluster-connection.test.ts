@@ -1,0 +1,83 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ClusterConnection, gatedClusterStore, readClusterState, retryDelaySeconds } from './cluster-connection.js';
+import type { ClusterStore } from '../store/cluster/cluster-store.js';
+import { UnavailableError, UserError } from '../core/errors.js';
+import { silentLogger } from '../core/log.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A store whose start() fails `failures` times (with `error`), then succeeds. */
+function fakeStore(failures: number, error: () => Error = () => new Error('connect ECONNREFUSED 127.0.0.1:1')) {
+  let left = failures;
+  const calls: string[] = [];
+  const store = {
+    host: 'h1',
+    vtep: '198.51.100.1',
+    endpoint: 'http://127.0.0.1:1',
+    start: async () => {
+      calls.push('start');
+      if (left-- > 0) throw error();
+    },
+    defineOverlay: async () => (calls.push('define'), { name: 'blue' }),
+    withdraw: async () => void calls.push('withdraw'),
+  } as unknown as ClusterStore;
+  return { store, calls };
+}
+
+function connection(store: ClusterStore) {
+  const stateDir = mkdtempSync(join(tmpdir(), 'tsnet-conn-'));
+  dirs.push(stateDir);
+  return { conn: new ClusterConnection({ store, stateDir, log: silentLogger, delay: () => 0 }), stateDir };
+}
+
+describe('cluster store connection', () => {
+  it('waits 1, 2, 4 ... seconds between attempts, never more than 30', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 50].map((n) => retryDelaySeconds(n))).toEqual([1, 2, 4, 8, 16, 30, 30, 30]);
+  });
+
+  it('refuses overlay work with the reason until connected, then runs the control plane once and lets it through', async () => {
+    const { store, calls } = fakeStore(3);
+    const { conn, stateDir } = connection(store);
+    const gated = gatedClusterStore(store, conn, silentLogger);
+    const refused = gated.defineOverlay({ name: 'blue', subnet: '10.9.0.0/24' });
+    await expect(refused).rejects.toBeInstanceOf(UnavailableError);
+    await expect(refused).rejects.toThrow(/^the cluster store at http:\/\/127\.0\.0\.1:1 is not reachable yet \(retrying since .*\): overlay 'blue' cannot be created on this host until it is$/);
+    // a withdrawal is skipped (the control plane's start does it), not refused
+    await gated.withdraw('blue', '10.9.0.2', 'ep');
+    expect(readClusterState(stateDir)).toMatchObject({ phase: 'connecting', attempts: 0, store: 'http://127.0.0.1:1', host: 'h1' });
+
+    let controlPlane = 0;
+    await conn.run(async () => void controlPlane++);
+    expect(calls.filter((c) => c === 'start')).toHaveLength(4);
+    expect(controlPlane).toBe(1);
+    expect(readClusterState(stateDir)).toMatchObject({ phase: 'connected', attempts: 0, lastError: '', pid: process.pid });
+    await gated.defineOverlay({ name: 'blue', subnet: '10.9.0.0/24' });
+    expect(calls).toEqual(['start', 'start', 'start', 'start', 'define']);
+  });
+
+  it('records each failed attempt and its error while connecting', async () => {
+    const { store } = fakeStore(Infinity);
+    const { conn, stateDir } = connection(store);
+    const running = conn.run(async () => undefined);
+    await expect.poll(() => readClusterState(stateDir)?.attempts ?? 0).toBeGreaterThan(2);
+    expect(readClusterState(stateDir)).toMatchObject({ phase: 'connecting', lastError: 'connect ECONNREFUSED 127.0.0.1:1' });
+    expect(() => conn.require("overlay 'blue' cannot take endpoint 10.9.0.2 on this host")).toThrow(/last error: connect ECONNREFUSED 127\.0\.0\.1:1\): overlay 'blue' cannot take/);
+    conn.stop();
+    await running;
+  });
+
+  it('stops retrying when the store refuses the host (its name is taken) and says why', async () => {
+    const { store, calls } = fakeStore(Infinity, () => new UserError("another tsnet host is registered as 'h1'", 'conflict'));
+    const { conn, stateDir } = connection(store);
+    await conn.run(async () => undefined);
+    expect(calls).toEqual(['start']);
+    expect(readClusterState(stateDir)).toMatchObject({ phase: 'refused', lastError: "another tsnet host is registered as 'h1'" });
+    expect(() => conn.require("overlay 'blue' cannot be created on this host")).toThrow(UnavailableError);
+  });
+});

@@ -1,0 +1,223 @@
+// The daemon's link to its cluster store, made in the background. A daemon whose etcd cannot be
+// reached at start serves everything local at once (bridge and macvlan networks, the kernel state
+// of existing overlays) and keeps trying the store with a growing delay (1, 2, 4 ... 30 s); until
+// it is connected, overlay work that needs the store (creating or joining a cluster overlay,
+// attaching to one, cluster IPAM) is refused with an UnavailableError that says so. Once the host
+// is registered, the overlay control plane starts as on a normal start (announce, watch, reconcile).
+//
+// The connection's state is written to <stateDir>/cluster-store.json on every change, so
+// `tsnet status` and `tsnet doctor` show the daemon's own view (connected, or connecting since
+// when and why not) without asking the daemon.
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ClusterStore } from '../store/cluster/cluster-store.js';
+import { UnavailableError, UserError, errorText } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+
+/** Seconds before the next attempt: 1, 2, 4 ... doubling, never more than `cap`. */
+export function retryDelaySeconds(failedAttempts: number, cap = 30): number {
+  return Math.min(cap, 2 ** Math.max(0, failedAttempts - 1));
+}
+
+export type ConnectionPhase = 'connecting' | 'connected' | 'refused';
+
+/** What status and doctor show, and what the state file holds. */
+export interface ConnectionState {
+  store: string;
+  host: string;
+  phase: ConnectionPhase;
+  /** ISO 8601: when the phase began */
+  since: string;
+  /** failed attempts in this phase */
+  attempts: number;
+  /** the last attempt's error, '' when none */
+  lastError: string;
+  /** the daemon that wrote the file (status checks it still runs) */
+  pid: number;
+}
+
+export function clusterStatePath(stateDir: string): string {
+  return join(stateDir, 'cluster-store.json');
+}
+
+/** The state file of the daemon of `stateDir`; undefined when none was written. */
+export function readClusterState(stateDir: string): ConnectionState | undefined {
+  try {
+    return JSON.parse(readFileSync(clusterStatePath(stateDir), 'utf8')) as ConnectionState;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ClusterConnectionDeps {
+  store: ClusterStore;
+  stateDir: string;
+  log: Logger;
+  /** seconds before attempt n+1 after n failures (tests shorten it) */
+  delay?: (failedAttempts: number) => number;
+}
+
+export class ClusterConnection {
+  private state: ConnectionState;
+  private timer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+  private stopped = false;
+  /** the host is registered: the store may be used (the control plane's start uses it too) */
+  private registered = false;
+
+  constructor(private readonly d: ClusterConnectionDeps) {
+    this.state = { store: d.store.endpoint, host: d.store.host, phase: 'connecting', since: new Date().toISOString(), attempts: 0, lastError: '', pid: process.pid };
+    this.save();
+  }
+
+  /** the store may be used: the host is registered */
+  get connected(): boolean {
+    return this.registered;
+  }
+
+  snapshot(): ConnectionState {
+    return { ...this.state };
+  }
+
+  /**
+   * Throws until connected: `what` completes the message, e.g. "overlay 'blue' cannot be created
+   * on this host".
+   */
+  require(what: string): void {
+    if (this.registered) return;
+    if (this.state.phase === 'refused') throw new UnavailableError(`the cluster store at ${this.state.store} refused this host: ${what} (${this.state.lastError})`);
+    const why = this.state.lastError ? `; last error: ${this.state.lastError}` : '';
+    throw new UnavailableError(`the cluster store at ${this.state.store} is not reachable yet (retrying since ${this.state.since}${why}): ${what} until it is`);
+  }
+
+  /**
+   * Registers the host (retrying with backoff), then runs `onConnected` (the control plane's
+   * start, retried the same way). Resolves when connected, refused or stopped; never rejects.
+   */
+  async run(onConnected: () => Promise<void>): Promise<void> {
+    const registered = await this.retry('register this host', () => this.d.store.start());
+    if (!registered) return;
+    this.registered = true;
+    if (!(await this.retry('start the overlay control plane', onConnected))) return;
+    const waited = this.state.attempts;
+    this.set({ phase: 'connected', attempts: 0, lastError: '' });
+    this.d.log.info({ store: this.state.store, host: this.state.host, vtep: this.d.store.vtep, failedAttempts: waited }, 'joined the cluster store');
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.wake?.();
+  }
+
+  /** Runs `step` until it succeeds: false when stopped, or refused for good (a UserError, e.g. the host name is taken). */
+  private async retry(what: string, step: () => Promise<void>): Promise<boolean> {
+    for (;;) {
+      if (this.stopped) return false;
+      try {
+        await step();
+        return true;
+      } catch (err) {
+        if (this.stopped) return false;
+        if (err instanceof UserError && err.kind !== 'unavailable') {
+          this.set({ phase: 'refused', lastError: err.message });
+          this.d.log.error({ err: err.message, store: this.state.store }, `the cluster store refused to ${what}; overlay work needing it is refused until the daemon restarts`);
+          return false;
+        }
+        const attempts = this.state.attempts + 1;
+        const retryIn = (this.d.delay ?? retryDelaySeconds)(attempts);
+        this.set({ attempts, lastError: errorText(err) });
+        this.d.log.warn({ err: errorText(err), store: this.state.store, attempt: attempts, retryInS: retryIn }, `could not ${what} in the cluster store; retrying`);
+        await this.sleep(retryIn * 1000);
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      this.timer = setTimeout(resolve, ms);
+    });
+  }
+
+  private set(change: Partial<ConnectionState>): void {
+    const phaseChanged = change.phase !== undefined && change.phase !== this.state.phase;
+    this.state = { ...this.state, ...change, ...(phaseChanged ? { since: new Date().toISOString() } : {}) };
+    this.save();
+  }
+
+  /** Written whole to a temporary name and renamed, so a reader never sees half a file. */
+  private save(): void {
+    const path = clusterStatePath(this.d.stateDir);
+    try {
+      writeFileSync(`${path}.tmp`, JSON.stringify(this.state, null, 2));
+      renameSync(`${path}.tmp`, path);
+    } catch (err) {
+      this.d.log.warn({ err: errorText(err), path }, "could not write the cluster store's state for tsnet status");
+    }
+  }
+}
+
+/**
+ * The cluster store as the overlay driver and the cluster IPAM see it: until the connection is
+ * made, every call that needs the store is refused with the connection's message. Withdrawals and
+ * leaving an overlay are skipped instead (with a warning), so removing a container or a network
+ * still works locally: the control plane's start withdraws this host's announcements that no
+ * endpoint backs and leaves the overlays it has no network of.
+ */
+export function gatedClusterStore(store: ClusterStore, conn: Pick<ClusterConnection, 'require' | 'connected'>, log: Logger): ClusterStore {
+  const need = (what: string) => conn.require(what);
+  const skipped = (what: string) => {
+    if (conn.connected) return false;
+    log.warn({ store: store.endpoint }, `the cluster store is not reachable yet: ${what} is done when it is`);
+    return true;
+  };
+  return {
+    host: store.host,
+    vtep: store.vtep,
+    endpoint: store.endpoint,
+    start: () => store.start(),
+    close: (opts) => store.close(opts),
+    listHosts: async () => (need('the cluster hosts cannot be listed'), store.listHosts()),
+    defineOverlay: async (req) => (need(`overlay '${req.name}' cannot be created on this host`), store.defineOverlay(req)),
+    listOverlays: async () => (need('the overlays cannot be listed'), store.listOverlays()),
+    announce: async (a) => (need(`overlay '${a.overlay}' cannot take endpoint ${a.ip} on this host`), store.announce(a)),
+    withdraw: async (overlay, ip, endpointId) => (skipped(`withdrawing ${ip} from overlay '${overlay}'`) ? undefined : store.withdraw(overlay, ip, endpointId)),
+    listAnnouncements: async () => (need('the announcements cannot be listed'), store.listAnnouncements()),
+    watchAnnouncements: async (listener) => (need('the announcements cannot be watched'), store.watchAnnouncements(listener)),
+    joinOverlay: async (overlay) => (need(`overlay '${overlay}' cannot be joined on this host`), store.joinOverlay(overlay)),
+    leaveOverlay: async (overlay) => (skipped(`leaving overlay '${overlay}'`) ? false : store.leaveOverlay(overlay)),
+    joinedOverlays: async () => (need('the joined overlays cannot be listed'), store.joinedOverlays()),
+    claimPool: async (overlay, want) => (need(`the pool of overlay '${overlay}' cannot be claimed`), store.claimPool(overlay, want)),
+    getPool: async (overlay) => (need(`the pool of overlay '${overlay}' cannot be read`), store.getPool(overlay)),
+    setGateway: async (overlay, address) => (need(`the gateway of overlay '${overlay}' cannot be set`), store.setGateway(overlay, address)),
+    listAddresses: async (overlay) => (need(`the addresses of overlay '${overlay}' cannot be read`), store.listAddresses(overlay)),
+    claimAddress: async (overlay, address, kind) => (need(`overlay '${overlay}' cannot allocate address ${address}`), store.claimAddress(overlay, address, kind)),
+    releaseAddress: async (overlay, address) => (need(`address ${address} of overlay '${overlay}' cannot be released`), store.releaseAddress(overlay, address)),
+  };
+}
+
+/** The daemon that wrote `state` still runs (signal 0 reaches it). */
+export function writerAlive(state: Pick<ConnectionState, 'pid'>): boolean {
+  try {
+    process.kill(state.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** One line for status and doctor: the daemon's own view of its cluster store. */
+export function describeConnection(state: ConnectionState, alive: boolean): string {
+  if (!alive) return `daemon not running (pid ${state.pid} last said: ${state.phase} since ${state.since})`;
+  const where = `${state.store} as host '${state.host}'`;
+  if (state.phase === 'connected') return `connected to ${where} since ${state.since}`;
+  const error = state.lastError ? `, last error: ${state.lastError}` : '';
+  if (state.phase === 'refused') return `refused by ${where} since ${state.since}${error}; restart the daemon once fixed`;
+  return `connecting to ${where} since ${state.since} (${state.attempts} failed attempts${error}); overlay work that needs the store is refused until then`;
+}
+
+/** A daemon started without a store removes what one with a store left, so status shows none. */
+export function removeClusterState(stateDir: string): void {
+  rmSync(clusterStatePath(stateDir), { force: true });
+}
