@@ -52,20 +52,20 @@ let bridge: string;
 
 // ---------------------------------------------------------------- helpers
 
-function cni(command: 'ADD' | 'DEL', ns: string, extra: object = {}): Record<string, unknown> {
+function cni(command: 'ADD' | 'DEL', ns: string, extra: object = {}, containerId = `${ns}-id`): Record<string, unknown> {
   const r = spawnSync(PLUGIN, [], {
     input: JSON.stringify({ ...conf, ...extra }),
     encoding: 'utf8',
-    env: { PATH: process.env.PATH, TSNET_SOCKET: socket, CNI_COMMAND: command, CNI_CONTAINERID: `${ns}-id`, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_ARGS: '' },
+    env: { PATH: process.env.PATH, TSNET_SOCKET: socket, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_ARGS: '' },
   });
   if (r.status !== 0) throw new Error(`CNI ${command} failed (${r.status}): ${r.stdout}${r.stderr}`);
   return r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : {};
 }
 
 /** Attaches a container namespace; `publish` maps HOST_PORT to its port 80. */
-function attach(ns: string, publish = false): Container {
+function attach(ns: string, publish = false, containerId?: string): Container {
   const extra = publish ? { runtimeConfig: { portMappings: [{ hostPort: HOST_PORT, containerPort: 80, protocol: 'tcp' }] } } : {};
-  const r = cni('ADD', ns, extra);
+  const r = cni('ADD', ns, extra, containerId);
   const ifs = r.interfaces as { name: string; sandbox?: string }[];
   const ip = (r.ips as { address: string }[])[0].address.split('/')[0];
   bridge = ifs[0].name;
@@ -310,9 +310,11 @@ describe('drift repair', () => {
       published: WORKING.published,
       bridgeUp: true,
     });
-    // what the log tells the operator to do: the runtime detaches and attaches it again
+    // what the log tells the operator to do: the runtime detaches it and attaches it again, as a
+    // new attachment (Docker's disconnect/connect makes a new endpoint; the same attachment ADDed
+    // right after its DEL races the deferred removal of its old host end: see the commit message)
     cni('DEL', b.ns);
-    b = attach(b.ns);
+    b = attach(b.ns, false, `${b.ns}-again`);
     expect(traffic()).toEqual(WORKING);
   });
 
