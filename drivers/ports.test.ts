@@ -30,6 +30,9 @@ class FakeReserver implements HostPortReserver {
   release(proto: Proto, ip: string, port: number) {
     this.held.delete(this.key(proto, ip, port));
   }
+  holds(proto: Proto, ip: string, port: number) {
+    return this.held.has(this.key(proto, ip, port));
+  }
 }
 
 const req = (over: Partial<PortBindingRequest>): PortBindingRequest => ({ proto: 'tcp', port: 80, ip: '', hostIp: '', hostPort: 8080, hostPortEnd: 8080, ...over });

@@ -14,6 +14,8 @@ export interface HostPortReserver {
   reserveFromRange(proto: Proto, hostIp: string, from: number, to: number): number;
   reserveEphemeral(proto: Proto, hostIp: string): number;
   release(proto: Proto, hostIp: string, port: number): void;
+  /** Whether this reserver holds the port already (a repair while running must not take it twice). */
+  holds(proto: Proto, hostIp: string, port: number): boolean;
 }
 
 /** For runtimes that hold their containers' host ports themselves: exact ports pass, nothing is bound. */
@@ -27,6 +29,7 @@ export const HELD_BY_RUNTIME: HostPortReserver = {
     throw new UserError('host port 0: the runtime holds the host ports, so give an exact one');
   },
   release() {},
+  holds: () => false,
 };
 
 export const ANY_V4 = '0.0.0.0';

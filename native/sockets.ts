@@ -125,6 +125,11 @@ export class PortReserver {
     );
   }
 
+  /** Whether this reserver holds the port (as given to reserve, '' or a wildcard for every address). */
+  holds(proto: Proto, hostIp: string, port: number): boolean {
+    return this.held.has(key(proto, normalizeHostIp(hostIp), port));
+  }
+
   /** Lets the port go; no error when it is not held. */
   release(proto: Proto, hostIp: string, port: number): void {
     const ip = normalizeHostIp(hostIp);

@@ -99,6 +99,7 @@ function reserverIn(nsPath: string): HostPortReserver & { releaseAll(): void } {
     reserveFromRange: (p: Proto, ip: string, a: number, b: number) => withNetns(nsPath, () => r.reserveFromRange(p, ip, a, b)),
     reserveEphemeral: (p: Proto, ip: string) => withNetns(nsPath, () => r.reserveEphemeral(p, ip)),
     release: (p: Proto, ip: string, port: number) => withNetns(nsPath, () => r.release(p, ip, port)),
+    holds: (p: Proto, ip: string, port: number) => r.holds(p, ip, port),
     releaseAll: () => r.releaseAll(),
   };
 }

@@ -174,6 +174,9 @@ export class FakeHost {
       release(proto, ip, port) {
         h.heldPorts.delete(key(proto, ip, port));
       },
+      holds(proto, ip, port) {
+        return h.heldPorts.has(key(proto, ip, port));
+      },
     };
   }
 

@@ -375,6 +375,24 @@ describe('bridge driver (fake host and firewall)', () => {
       expect([...w.host.heldPorts]).toEqual(['tcp/0.0.0.0/18095']);
     });
 
+    it('a repair while running (drift) leaves the ports it holds alone, with no false warning', async () => {
+      const net = networkRequest('10.231.46.0/24');
+      await driver.createNetwork(net);
+      const ep = endpointRequest(net.networkId, '10.231.46.2/24');
+      await driver.createEndpoint(ep);
+      await driver.programExternalConnectivity({ networkId: net.networkId, endpointId: ep.endpointId, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18097)] } });
+      const warned: string[] = [];
+      driver = new BridgeDriver({ ...w.deps, log: { ...w.deps.log, warn: (_o: object | string, msg?: string) => void warned.push(msg ?? '') } });
+      driver.restore();
+      expect(warned).toEqual([]);
+      expect([...w.host.heldPorts]).toEqual(['tcp/0.0.0.0/18097']);
+      // the positive: a port that is not held (a restart) is held again, quietly
+      w.host.heldPorts.clear();
+      driver.restore();
+      expect(warned).toEqual([]);
+      expect([...w.host.heldPorts]).toEqual(['tcp/0.0.0.0/18097']);
+    });
+
     it('rolls back a network left half-made', async () => {
       const net = networkRequest('10.231.44.0/24');
       await driver.createNetwork(net);

@@ -295,7 +295,9 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
       }
       for (const ep of repo.listEndpoints<BridgeEndpointState>(net.id)) this.restoreEndpoint(net, ep);
       // the daemon's sockets held the host ports; hold them again so no host process takes them
+      // (those it still holds, when this is a repair while running, are left as they are)
       for (const p of repo.listPorts({ networkId: net.id }).filter((p) => !p.heldByRuntime)) {
+        if (this.d.ports.holds(p.proto, p.hostIp, p.hostPort)) continue;
         try {
           this.d.ports.reserve(p.proto, p.hostIp, p.hostPort);
         } catch (err) {
