@@ -37,7 +37,7 @@ import type { Logger } from '../core/log.js';
 import { withUndoAsync, type Undo } from '../core/undo.js';
 import { bareIp, shortId } from '../core/text.js';
 import { ConflictError, NotFoundError } from '../core/errors.js';
-import { faultPoint } from '../daemon/fault-points.js';
+import { faultPoint } from '../core/fault-points.js';
 
 /** Pool option naming the CNI network a tsnet pool was made for: start-up finds a pool a crash left unrecorded. */
 export const CNI_POOL_OPTION = 'tsnet.cni.network';

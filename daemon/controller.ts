@@ -9,7 +9,7 @@ import { unknownNetwork } from '../drivers/records.js';
 import { UserError } from '../core/errors.js';
 import { TYPE_OPTION, type DriverType } from '../core/protocol.js';
 import type { Logger } from '../core/log.js';
-import { faultPoint } from './fault-points.js';
+import { faultPoint } from '../core/fault-points.js';
 
 
 /** The kernel and firewall operations the start-up sweep needs. */

@@ -31,7 +31,7 @@ import { CniRepo } from '../store/cni-repo.js';
 import { CniService } from '../cni/cni-service.js';
 import { keepServingOnStrayErrors } from './last-resort.js';
 import { watchDrift } from './drift.js';
-import { armFaultPoint } from './fault-points.js';
+import { armFaultPoint } from '../core/fault-points.js';
 
 export interface DaemonOptions {
   stateDir: string;

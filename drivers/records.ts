@@ -7,7 +7,7 @@ import { shortId } from '../core/text.js';
 import { withUndo, type Undo } from '../core/undo.js';
 import type { Logger } from '../core/log.js';
 import type { EndpointRecord, NetworkRecord, NetworkRepo } from '../store/network-repo.js';
-import { faultPoint } from '../daemon/fault-points.js';
+import { faultPoint } from '../core/fault-points.js';
 
 type NewNetwork<C> = Omit<NetworkRecord<C>, 'state' | 'createdAt'>;
 type NewEndpoint<C> = Omit<EndpointRecord<C>, 'state' | 'sandboxKey' | 'createdAt'>;

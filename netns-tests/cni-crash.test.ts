@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { startTsnetDaemon, type TsnetDaemon } from '../docker-tests/harness.js';
 import { assertNoLeaks, execIn, onCleanup, pings, runCleanups, sh, uniqueName, until } from './harness.js';
 import { daemonLogErrors, leftoversBesideNetworks, linkNames } from './leftovers.js';
-import { FAULT_POINTS, type FaultPoint } from '../daemon/fault-points.js';
+import { FAULT_POINTS, type FaultPoint } from '../core/fault-points.js';
 
 const PLUGIN = join(import.meta.dirname, '..', 'dist', 'cni', 'tsnet');
 const run = uniqueName('cc');

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { startTsnetDaemon, type TsnetDaemon } from '../docker-tests/harness.js';
 import { assertNoLeaks, onCleanup, runCleanups, sh, uniqueName, until } from './harness.js';
 import { daemonLogErrors, leftoversBesideNetworks, linkNames } from './leftovers.js';
-import type { FaultPoint } from '../daemon/fault-points.js';
+import type { FaultPoint } from '../core/fault-points.js';
 
 const run = uniqueName('dc');
 const socket = `/run/tsnet-cni-tests/${run}.sock`;
