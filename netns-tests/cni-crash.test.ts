@@ -9,23 +9,17 @@
 // - the network goes with its last DEL (item 9), so the state is empty again at the end.
 // Every point an ADD or DEL passes, the drivers' own among them, is run; a point never reached
 // fails the test (the daemon would stop cleanly instead of by SIGKILL).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTsnetDaemon, type TsnetDaemon } from '../docker-tests/harness.js';
-import { assertNoLeaks, execIn, onCleanup, pings, runCleanups, sh, uniqueName, until } from './harness.js';
-import { daemonLogErrors, leftoversBesideNetworks, linkNames } from './leftovers.js';
+import { execIn, onCleanup, pings, sh, uniqueName, until } from './harness.js';
+import { KILLED, daemonForFile, everythingLeft, restartWithFault, stateRows } from './crash-support.js';
 import { FAULT_POINTS, type FaultPoint } from '../core/fault-points.js';
 
 const PLUGIN = join(import.meta.dirname, '..', 'dist', 'cni', 'tsnet');
 const run = uniqueName('cc');
 const socket = `/run/tsnet-cni-tests/${run}.sock`;
-const TABLES = ['cni_attachments', 'cni_networks', 'networks', 'endpoints', 'published_ports', 'ipam_pools', 'ipam_allocations'];
-let daemon: TsnetDaemon;
-let stateDir: string;
-let linksBefore: Set<string>;
+const file = daemonForFile(run, socket);
 
 /** The points DEL passes (the last attachment's DEL removes the network: the driver's 'network.deleting' too). */
 const DEL_POINTS = FAULT_POINTS.filter((p) => p.startsWith('cni.del.') || p === 'network.deleting');
@@ -53,20 +47,10 @@ function container(): string {
   return ns;
 }
 
-/** Every row of tsnet's state, as "table: row" lines (the database is this file's daemon's alone). */
-function stateRows(): string[] {
-  return TABLES.flatMap((t) => {
-    const out = sh('sqlite3', ['-readonly', '-json', join(stateDir, 'tsnet.db'), `SELECT * FROM ${t}`]);
-    return out ? (JSON.parse(out) as unknown[]).map((row) => `${t}: ${JSON.stringify(row)}`) : [];
-  });
-}
-
 /** What is left of the daemon's work and in the container: [] when nothing. */
 function leftovers(ns: string): string[] {
   const inside = (JSON.parse(execIn(ns, 'ip', ['-j', 'link', 'show'])) as { ifname: string }[]).filter((l) => l.ifname !== 'lo').map((l) => `in ${ns}: ${l.ifname}`);
-  // 'forward' is a fixed base chain of the anti-spoofing table (being added to firewall/rules/spoofing.ts), no container's
-  const beside = leftoversBesideNetworks({ instance: run, table: run, stateDir }, linksBefore).filter((l) => l !== 'anti-spoofing chain forward');
-  return [...stateRows(), ...beside, ...inside];
+  return [...everythingLeft(run, file.stateDir, file.linksBefore), ...inside];
 }
 
 /** Links are deleted off the request path: wait until nothing is left, or show what is. */
@@ -80,20 +64,11 @@ async function nothingLeft(ns: string): Promise<string[]> {
  * again without the fault; returns how the armed daemon ended and what the request got.
  */
 async function crashAt(point: FaultPoint, request: () => Reply): Promise<{ ended: unknown; reply: Reply }> {
-  process.env.TSNET_TEST_FAULTS = '1';
-  process.env.TSNET_FAULT = point;
-  try {
-    await daemon.restart();
-  } finally {
-    delete process.env.TSNET_TEST_FAULTS;
-    delete process.env.TSNET_FAULT;
-  }
+  await restartWithFault(file.daemon, point);
   const reply = request();
-  const ended = await daemon.restart();
+  const ended = await file.daemon.restart();
   return { ended, reply };
 }
-
-const KILLED = { code: null, signal: 'SIGKILL', hung: false };
 
 function network(i: number, prefix: string): { conf: object; address: string; gateway: string } {
   const subnet = `10.241.${i}`;
@@ -119,31 +94,11 @@ async function addWorksThenDel(n: ReturnType<typeof network>, ns: string): Promi
   expect((JSON.parse(r.raw) as { ips: { address: string }[] }).ips[0].address).toBe(n.address);
   expect(pings(ns, n.gateway)).toBe(true);
   // the checks below see state when there is some
-  expect(stateRows().some((l) => l.startsWith('cni_networks:'))).toBe(true);
+  expect(stateRows(file.stateDir).some((l) => l.startsWith('cni_networks:'))).toBe(true);
   expect(leftovers(ns).length).toBeGreaterThan(0);
   expect(cni('DEL', n.conf, ns)).toEqual({ code: 0, raw: '' });
   expect(await nothingLeft(ns)).toEqual([]);
 }
-
-beforeAll(async () => {
-  stateDir = mkdtempSync(join(tmpdir(), 'tsnet-cni-crash-'));
-  linksBefore = linkNames();
-  daemon = await startTsnetDaemon({ stateDir, socketPath: socket });
-}, 60_000);
-
-afterAll(async () => {
-  const exit = await daemon?.stop();
-  const errors = daemon ? daemonLogErrors(daemon.logPath) : [];
-  await runCleanups();
-  spawnSync('nft', ['delete', 'table', 'inet', run]);
-  spawnSync('nft', ['delete', 'table', 'bridge', run]);
-  for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
-    if (l.ifalias?.startsWith(`${run}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
-  }
-  rmSync(stateDir, { recursive: true, force: true });
-  assertNoLeaks(run);
-  expect({ errors, exit }).toEqual({ errors: [], exit: { code: 0, signal: null, hung: false } });
-});
 
 describe('a CNI ADD killed at any step', () => {
   ADD_POINTS.forEach((point, i) => {

@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTsnetDaemon, type TsnetDaemon } from '../docker-tests/harness.js';
-import { assertNoLeaks, execIn, onCleanup, pings, runCleanups, sh, tryIn, uniqueName } from './harness.js';
+import { assertNoLeaks, execIn, onCleanup, pings, sh, tryIn, uniqueName } from './harness.js';
+import { cleanAfterDaemon } from './crash-support.js';
 import { allocations, bindIn, daemonLogErrors, leftoversBesideNetworks, linkExists, linkNames } from './leftovers.js';
 
 const PLUGIN = join(import.meta.dirname, '..', 'dist', 'cni', 'tsnet');
@@ -153,13 +154,7 @@ afterAll(async () => {
   const exit = await daemon?.stop();
   const errors = daemon ? daemonLogErrors(daemon.logPath) : [];
   // then clean: the containers, anything a failed test left, the table
-  await runCleanups();
-  spawnSync('nft', ['delete', 'table', 'inet', run]);
-  spawnSync('nft', ['delete', 'table', 'bridge', run]);
-  for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
-    if (l.ifalias?.startsWith(`${run}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
-  }
-  rmSync(stateDir, { recursive: true, force: true });
+  await cleanAfterDaemon(run, stateDir);
   assertNoLeaks(run);
   // one expectation, so that a failure shows all three
   expect({ left, errors, exit }).toEqual({ left: [], errors: [], exit: { code: 0, signal: null, hung: false } });

@@ -8,24 +8,17 @@
 // (The IPAM calls are one transaction each, with no step in between to stop at: a crash after
 // one commits and before its reply reaches Docker leaves an allocation Docker does not know of,
 // which tsnet cannot tell from one Docker holds; see the report of issue 11 item 8.)
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTsnetDaemon, type TsnetDaemon } from '../docker-tests/harness.js';
-import { assertNoLeaks, onCleanup, runCleanups, sh, uniqueName, until } from './harness.js';
-import { daemonLogErrors, leftoversBesideNetworks, linkNames } from './leftovers.js';
+import { onCleanup, sh, uniqueName, until } from './harness.js';
+import { KILLED, daemonForFile, everythingLeft, restartWithFault } from './crash-support.js';
 import type { FaultPoint } from '../core/fault-points.js';
 
 const run = uniqueName('dc');
 const socket = `/run/tsnet-cni-tests/${run}.sock`;
-const TABLES = ['networks', 'endpoints', 'published_ports', 'ipam_pools', 'ipam_allocations'];
-const KILLED = { code: null, signal: 'SIGKILL', hung: false };
-let daemon: TsnetDaemon;
-let stateDir: string;
-let linksBefore: Set<string>;
+const file = daemonForFile(run, socket);
 
 /** One call as dockerd makes it (POST, JSON, no Content-Type); rejects on a reply's Err/Error or a dead socket. */
 function call(method: string, body: object): Promise<Record<string, unknown>> {
@@ -47,23 +40,14 @@ function call(method: string, body: object): Promise<Record<string, unknown>> {
   });
 }
 
-function stateRows(): string[] {
-  return TABLES.flatMap((t) => {
-    const out = sh('sqlite3', ['-readonly', '-json', join(stateDir, 'tsnet.db'), `SELECT * FROM ${t}`]);
-    return out ? (JSON.parse(out) as unknown[]).map((row) => `${t}: ${JSON.stringify(row)}`) : [];
-  });
-}
-
 function leftovers(): string[] {
-  // 'forward' is a fixed base chain of the anti-spoofing table (being added to firewall/rules/spoofing.ts), no container's
-  const beside = leftoversBesideNetworks({ instance: run, table: run, stateDir }, linksBefore).filter((l) => l !== 'anti-spoofing chain forward');
-  return [...stateRows(), ...beside];
+  return everythingLeft(run, file.stateDir, file.linksBefore);
 }
 
 /** The states of one network's row and its endpoint's, as a test reads them. */
 function rowsOf(networkId: string): { network?: string; endpoint?: string } {
   const one = (sql: string) => {
-    const out = sh('sqlite3', ['-readonly', '-json', join(stateDir, 'tsnet.db'), sql]);
+    const out = sh('sqlite3', ['-readonly', '-json', join(file.stateDir, 'tsnet.db'), sql]);
     return out ? (JSON.parse(out) as { state: string }[])[0]?.state : undefined;
   };
   return { network: one(`SELECT state FROM networks WHERE id = '${networkId}'`), endpoint: one(`SELECT state FROM endpoints WHERE network_id = '${networkId}'`) };
@@ -122,37 +106,6 @@ const CASES: { point: FaultPoint; step: Step }[] = [
   { point: 'network.deleting', step: 'DeleteNetwork' },
 ];
 
-async function armed(point: FaultPoint): Promise<void> {
-  process.env.TSNET_TEST_FAULTS = '1';
-  process.env.TSNET_FAULT = point;
-  try {
-    await daemon.restart();
-  } finally {
-    delete process.env.TSNET_TEST_FAULTS;
-    delete process.env.TSNET_FAULT;
-  }
-}
-
-beforeAll(async () => {
-  stateDir = mkdtempSync(join(tmpdir(), 'tsnet-docker-crash-'));
-  linksBefore = linkNames();
-  daemon = await startTsnetDaemon({ stateDir, socketPath: socket });
-}, 60_000);
-
-afterAll(async () => {
-  const exit = await daemon?.stop();
-  const errors = daemon ? daemonLogErrors(daemon.logPath) : [];
-  await runCleanups();
-  spawnSync('nft', ['delete', 'table', 'inet', run]);
-  spawnSync('nft', ['delete', 'table', 'bridge', run]);
-  for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
-    if (l.ifalias?.startsWith(`${run}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
-  }
-  rmSync(stateDir, { recursive: true, force: true });
-  assertNoLeaks(run);
-  expect({ errors, exit }).toEqual({ errors: [], exit: { code: 0, signal: null, hung: false } });
-});
-
 describe("Docker's calls killed at any step", () => {
   CASES.forEach(({ point, step }, i) => {
     it(`${step} killed at ${point}: the next start repairs it, Docker's retry and the rest work, nothing is left`, async () => {
@@ -160,11 +113,11 @@ describe("Docker's calls killed at any step", () => {
       sh('ip', ['netns', 'add', sandbox]);
       onCleanup(() => spawnSync('ip', ['netns', 'del', sandbox]));
       const { networkId, steps, hostPort } = dockerSequence(i + 1, sandbox);
-      await armed(point);
+      await restartWithFault(file.daemon, point);
       const at = ORDER.indexOf(step);
       for (const s of ORDER.slice(0, at)) await steps[s]();
       await expect(steps[step]()).rejects.toThrow(/socket hang up|ECONNRESET/);
-      expect(await daemon.restart()).toEqual(KILLED);
+      expect(await file.daemon.restart()).toEqual(KILLED);
 
       // what start-up made of it: a create rolled back whole, a later step's work kept whole, a delete finished
       const rows = rowsOf(networkId);
