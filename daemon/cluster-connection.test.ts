@@ -12,9 +12,9 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-/** A store whose start() fails `failures` times (with `error`), then succeeds. */
-function fakeStore(failures: number, error: () => Error = () => new Error('connect ECONNREFUSED 127.0.0.1:1')) {
-  let left = failures;
+/** A store whose start() fails (with `error`) until reachable() is called. */
+function fakeStore(error: () => Error = () => new Error('connect ECONNREFUSED 127.0.0.1:1')) {
+  let up = false;
   const calls: string[] = [];
   const store = {
     host: 'h1',
@@ -22,12 +22,12 @@ function fakeStore(failures: number, error: () => Error = () => new Error('conne
     endpoint: 'http://127.0.0.1:1',
     start: async () => {
       calls.push('start');
-      if (left-- > 0) throw error();
+      if (!up) throw error();
     },
     defineOverlay: async () => (calls.push('define'), { name: 'blue' }),
     withdraw: async () => void calls.push('withdraw'),
   } as unknown as ClusterStore;
-  return { store, calls };
+  return { store, calls, reachable: () => void (up = true) };
 }
 
 function connection(store: ClusterStore) {
@@ -41,28 +41,43 @@ describe('cluster store connection', () => {
     expect([1, 2, 3, 4, 5, 6, 7, 50].map((n) => retryDelaySeconds(n))).toEqual([1, 2, 4, 8, 16, 30, 30, 30]);
   });
 
-  it('refuses overlay work with the reason until connected, then runs the control plane once and lets it through', async () => {
-    const { store, calls } = fakeStore(3);
+  it('refuses overlay work with the reason once an attempt failed, then runs the control plane once and lets it through', async () => {
+    const { store, calls, reachable } = fakeStore();
     const { conn, stateDir } = connection(store);
     const gated = gatedClusterStore(store, conn, silentLogger);
+    let controlPlane = 0;
+    const running = conn.run(async () => void controlPlane++);
+    await conn.firstAttempt();
     const refused = gated.defineOverlay({ name: 'blue', subnet: '10.9.0.0/24' });
     await expect(refused).rejects.toBeInstanceOf(UnavailableError);
     await expect(refused).rejects.toThrow(/^the cluster store at http:\/\/127\.0\.0\.1:1 is not reachable yet \(retrying since .*\): overlay 'blue' cannot be created on this host until it is$/);
     // a withdrawal is skipped (the control plane's start does it), not refused
     await gated.withdraw('blue', '10.9.0.2', 'ep');
-    expect(readClusterState(stateDir)).toMatchObject({ phase: 'connecting', attempts: 0, store: 'http://127.0.0.1:1', host: 'h1' });
+    expect(calls).not.toContain('define');
+    expect(calls).not.toContain('withdraw');
+    expect(readClusterState(stateDir)).toMatchObject({ phase: 'connecting', store: 'http://127.0.0.1:1', host: 'h1' });
 
-    let controlPlane = 0;
-    await conn.run(async () => void controlPlane++);
-    expect(calls.filter((c) => c === 'start')).toHaveLength(4);
+    reachable();
+    await running;
     expect(controlPlane).toBe(1);
     expect(readClusterState(stateDir)).toMatchObject({ phase: 'connected', attempts: 0, lastError: '', pid: process.pid });
     await gated.defineOverlay({ name: 'blue', subnet: '10.9.0.0/24' });
-    expect(calls).toEqual(['start', 'start', 'start', 'start', 'define']);
+    expect(calls.filter((c) => c !== 'start')).toEqual(['define']);
+  });
+
+  it('makes a request that comes before the first attempt settled wait for it (a daemon just started, etcd fine)', async () => {
+    const { store, calls, reachable } = fakeStore();
+    reachable();
+    const { conn } = connection(store);
+    const gated = gatedClusterStore(store, conn, silentLogger);
+    const early = gated.defineOverlay({ name: 'blue', subnet: '10.9.0.0/24' });
+    await conn.run(async () => undefined);
+    await expect(early).resolves.toMatchObject({ name: 'blue' });
+    expect(calls).toEqual(['start', 'define']);
   });
 
   it('records each failed attempt and its error while connecting', async () => {
-    const { store } = fakeStore(Infinity);
+    const { store } = fakeStore();
     const { conn, stateDir } = connection(store);
     const running = conn.run(async () => undefined);
     await expect.poll(() => readClusterState(stateDir)?.attempts ?? 0).toBeGreaterThan(2);
@@ -73,7 +88,7 @@ describe('cluster store connection', () => {
   });
 
   it('stops retrying when the store refuses the host (its name is taken) and says why', async () => {
-    const { store, calls } = fakeStore(Infinity, () => new UserError("another tsnet host is registered as 'h1'", 'conflict'));
+    const { store, calls } = fakeStore(() => new UserError("another tsnet host is registered as 'h1'", 'conflict'));
     const { conn, stateDir } = connection(store);
     await conn.run(async () => undefined);
     expect(calls).toEqual(['start']);

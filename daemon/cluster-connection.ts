@@ -64,6 +64,9 @@ export class ClusterConnection {
   private stopped = false;
   /** the host is registered: the store may be used (the control plane's start uses it too) */
   private registered = false;
+  /** settles when the first attempt at registering did (or on stop): requests right after start wait for it */
+  private settleFirst: () => void = () => undefined;
+  private readonly first = new Promise<void>((resolve) => (this.settleFirst = resolve));
 
   constructor(private readonly d: ClusterConnectionDeps) {
     this.state = { store: d.store.endpoint, host: d.store.host, phase: 'connecting', since: new Date().toISOString(), attempts: 0, lastError: '', pid: process.pid };
@@ -95,17 +98,29 @@ export class ClusterConnection {
    * start, retried the same way). Resolves when connected, refused or stopped; never rejects.
    */
   async run(onConnected: () => Promise<void>): Promise<void> {
-    const registered = await this.retry('register this host', () => this.d.store.start());
-    if (!registered) return;
-    this.registered = true;
+    const register = () =>
+      this.d.store
+        .start()
+        .then(() => void (this.registered = true))
+        .finally(() => this.settleFirst());
+    if (!(await this.retry('register this host', register))) return;
     if (!(await this.retry('start the overlay control plane', onConnected))) return;
     const waited = this.state.attempts;
     this.set({ phase: 'connected', attempts: 0, lastError: '' });
     this.d.log.info({ store: this.state.store, host: this.state.host, vtep: this.d.store.vtep, failedAttempts: waited }, 'joined the cluster store');
   }
 
+  /**
+   * Resolves once the first attempt at registering has settled, so an overlay request that comes
+   * in just after the daemon started (etcd fine) waits for it instead of being refused.
+   */
+  firstAttempt(): Promise<void> {
+    return this.first;
+  }
+
   stop(): void {
     this.stopped = true;
+    this.settleFirst();
     clearTimeout(this.timer);
     this.wake?.();
   }
@@ -165,8 +180,11 @@ export class ClusterConnection {
  * still works locally: the control plane's start withdraws this host's announcements that no
  * endpoint backs and leaves the overlays it has no network of.
  */
-export function gatedClusterStore(store: ClusterStore, conn: Pick<ClusterConnection, 'require' | 'connected'>, log: Logger): ClusterStore {
-  const need = (what: string) => conn.require(what);
+export function gatedClusterStore(store: ClusterStore, conn: Pick<ClusterConnection, 'require' | 'connected' | 'firstAttempt'>, log: Logger): ClusterStore {
+  const need = async (what: string) => {
+    await conn.firstAttempt();
+    conn.require(what);
+  };
   const skipped = (what: string) => {
     if (conn.connected) return false;
     log.warn({ store: store.endpoint }, `the cluster store is not reachable yet: ${what} is done when it is`);
@@ -178,22 +196,22 @@ export function gatedClusterStore(store: ClusterStore, conn: Pick<ClusterConnect
     endpoint: store.endpoint,
     start: () => store.start(),
     close: (opts) => store.close(opts),
-    listHosts: async () => (need('the cluster hosts cannot be listed'), store.listHosts()),
-    defineOverlay: async (req) => (need(`overlay '${req.name}' cannot be created on this host`), store.defineOverlay(req)),
-    listOverlays: async () => (need('the overlays cannot be listed'), store.listOverlays()),
-    announce: async (a) => (need(`overlay '${a.overlay}' cannot take endpoint ${a.ip} on this host`), store.announce(a)),
+    listHosts: () => need('the cluster hosts cannot be listed').then(() => store.listHosts()),
+    defineOverlay: (req) => need(`overlay '${req.name}' cannot be created on this host`).then(() => store.defineOverlay(req)),
+    listOverlays: () => need('the overlays cannot be listed').then(() => store.listOverlays()),
+    announce: (a) => need(`overlay '${a.overlay}' cannot take endpoint ${a.ip} on this host`).then(() => store.announce(a)),
     withdraw: async (overlay, ip, endpointId) => (skipped(`withdrawing ${ip} from overlay '${overlay}'`) ? undefined : store.withdraw(overlay, ip, endpointId)),
-    listAnnouncements: async () => (need('the announcements cannot be listed'), store.listAnnouncements()),
-    watchAnnouncements: async (listener) => (need('the announcements cannot be watched'), store.watchAnnouncements(listener)),
-    joinOverlay: async (overlay) => (need(`overlay '${overlay}' cannot be joined on this host`), store.joinOverlay(overlay)),
+    listAnnouncements: () => need('the announcements cannot be listed').then(() => store.listAnnouncements()),
+    watchAnnouncements: (listener) => need('the announcements cannot be watched').then(() => store.watchAnnouncements(listener)),
+    joinOverlay: (overlay) => need(`overlay '${overlay}' cannot be joined on this host`).then(() => store.joinOverlay(overlay)),
     leaveOverlay: async (overlay) => (skipped(`leaving overlay '${overlay}'`) ? false : store.leaveOverlay(overlay)),
-    joinedOverlays: async () => (need('the joined overlays cannot be listed'), store.joinedOverlays()),
-    claimPool: async (overlay, want) => (need(`the pool of overlay '${overlay}' cannot be claimed`), store.claimPool(overlay, want)),
-    getPool: async (overlay) => (need(`the pool of overlay '${overlay}' cannot be read`), store.getPool(overlay)),
-    setGateway: async (overlay, address) => (need(`the gateway of overlay '${overlay}' cannot be set`), store.setGateway(overlay, address)),
-    listAddresses: async (overlay) => (need(`the addresses of overlay '${overlay}' cannot be read`), store.listAddresses(overlay)),
-    claimAddress: async (overlay, address, kind) => (need(`overlay '${overlay}' cannot allocate address ${address}`), store.claimAddress(overlay, address, kind)),
-    releaseAddress: async (overlay, address) => (need(`address ${address} of overlay '${overlay}' cannot be released`), store.releaseAddress(overlay, address)),
+    joinedOverlays: () => need('the joined overlays cannot be listed').then(() => store.joinedOverlays()),
+    claimPool: (overlay, want) => need(`the pool of overlay '${overlay}' cannot be claimed`).then(() => store.claimPool(overlay, want)),
+    getPool: (overlay) => need(`the pool of overlay '${overlay}' cannot be read`).then(() => store.getPool(overlay)),
+    setGateway: (overlay, address) => need(`the gateway of overlay '${overlay}' cannot be set`).then(() => store.setGateway(overlay, address)),
+    listAddresses: (overlay) => need(`the addresses of overlay '${overlay}' cannot be read`).then(() => store.listAddresses(overlay)),
+    claimAddress: (overlay, address, kind) => need(`overlay '${overlay}' cannot allocate address ${address}`).then(() => store.claimAddress(overlay, address, kind)),
+    releaseAddress: (overlay, address) => need(`address ${address} of overlay '${overlay}' cannot be released`).then(() => store.releaseAddress(overlay, address)),
   };
 }
 
