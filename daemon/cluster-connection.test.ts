@@ -26,6 +26,7 @@ function fakeStore(error: () => Error = () => new Error('connect ECONNREFUSED 12
     },
     defineOverlay: async () => (calls.push('define'), { name: 'blue' }),
     withdraw: async () => void calls.push('withdraw'),
+    leaveOverlay: async (overlay: string) => (calls.push(`leave ${overlay}`), true),
   } as unknown as ClusterStore;
   return { store, calls, reachable: () => void (up = true) };
 }
@@ -63,6 +64,20 @@ describe('cluster store connection', () => {
     expect(readClusterState(stateDir)).toMatchObject({ phase: 'connected', attempts: 0, lastError: '', pid: process.pid });
     await gated.defineOverlay({ name: 'blue', subnet: '10.9.0.0/24' });
     expect(calls.filter((c) => c !== 'start')).toEqual(['define']);
+  });
+
+  it('leaves an overlay whose network went while the store was unreachable before the first call that gets through', async () => {
+    const { store, calls, reachable } = fakeStore();
+    const { conn } = connection(store);
+    const gated = gatedClusterStore(store, conn, silentLogger);
+    const running = conn.run(async () => undefined);
+    await conn.firstAttempt();
+    expect(await gated.leaveOverlay('gone')).toBe(false);
+    expect(calls.filter((c) => c !== 'start')).toEqual([]);
+    reachable();
+    await running;
+    await gated.defineOverlay({ name: 'blue', subnet: '10.9.0.0/24' });
+    expect(calls.filter((c) => c !== 'start')).toEqual(['leave gone', 'define']);
   });
 
   it('makes a request that comes before the first attempt settled wait for it (a daemon just started, etcd fine)', async () => {

@@ -178,12 +178,23 @@ export class ClusterConnection {
  * made, every call that needs the store is refused with the connection's message. Withdrawals and
  * leaving an overlay are skipped instead (with a warning), so removing a container or a network
  * still works locally: the control plane's start withdraws this host's announcements that no
- * endpoint backs and leaves the overlays it has no network of.
+ * endpoint backs, and the overlays left meanwhile are left before the first call that gets
+ * through (remembered in memory only: a restart in between keeps this host a member of them
+ * until `tsnet cluster forget --force` or its network is made and removed again).
  */
 export function gatedClusterStore(store: ClusterStore, conn: Pick<ClusterConnection, 'require' | 'connected' | 'firstAttempt'>, log: Logger): ClusterStore {
+  /** overlays whose networks went while the store was unreachable: left once it is reachable */
+  const pendingLeaves = new Set<string>();
+  const leavePending = async () => {
+    for (const overlay of [...pendingLeaves]) {
+      pendingLeaves.delete(overlay);
+      await store.leaveOverlay(overlay).catch((err: unknown) => log.warn({ err: errorText(err), overlay }, 'could not leave an overlay in the cluster store'));
+    }
+  };
   const need = async (what: string) => {
     await conn.firstAttempt();
     conn.require(what);
+    await leavePending();
   };
   const skipped = (what: string) => {
     if (conn.connected) return false;
@@ -204,7 +215,11 @@ export function gatedClusterStore(store: ClusterStore, conn: Pick<ClusterConnect
     listAnnouncements: () => need('the announcements cannot be listed').then(() => store.listAnnouncements()),
     watchAnnouncements: (listener) => need('the announcements cannot be watched').then(() => store.watchAnnouncements(listener)),
     joinOverlay: (overlay) => need(`overlay '${overlay}' cannot be joined on this host`).then(() => store.joinOverlay(overlay)),
-    leaveOverlay: async (overlay) => (skipped(`leaving overlay '${overlay}'`) ? false : store.leaveOverlay(overlay)),
+    leaveOverlay: async (overlay) => {
+      if (!skipped(`leaving overlay '${overlay}'`)) return store.leaveOverlay(overlay);
+      pendingLeaves.add(overlay);
+      return false;
+    },
     joinedOverlays: () => need('the joined overlays cannot be listed').then(() => store.joinedOverlays()),
     claimPool: (overlay, want) => need(`the pool of overlay '${overlay}' cannot be claimed`).then(() => store.claimPool(overlay, want)),
     getPool: (overlay) => need(`the pool of overlay '${overlay}' cannot be read`).then(() => store.getPool(overlay)),

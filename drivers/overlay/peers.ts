@@ -73,11 +73,10 @@ export class OverlayPeers {
     for (const a of await cluster.listAnnouncements()) {
       if (a.host === cluster.host && !backed.has(`${a.overlay} ${a.endpointId}`)) await cluster.withdraw(a.overlay, a.ip, a.endpointId);
     }
-    // membership as the local networks say (older tsnet kept none; a network removed while the
-    // store was unreachable left its membership behind)
-    const local = new Set(this.localNetworks().map((n) => n.config.overlay.name).filter(Boolean));
-    for (const overlay of local) await cluster.joinOverlay(overlay);
-    for (const overlay of await cluster.joinedOverlays()) if (!local.has(overlay)) await cluster.leaveOverlay(overlay);
+    // every overlay this host has a network of counts it as a member (older tsnet kept no
+    // members). Memberships without a network are not left here: one may be a create in flight
+    // (its pool claimed, its network not made yet), and leaving would remove the pool under it
+    for (const net of this.localNetworks()) if (net.config.overlay.name) await cluster.joinOverlay(net.config.overlay.name);
     await cluster.watchAnnouncements(this.listener());
   }
 
