@@ -109,6 +109,16 @@ describe('createTable', () => {
   });
 });
 
+describe('comments', () => {
+  it('every comment fits nftables (at most 128 bytes), or the whole transaction is refused', () => {
+    const r = rulesFor('tsnet');
+    const text = [r.createTable(), r.createSpoofTable(), r.addEndpoint({ endpointId: 'e', port: 'tsvx', mac: '02:42:0a:00:00:02', ipv4: ['10.0.0.2'], ipv6: [] })].join('\n');
+    const comments = [...text.matchAll(/comment "([^"]*)"/g)].map((m) => m[1]);
+    expect(comments.length).toBeGreaterThan(10);
+    expect(comments.filter((c) => Buffer.byteLength(c) > 128)).toEqual([]);
+  });
+});
+
 describe('fullTable', () => {
   it('replaces the table atomically: add, delete, then build', () => {
     const t = lines(fullTable([netA], [m({})]));

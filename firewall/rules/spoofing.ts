@@ -23,7 +23,7 @@ const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 /** The empty bridge-family table: the map and the hook that looks each frame's port up in it. */
 export function spoofTableRules(t: TableRef): string {
   return [
-    `add table ${t} { comment "tsnet anti-spoofing: each container port may send only from its own MAC and addresses. Managed by the tsnet daemon, which undoes changes made by others."; }`,
+    `add table ${t} { comment "tsnet per-port rules: anti-spoofing, ICC off. Managed by the tsnet daemon: it undoes changes by others."; }`,
     `add map ${t} ${PORTS_MAP} { type ifname : verdict; comment "container port -> its chain"; }`,
     // before the bridge decides anything (priority -300): a forged frame never reaches a peer or the host
     `add chain ${t} prerouting { type filter hook prerouting priority -300; policy accept; }`,

@@ -6,7 +6,7 @@ import { ACCEPT_MARK, addrType, DOCKER_BRIDGES, FAMILIES, ipKeyword, PUBLISHED_M
 /** The empty table: sets, maps, chains and their fixed rules, no elements. */
 export function tableRules(t: TableRef): string {
   return [
-    `add table ${t} { comment "tsnet container networks: NAT, published ports, isolation. Managed by the tsnet daemon, which undoes changes made by others."; }`,
+    `add table ${t} { comment "tsnet container networks: NAT, published ports, isolation. Managed by the tsnet daemon: it undoes changes by others."; }`,
     ...declarations(t),
     ...dnatChains(t),
     ...srcnatChain(t),
