@@ -94,6 +94,23 @@ describe('cluster-wide IPAM for overlay pools', () => {
     expect(addresses).not.toContain('10.77.0.1/24');
   });
 
+  it('never hands out the gateway, also while its claim is on its way; a gateway a container took is refused, not shared', async () => {
+    const table = new SharedTable();
+    const h1 = new ClusterIpam(hostView(table, 'h1'));
+    const h2 = new ClusterIpam(hostView(table, 'h2'));
+    await h1.requestPool({ addressSpace: 'local', pool: '10.77.0.0/24', subPool: '', options: { overlay: 'g' }, v6: false });
+    // h1 has set the gateway in the pool but not claimed its address yet: h2 must not take it
+    table.pools.get('g')!.gateway = '10.77.0.1';
+    expect((await h2.requestAddress({ poolId: 'overlay/g', address: '', options: {} })).address).toBe('10.77.0.2/24');
+
+    // another overlay: a container elsewhere takes the address between the listing and the claim
+    await h1.requestPool({ addressSpace: 'local', pool: '10.78.0.0/24', subPool: '', options: { overlay: 'r' }, v6: false });
+    table.stealNext = ['10.78.0.1'];
+    await expect(h1.requestAddress({ poolId: 'overlay/r', address: '', options: gatewayRequest })).rejects.toThrow(
+      "overlay 'r': its gateway 10.78.0.1 is held by a container on host thief",
+    );
+  });
+
   it('tries again when another host takes the chosen address first', async () => {
     const table = new SharedTable();
     const h1 = new ClusterIpam(hostView(table, 'h1'));

@@ -81,7 +81,8 @@ export class ClusterIpam {
       const taken = await store.listAddresses(name);
       const cidr = parseCidr(pool.subnet);
       const alloc = new PoolAllocator(cidr, pool.subPool ? parseCidr(pool.subPool) : undefined, {
-        allocated: taken.map((a) => parseIp(a.address).value),
+        // the gateway is never a container's, also while its own claim is still on its way
+        allocated: [...taken.map((a) => parseIp(a.address).value), ...(pool.gateway ? [parseIp(pool.gateway).value] : [])],
         cursor: this.cursors.get(name),
       });
       if (gateway) {
@@ -91,7 +92,14 @@ export class ClusterIpam {
         if (req.address && gw !== wanted) {
           throw new UserError(`overlay '${name}' has gateway ${gw} in the cluster, not ${wanted}: give the same --gateway on every host, or none`);
         }
-        await store.claimAddress(name, gw, 'gateway');
+        if (!(await store.claimAddress(name, gw, 'gateway'))) {
+          // held already: by the gateway (another host's claim), or by a container that took it
+          // between our listing and setGateway, which the cluster cannot take back
+          const holder = (await store.listAddresses(name)).find((a) => a.address === gw);
+          if (holder && holder.kind !== 'gateway') {
+            throw new UserError(`overlay '${name}': its gateway ${gw} is held by a container on host ${holder.host}; remove that container and create the network again`, 'conflict');
+          }
+        }
         return { address: `${gw}/${cidr.prefix}`, data: {} };
       }
       if (req.address) {
