@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { docker, ensureDockerd, startTsnetDaemon, stopDockerdIfStarted, type TsnetDaemon } from '../docker-tests/harness.js';
 import { instanceOf } from '../daemon/paths.js';
+import { removeDaemonKernelState } from '../test-support/commands.js';
 
 /** Runs a command and returns its trimmed stdout; throws when it fails or outlives timeoutMs. */
 export function sh(cmd: string, args: string[], input?: string, timeoutMs = 300_000): string {
@@ -161,11 +162,7 @@ export async function benchDaemon(cleanup: Cleanup, socketPath: string): Promise
   const stateDir = mkdtempSync(join(tmpdir(), 'tsnet-bench-'));
   cleanup.add(() => rmSync(stateDir, { recursive: true, force: true }));
   const instance = instanceOf(socketPath);
-  cleanup.add(() => spawnSync('nft', ['delete', 'table', 'inet', instance.table]));
-  cleanup.add(() => {
-    const links = JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[];
-    for (const l of links) if (l.ifalias?.startsWith(`${instance.name}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
-  });
+  cleanup.add(() => removeDaemonKernelState(instance.name, instance.table));
   const daemon = await startTsnetDaemon({ stateDir, socketPath });
   cleanup.add(() => daemon.stop());
   return daemon;

@@ -2,11 +2,11 @@
 // Debian's 20.10 engine), the busybox image runs, cleanups run newest first, and a tsnet daemon
 // under test starts, restarts, survives kill -9 and stops.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeExit, docker, dockerOk, ensureBusyboxImage, ensureDockerd, onCleanup, pluginAnswers, runCleanups, startTsnetDaemon, uniqueName } from './harness.js';
+import { removeDaemonKernelState } from '../test-support/commands.js';
 
 const IMAGE = 'tsnet-busybox:latest';
 
@@ -54,7 +54,7 @@ describe('docker harness', () => {
     // named after the socket (daemon/paths.ts instanceOf) and removed at the end.
     const plugin = uniqueName('tsnet-hx');
     const socketPath = join(stateDir, `${plugin}.sock`);
-    onCleanup(() => spawnSync('nft', ['delete', 'table', 'inet', plugin.replace(/-/g, '_')]));
+    onCleanup(() => removeDaemonKernelState(plugin));
     const d = await startTsnetDaemon({ stateDir, socketPath });
     onCleanup(() => d.stop());
     expect(await pluginAnswers(socketPath)).toBe(true);

@@ -14,7 +14,7 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, 
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { onCleanup, repoRoot, run, runCleanups, uniqueName, wait, type CommandResult } from '../test-support/commands.js';
+import { onCleanup, removeDaemonKernelState, repoRoot, run, runCleanups, uniqueName, wait, type CommandResult } from '../test-support/commands.js';
 import { daemonStatus, internalErrors, leftoversOf, type DaemonStatus, type HostPort } from '../test-support/daemon-leftovers.js';
 
 // commands, cleanups and names are shared with the netns harness (test-support/)
@@ -381,8 +381,7 @@ export async function finishE2e(e2e: E2eDaemon | undefined, ports: HostPort[] = 
     const exit = await e2e.daemon.stop();
     if (exit.code !== 0 || exit.hung) problems.push(`on SIGTERM the daemon ${describeExit(exit)}`);
     problems.push(...internalErrors(e2e.daemon.logPath).map((l) => `log: ${l}`));
-    run('nft', ['delete', 'table', 'inet', E2E_TABLE]);
-    run('nft', ['delete', 'table', 'bridge', E2E_TABLE]); // the anti-spoofing table
+    removeDaemonKernelState(E2E_PLUGIN, E2E_TABLE);
     if (problems.length === 0) rmSync(e2e.stateDir, { recursive: true, force: true });
   }
   if (problems.length > 0) throw new Error(`the daemon under test (state and log kept in ${e2e.stateDir}):\n  ${problems.join('\n  ')}`);

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pluginAnswers, startTsnetDaemon, type TsnetDaemon } from '../docker-tests/harness.js';
 import { assertNoLeaks, makeNetns, onCleanup, runCleanups, sh, uniqueName, until } from './harness.js';
+import { removeDaemonKernelState } from '../test-support/commands.js';
 
 const PLUGIN = join(import.meta.dirname, '..', 'dist', 'cni', 'tsnet');
 const run = uniqueName('ch');
@@ -134,10 +135,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await runCleanups();
   await daemon?.stop();
-  spawnSync('nft', ['delete', 'table', 'inet', run]);
-  for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
-    if (l.ifalias?.startsWith(`${run}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
-  }
+  removeDaemonKernelState(run);
   rmSync(stateDir, { recursive: true, force: true });
   rmSync(pluginDir, { recursive: true, force: true });
   assertNoLeaks(run);

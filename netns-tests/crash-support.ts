@@ -2,7 +2,6 @@
 // file's own started with a test fault point armed (daemon/fault-points.ts), every row of its
 // store, what it leaves, and the clean-up of a daemon's table and tagged links after a file.
 import { afterAll, beforeAll, expect } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { startTsnetDaemon, type TsnetDaemon } from '../docker-tests/harness.js';
 import type { FaultPoint } from '../core/fault-points.js';
 import { assertNoLeaks, runCleanups, sh } from './harness.js';
 import { daemonLogErrors, leftoversBesideNetworks, linkNames } from './leftovers.js';
+import { removeDaemonKernelState } from '../test-support/commands.js';
 
 /** How a daemon killed at its fault point ended. */
 export const KILLED = { code: null, signal: 'SIGKILL', hung: false };
@@ -47,11 +47,7 @@ export function everythingLeft(run: string, stateDir: string, linksBefore: Set<s
 /** After a file: its clean-ups, the daemon's tables and tagged links, its state folder. */
 export async function cleanAfterDaemon(run: string, stateDir: string): Promise<void> {
   await runCleanups();
-  spawnSync('nft', ['delete', 'table', 'inet', run]);
-  spawnSync('nft', ['delete', 'table', 'bridge', run]);
-  for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
-    if (l.ifalias?.startsWith(`${run}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
-  }
+  removeDaemonKernelState(run);
   rmSync(stateDir, { recursive: true, force: true });
 }
 

@@ -13,6 +13,7 @@ import { startTsnetDaemon, type TsnetDaemon } from '../docker-tests/harness.js';
 import { execIn, onCleanup, runCleanups, sh, tryIn, uniqueName, until } from './harness.js';
 import { allocations, bindIn, daemonLogErrors, leftoversBesideNetworks, linkExists, linkNames } from './leftovers.js';
 import { daemonStatus } from '../test-support/daemon-leftovers.js';
+import { removeDaemonKernelState } from '../test-support/commands.js';
 
 const run = uniqueName('pm');
 const socket = `/run/tsnet-podman-tests/${run}.sock`;
@@ -69,11 +70,7 @@ beforeAll(async () => {
   // runs after the containers are gone and the check in afterAll has looked (cleanups run newest first)
   onCleanup(async () => {
     await daemon.stop();
-    spawnSync('nft', ['delete', 'table', 'inet', run]);
-    spawnSync('nft', ['delete', 'table', 'bridge', run]);
-    for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
-      if (l.ifalias?.startsWith(`${run}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
-    }
+    removeDaemonKernelState(run);
   });
   onCleanup(() => podman(['rm', '-f', '-t', '0', '-a']));
 

@@ -120,3 +120,15 @@ export function linkSnapshot(ns: string | null, name: string): unknown {
     routes: ip(['route', 'show', 'dev', name]),
   };
 }
+
+/**
+ * Removes what a daemon instance leaves in the kernel (for the end of a test or benchmark, after
+ * any leftover check has looked): both of its nftables tables, the inet one and the bridge-family
+ * one of the same name, and every link tagged with its name ("<instance>:<id>"). Best effort.
+ */
+export function removeDaemonKernelState(instance: string, table = instance.replace(/-/g, '_')): void {
+  for (const family of ['inet', 'bridge']) spawnSync('nft', ['delete', 'table', family, table]);
+  for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
+    if (l.ifalias?.startsWith(`${instance}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
+  }
+}
