@@ -111,6 +111,7 @@ CREATE TABLE IF NOT EXISTS published_ports (
   UNIQUE (proto, host_ip, host_port, container_ip)
 );
 CREATE INDEX IF NOT EXISTS ports_by_endpoint ON published_ports(endpoint_id);
+CREATE INDEX IF NOT EXISTS ports_by_host_port ON published_ports(proto, host_port);
 `;
 
 function toNetwork(row: NetworkRow): NetworkRecord {
@@ -255,6 +256,12 @@ export class NetworkRepo {
     } else {
       rows = this.db.prepare(`SELECT * FROM published_ports ORDER BY rowid`).all() as PortRow[];
     }
+    return rows.map(toPort);
+  }
+
+  /** The published ports on one protocol and host port, whatever the host address: for the one-owner check. */
+  portsOn(proto: Proto, hostPort: number): PublishedPort[] {
+    const rows = this.db.prepare(`SELECT * FROM published_ports WHERE proto = ? AND host_port = ? ORDER BY rowid`).all(proto, hostPort) as PortRow[];
     return rows.map(toPort);
   }
 

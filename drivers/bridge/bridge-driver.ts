@@ -235,7 +235,8 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     );
     withUndo(this.d.log, (undo) => {
       undo.push('host port reservations', () => releaseBindings(bindings, req.runtimeHoldsHostPorts ? HELD_BY_RUNTIME : this.d.ports));
-      refusePublishedElsewhere(bindings, this.d.repo.listPorts(), ep.id);
+      // only the rows on the same protocol and port: no full listing on the request path
+      refusePublishedElsewhere(bindings, bindings.flatMap((b) => this.d.repo.portsOn(b.proto, b.hostPort)), ep.id);
       this.d.repo.insertPorts(bindings.map((b) => ({ ...b, endpointId: ep.id, networkId: net.id, heldByRuntime: req.runtimeHoldsHostPorts === true })));
       undo.push('port rows', () => this.d.repo.deletePorts(ep.id));
       this.d.firewall.publish(toFirewallMappings(ep.id, bindings));
