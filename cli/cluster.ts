@@ -3,7 +3,7 @@
 // a member of defined. This removes them (store/cluster/etcd-store.ts forgetHost), refusing while
 // the host is registered live unless --force.
 import { forgetHost, type ForgetResult } from '../store/cluster/etcd-store.js';
-import { storeEndpoints, type DaemonSettings } from '../daemon/settings.js';
+import { checkHostName, storeEndpoints, type DaemonSettings } from '../daemon/settings.js';
 import { CliError } from './status.js';
 
 const USAGE = 'usage: tsnet cluster forget HOST [--force] (with --store etcd://HOST:PORT or TSNET_STORE)';
@@ -12,7 +12,7 @@ export async function runCluster(args: string[], settings: Pick<DaemonSettings, 
   if (args[0] !== 'forget' || args.length !== 2) throw new CliError(USAGE);
   const endpoints = storeEndpoints(settings);
   if (endpoints.length === 0) throw new CliError(`no cluster store configured: ${USAGE}`);
-  return describeForget(await forgetHost(endpoints, args[1], { force: opts.force }));
+  return describeForget(await forgetHost(endpoints, checkHostName(args[1], 'HOST'), { force: opts.force }));
 }
 
 /** One line per kind of key removed. */

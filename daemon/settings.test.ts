@@ -16,6 +16,9 @@ describe('daemon settings, read in one place', () => {
     expect(() => resolveSettings({ ...d, leaseTtl: '1' })).toThrow('--lease-ttl 1: give whole seconds, 2 or more');
     expect(() => resolveSettings({ ...d, leaseTtl: '3.5' })).toThrow('--lease-ttl');
     expect(() => resolveSettings({ ...d, store: 'redis://x:1' })).toThrow(/^--store: unknown store/);
+    // the host name is part of the cluster store's keys
+    for (const bad of ['h1/../h2', '', '-h', 'h 1', 'a'.repeat(64)]) expect(() => resolveSettings({ ...d, hostName: bad })).toThrow(/^--host-name '.*': give 1-63 letters/);
+    expect(resolveSettings({ ...d, hostName: 'host-1.lab' }).hostName).toBe('host-1.lab');
     expect(() => resolveSettings({ ...d, socketPath: '/run/docker/plugins/ts_net.sock' })).toThrow(/^--socket: plugin socket .*ts_net.sock: a tsnet plugin name/);
   });
 

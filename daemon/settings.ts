@@ -53,6 +53,17 @@ export function settingDefaults(env: NodeJS.ProcessEnv = process.env): Record<Se
   return Object.fromEntries(SETTINGS.map((s) => [s.key, env[s.env] || s.fallback()])) as Record<SettingKey, string>;
 }
 
+/**
+ * A host's name in the cluster: it becomes part of the store's keys (hosts/<name>, members/...),
+ * so no '/' or other character that would change a key's meaning.
+ */
+export function checkHostName(name: string, flag = '--host-name'): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
+    throw new SettingError(`${flag} '${name}': give 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
+  return name;
+}
+
 /** Whole seconds, 2 or more (a lease must outlive one keep-alive). */
 export function parseLeaseTtl(text: string): number {
   const n = Number(text);
@@ -87,7 +98,7 @@ export function resolveSettings(values: Record<SettingKey, string>): DaemonSetti
     logFile: values.logFile,
     store: values.store,
     vtep: values.vtep,
-    hostName: values.hostName,
+    hostName: checkHostName(values.hostName),
     leaseTtl: parseLeaseTtl(values.leaseTtl),
     dockerSocket: values.dockerSocket,
   };
