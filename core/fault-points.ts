@@ -45,7 +45,7 @@ export function armFaultPoint(env: Record<string, string | undefined>): FaultPoi
   armed = undefined;
   if (env.TSNET_TEST_FAULTS !== '1' || !env.TSNET_FAULT) return undefined;
   const name = env.TSNET_FAULT;
-  if (!(FAULT_POINTS as readonly string[]).includes(name)) throw new Error(`TSNET_FAULT=${name} is not a fault point (daemon/fault-points.ts lists them)`);
+  if (!(FAULT_POINTS as readonly string[]).includes(name)) throw new Error(`TSNET_FAULT=${name} is not a fault point (core/fault-points.ts lists them)`);
   armed = name as FaultPoint;
   return armed;
 }

@@ -1,5 +1,5 @@
 // kill -9 at every step (issue 11 item 8): the daemon is started with one test fault point armed
-// (daemon/fault-points.ts) and killed there by its own SIGKILL while a runtime's CNI ADD or DEL
+// (core/fault-points.ts) and killed there by its own SIGKILL while a runtime's CNI ADD or DEL
 // runs through the real plugin executable; then it is started again without the fault, and
 // - nothing half-made is left: no row in any of tsnet's tables (attachments, CNI networks, driver
 //   networks and endpoints, pools, allocations, ports), no link tagged by this daemon, no element

@@ -1,5 +1,5 @@
 // What the crash tests (cni-crash, docker-crash) share with the CNI plugin test: a daemon of the
-// file's own started with a test fault point armed (daemon/fault-points.ts), every row of its
+// file's own started with a test fault point armed (core/fault-points.ts), every row of its
 // store, what it leaves, and the clean-up of a daemon's table and tagged links after a file.
 import { afterAll, beforeAll, expect } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -1,5 +1,5 @@
 // kill -9 at every step of Docker's calls (issue 11 item 8, the Docker path): the daemon is started
-// with one test fault point armed (daemon/fault-points.ts) and driven over its plugin socket as
+// with one test fault point armed (core/fault-points.ts) and driven over its plugin socket as
 // dockerd drives it (RequestPool, RequestAddress, CreateNetwork, CreateEndpoint, Join,
 // ProgramExternalConnectivity, and back); the call that reaches the point dies with the daemon.
 // Started again without the fault, the half-made object is gone (row and links) or the finished
