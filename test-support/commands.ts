@@ -121,13 +121,42 @@ export function linkSnapshot(ns: string | null, name: string): unknown {
   };
 }
 
+/** A rule a daemon put in one of Docker's chains (firewall/docker-compat.ts), by its comment. */
+export interface DockerChainRule {
+  family: 'ip' | 'ip6';
+  chain: string;
+  handle: number;
+  comment: string;
+}
+
+/**
+ * The rules tagged "<instance>:" in Docker's DOCKER-USER and FORWARD chains (both families).
+ * They outlive a daemon that stops with networks left, and are not in its own tables.
+ */
+export function dockerChainRulesTaggedBy(instance: string): DockerChainRule[] {
+  const found: DockerChainRule[] = [];
+  for (const family of ['ip', 'ip6'] as const) {
+    for (const chain of ['DOCKER-USER', 'FORWARD']) {
+      const r = spawnSync('nft', ['-j', 'list', 'chain', family, 'filter', chain], { encoding: 'utf8' });
+      if (r.status !== 0) continue;
+      for (const o of (JSON.parse(r.stdout) as { nftables: { rule?: { handle: number; comment?: string } }[] }).nftables) {
+        const comment = o.rule?.comment;
+        if (o.rule && comment?.startsWith(`${instance}:`)) found.push({ family, chain, handle: o.rule.handle, comment });
+      }
+    }
+  }
+  return found;
+}
+
 /**
  * Removes what a daemon instance leaves in the kernel (for the end of a test or benchmark, after
  * any leftover check has looked): both of its nftables tables, the inet one and the bridge-family
- * one of the same name, and every link tagged with its name ("<instance>:<id>"). Best effort.
+ * one of the same name, its rules in Docker's chains, and every link tagged with its name
+ * ("<instance>:<id>"). Best effort.
  */
 export function removeDaemonKernelState(instance: string, table = instance.replace(/-/g, '_')): void {
   for (const family of ['inet', 'bridge']) spawnSync('nft', ['delete', 'table', family, table]);
+  for (const r of dockerChainRulesTaggedBy(instance)) spawnSync('nft', ['delete', 'rule', r.family, 'filter', r.chain, 'handle', String(r.handle)]);
   for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
     if (l.ifalias?.startsWith(`${instance}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
   }

@@ -8,7 +8,7 @@ import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { repoRoot, run, sh } from './commands.js';
+import { dockerChainRulesTaggedBy, repoRoot, run, sh } from './commands.js';
 
 /** What names a daemon's belongings on the host (daemon/paths.ts instanceOf). */
 export interface DaemonIdentity {
@@ -110,6 +110,7 @@ export async function leftoversOf(d: DaemonIdentity, ports: HostPort[]): Promise
   const table = run('nft', ['list', 'table', 'inet', d.table]);
   if (table.code === 0) problems.push(...tableElements(d.table).map((e) => `table element ${e}`));
   problems.push(...linksTaggedBy(d.instance).map((l) => `link ${l}`));
+  problems.push(...dockerChainRulesTaggedBy(d.instance).map((r) => `rule in ${r.family} filter ${r.chain}: ${r.comment}`));
   const status = daemonStatus(d.stateDir);
   problems.push(...status.networks.map((n) => `status: network ${n.id.slice(0, 12)} (${n.driver})`));
   problems.push(...status.endpoints.map((e) => `status: endpoint ${e.id.slice(0, 12)} ${e.address}`));
