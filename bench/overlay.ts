@@ -11,11 +11,14 @@ import { join } from 'node:path';
 import { Netlink } from '../native/netlink/netlink.js';
 import { labAttach, readState } from '../lab/lab.js';
 import { docker, ensureBusyboxImage } from '../docker-tests/harness.js';
+import { LAYOUTS, buildLayout } from './overlay-layouts.js';
 import { Cleanup, benchDaemon, inNs, median, percentile, seededRandom, sh, shuffled, table, timed, useDockerd } from './lib.js';
 
 const ATTACHES = Number(process.env.ATTACHES ?? 50);
 const SECONDS = Number(process.env.SECONDS ?? 5);
 const ROUNDS = Number(process.env.ROUNDS ?? 15);
+/** throughput runs per path, alternating */
+const RUNS = Number(process.env.RUNS ?? 3);
 const LAB = 'bench-ov';
 const IMAGE = 'tsnet-busybox:latest';
 const PLUGIN = 'tsnet-bench';
@@ -62,25 +65,29 @@ async function labBenchmarks(cleanup: Cleanup): Promise<void> {
   const a = await labAttach(LAB, 'h1', 'tp-a');
   const b = await labAttach(LAB, 'h2', 'tp-b');
   const fragBefore = fragCounters(h1.netns) + fragCounters(h2.netns);
-  // alternate, so drift hits both alike
-  const overlay: number[] = [];
-  const underlay: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    underlay.push(await iperf(h1.netns, h2.netns, h2.underlay.split('/')[0]));
-    overlay.push(await iperf(a.netns, b.netns, b.address.split('/')[0]));
-  }
+  // LAYOUTS=1: the hand-built layouts (overlay-layouts.ts) measured in the same alternation
+  const paths = [
+    { label: 'underlay (host to host)', from: h1.netns, to: h2.netns, toIp: h2.underlay.split('/')[0] },
+    { label: 'tsnet overlay (container to container)', from: a.netns, to: b.netns, toIp: b.address.split('/')[0] },
+    ...(process.env.LAYOUTS === '1'
+      ? LAYOUTS.map((kind) => ({ label: `hand-built: ${kind}`, ...buildLayout(kind, [h1, h2], s.underlayNs.replace(/ul$/, ''), cleanup) }))
+      : []),
+  ];
+  // alternate, so drift hits every path alike
+  const gbits = new Map<string, number[]>(paths.map((p) => [p.label, []]));
+  for (let i = 0; i < RUNS; i++) for (const p of paths) gbits.get(p.label)!.push(await iperf(p.from, p.to, p.toIp));
   const fragments = fragCounters(h1.netns) + fragCounters(h2.netns) - fragBefore;
-  console.log('\n(1) TCP throughput, h1 -> h2, iperf3, median of 3 runs of', SECONDS, 's');
+  const underlay = median(gbits.get(paths[0].label)!);
+  console.log(`\n(1) TCP throughput, h1 -> h2, iperf3, median of ${RUNS} runs of`, SECONDS, 's (every run:', paths.map((p) => gbits.get(p.label)!.map((g) => g.toFixed(1)).join('/')).join(', '), ')');
   console.log(
     table(
       ['path', 'Gbit/s', 'ratio to underlay'],
-      [
-        ['underlay (host to host)', median(underlay).toFixed(2), '1.00'],
-        ['tsnet overlay (container to container)', median(overlay).toFixed(2), (median(overlay) / median(underlay)).toFixed(2)],
-      ],
+      paths.map((p) => [p.label, median(gbits.get(p.label)!).toFixed(2), (median(gbits.get(p.label)!) / underlay).toFixed(2)]),
     ),
   );
   console.log(`IP fragments made or reassembled on h1 and h2 during the runs: ${fragments}`);
+
+  if (process.env.THROUGHPUT_ONLY === '1') return;
 
   // (2) propagation
   const nl = Netlink.openInNetns(`/run/netns/${h1.netns}`);
@@ -172,9 +179,11 @@ async function dockerRun(cleanup: Cleanup): Promise<void> {
 const cleanup = new Cleanup();
 try {
   if (!Number.isInteger(ATTACHES) || ATTACHES < 2 || ATTACHES > 500) throw new Error('ATTACHES must be 2..500');
+  if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 20) throw new Error('RUNS must be 1..20');
   await labBenchmarks(cleanup);
   await cleanup.run();
-  await dockerRun(cleanup);
+  // THROUGHPUT_ONLY=1: (1) alone, for comparing layouts
+  if (process.env.THROUGHPUT_ONLY !== '1') await dockerRun(cleanup);
 } finally {
   await cleanup.run();
 }
