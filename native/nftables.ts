@@ -5,6 +5,7 @@
 // in the network namespace it was created in. So an Nft opened while the calling thread is inside
 // another namespace keeps programming that namespace, whichever namespace the thread is in later.
 import koffi, { type IKoffiLib } from 'koffi';
+import { nftTransactionDuration, timed } from '../core/metrics.js';
 
 /** A script or listing libnftables refused; `detail` is its error output, verbatim. */
 export class NftError extends Error {
@@ -97,7 +98,7 @@ export class Nft implements NftApi {
    * Throws NftError with libnftables' message (which quotes the offending line) otherwise.
    */
   run(script: string): void {
-    this.exec(script, 0, false);
+    timed((s) => nftTransactionDuration.observe(s), () => this.exec(script, 0, false));
   }
 
   /** Parses and evaluates a script against the current ruleset without committing it. */

@@ -47,8 +47,10 @@ import {
   type WireRequestAddress,
   type WireRequestPool,
 } from './translate.js';
-import { UserError, errorKind, userMessage } from '../core/errors.js';
-import { CniError, ERR, LATEST_VERSION, errorOutput, toCniError, versionOf } from '../cni/spec.js';
+import { UserError, errorKind, userMessage, type ErrorKind } from '../core/errors.js';
+import { errorCause } from '../core/log.js';
+import { requestDuration, requestsTotal } from '../core/metrics.js';
+import { CniError, ERR, LATEST_VERSION, errorOutput, toCniError, versionOf, type CniCommand } from '../cni/spec.js';
 import type { CniReply } from '../cni/cni-service.js';
 
 export { SerialQueue } from './queue.js';
@@ -180,10 +182,43 @@ function loggerOptions(logger: ServerOptions['logger']): Pick<FastifyServerOptio
   return { logger: (logger as FastifyServerOptions['logger']) ?? false };
 }
 
-/** What the onResponse log line says about a call. */
+/** What the onResponse log line (and the request metrics) say about a call. */
 interface CallRecord {
+  /** the message the caller got */
   error?: string;
+  /** its class: the outcome label of tsnet_requests_total */
+  kind?: ErrorKind;
+  /** what the thrown error said, when that is not the message the caller got */
+  cause?: string;
   waitMs?: number;
+  /** CNI: the command and the container, from the CNI client's headers */
+  cni?: { command: string; containerId?: string };
+}
+
+const CNI_COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'];
+
+/** The class of a CNI error code (cni/spec.ts ERR): the outcome of a failed CNI call. */
+export function cniErrorKind(code: number): ErrorKind {
+  if (code === ERR.TRY_AGAIN_LATER) return 'unavailable';
+  if (code === ERR.CONTAINER_UNKNOWN || code === ERR.NOT_ATTACHED) return 'not-found';
+  if (code === ERR.INTERNAL) return 'internal';
+  return 'invalid';
+}
+
+/** The method label of a call's metrics, from a fixed set: "Cni.ADD" for CNI, "unknown" for what tsnet does not answer. */
+export function metricMethod(method: string, known: ReadonlySet<string>, cniCommand?: string): string {
+  if (method === 'Cni.Exec') return CNI_COMMANDS.includes(cniCommand as CniCommand) ? `Cni.${cniCommand}` : 'Cni.unknown';
+  return known.has(method) ? method : 'unknown';
+}
+
+/** The message, code and details of a CNI error reply, as the runtime reads them. */
+function cniFailure(output: string): { msg: string; code: number; details?: string } {
+  try {
+    const e = JSON.parse(output) as { msg?: unknown; code?: unknown; details?: unknown };
+    return { msg: String(e.msg ?? output.trim()), code: Number(e.code), details: typeof e.details === 'string' && e.details ? e.details : undefined };
+  } catch {
+    return { msg: output.trim(), code: ERR.INTERNAL };
+  }
 }
 
 export function buildServer(o: ServerOptions): FastifyInstance {
@@ -228,22 +263,30 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   const send = (res: FastifyReply, status: number, payload: unknown) =>
     res.code(status).header('content-type', PLUGIN_CONTENT_TYPE).send(Buffer.from(JSON.stringify(payload)));
 
-  const fail = (req: FastifyRequest, res: FastifyReply, method: string, message: string, status = 200) => {
-    record(req).error = message;
+  const fail = (req: FastifyRequest, res: FastifyReply, method: string, message: string, status = 200, err?: unknown) => {
+    const r = record(req);
+    r.error = message;
+    r.kind = err === undefined ? 'invalid' : errorKind(err);
+    const cause = err === undefined ? undefined : errorCause(err);
+    if (cause !== undefined && cause !== `${(err as Error).name}: ${message}`) r.cause = cause;
     return send(res, status, { [errorKey(method)]: message });
   };
 
   const sendCni = (req: FastifyRequest, res: FastifyReply, reply: CniReply) => {
-    if (reply.exitCode !== 0) record(req).error = reply.output.trim();
+    if (reply.exitCode !== 0) {
+      const f = cniFailure(reply.output);
+      Object.assign(record(req), { error: f.msg, kind: cniErrorKind(f.code), ...(f.details ? { cause: f.details } : {}) });
+    }
     return res.code(200).header('content-type', 'application/json').header('x-cni-exit', String(reply.exitCode)).send(Buffer.from(reply.output));
   };
 
   const internal = (req: FastifyRequest, res: FastifyReply, method: string, err: unknown) => {
     req.log.error({ err, method }, `internal error in ${method}`);
-    return fail(req, res, method, userMessage(err, `in ${method}`));
+    return fail(req, res, method, userMessage(err, `in ${method}`), 200, err);
   };
 
-  for (const [method, route] of Object.entries(routes(o))) {
+  const table = routes(o);
+  for (const [method, route] of Object.entries(table)) {
     const schema = SCHEMAS[method as SchemaMethod];
     app.post(`/${method}`, { schema: schema ? { body: schema } : undefined, attachValidation: true }, async (req, res) => {
       if (req.validationError) {
@@ -264,7 +307,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
         req.log.debug({ method, result }, 'call result');
         return send(res, 200, result);
       } catch (err) {
-        if (err instanceof UserError) return fail(req, res, method, userMessage(err));
+        if (err instanceof UserError) return fail(req, res, method, userMessage(err), 200, err);
         return internal(req, res, method, err);
       } finally {
         clearTimeout(slow);
@@ -281,6 +324,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
         const v = req.headers[`x-${name.toLowerCase().replace('_', '-')}`];
         if (typeof v === 'string') env[name] = v;
       }
+      record(req).cni = { command: env.CNI_COMMAND ?? '', ...(env.CNI_CONTAINERID ? { containerId: env.CNI_CONTAINERID } : {}) };
       const stdin = typeof req.body === 'string' ? req.body : JSON.stringify(req.body ?? {});
       let reply: CniReply;
       try {
@@ -328,7 +372,10 @@ export function buildServer(o: ServerOptions): FastifyInstance {
     return fail(req, res, method, message, 404);
   });
 
-  // one line per call: method, duration, outcome, and the IDs it named (never the body: debug has it)
+  // one line per call: method, duration, outcome, and the IDs it named (never the body: debug has
+  // it); a failure adds the message the caller got, its kind and its cause. The same call counted
+  // and timed for Prometheus (core/metrics.ts), its method from a fixed set
+  const known = new Set([...Object.keys(table), 'Tsnet.CniRemove']);
   app.addHook('onResponse', async (req, res) => {
     const method = methodOf(req);
     const b = (req.body ?? {}) as Body;
@@ -341,16 +388,21 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       if (typeof b[wire] === 'string') ids[key] = b[wire] as string;
     }
     const r = records.get(req) ?? {};
+    const label = metricMethod(method, known, r.cni?.command);
+    requestsTotal.inc({ method: label, outcome: r.error === undefined ? 'ok' : (r.kind ?? 'internal') });
+    requestDuration.observe({ method: label }, res.elapsedTime / 1000);
     const entry = {
       method,
+      ...(r.cni ?? {}),
       ms: Math.round(res.elapsedTime * 100) / 100,
       ...(r.waitMs ? { waitMs: r.waitMs } : {}),
       status: res.statusCode,
       outcome: r.error === undefined ? 'ok' : 'error',
       ...ids,
     };
-    if (r.error !== undefined) req.log.warn({ ...entry, error: r.error }, `${method} failed`);
-    else req.log.info(entry, method);
+    const name = r.cni ? `${method} ${r.cni.command}` : method;
+    if (r.error !== undefined) req.log.warn({ ...entry, error: r.error, kind: r.kind ?? 'internal', ...(r.cause ? { cause: r.cause } : {}) }, `${name} failed`);
+    else req.log.info(entry, name);
   });
 
   return app;

@@ -58,6 +58,7 @@ import {
 } from './neighbours.js';
 import { ENODEV, MSG_PEEK, MSG_TRUNC, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET, SO_RCVTIMEO, bind, close, recv, send, sendAsync, setsockopt, setsockoptInt, socket } from '../libc.js';
 import { withNetns } from '../netns.js';
+import { netlinkDuration, timed } from '../../core/metrics.js';
 
 /** A safety net: the kernel always answers, but a daemon must never hang on a lost reply. */
 const RECV_TIMEOUT_SECONDS = 30;
@@ -65,6 +66,9 @@ const RECV_TIMEOUT_SECONDS = 30;
 const DUMP_ATTEMPTS = 5;
 
 type IgnoreMissing = { ignoreMissing?: boolean };
+
+/** Records a request's time under its op name (a fixed name in this file: the label stays bounded). */
+const observeOp = (ctx: OpContext) => (seconds: number) => netlinkDuration.observe({ op: ctx.op }, seconds);
 
 export class Netlink {
   private seq = 0;
@@ -400,7 +404,7 @@ export class Netlink {
 
   /** Sends one request and reads its replies up to the kernel's ack. */
   private request(type: number, flags: number, payload: Buffer, ctx: OpContext): NlMsg[] {
-    const { messages, status } = this.exchange(type, NLM_F.REQUEST | NLM_F.ACK | flags, payload);
+    const { messages, status } = timed(observeOp(ctx), () => this.exchange(type, NLM_F.REQUEST | NLM_F.ACK | flags, payload));
     if (status.errno) throw NetlinkError.from(ctx, status.errno, status.message);
     return messages;
   }
@@ -408,7 +412,7 @@ export class Netlink {
   /** A dump ends with NLMSG_DONE (no ack follows it); one that raced with a change is read again. */
   private dump(type: number, payload: Buffer, ctx: OpContext): NlMsg[] {
     for (let attempt = 1; ; attempt++) {
-      const { messages, status, interrupted } = this.exchange(type, NLM_F.REQUEST | NLM_F.ACK | NLM_F.DUMP, payload);
+      const { messages, status, interrupted } = timed(observeOp(ctx), () => this.exchange(type, NLM_F.REQUEST | NLM_F.ACK | NLM_F.DUMP, payload));
       if (status.errno) throw NetlinkError.from(ctx, status.errno, status.message);
       if (!interrupted || attempt === DUMP_ATTEMPTS) return messages;
     }
