@@ -10,6 +10,7 @@ import { UserError } from '../core/errors.js';
 import { TYPE_OPTION, type DriverType } from '../core/protocol.js';
 import type { Logger } from '../core/log.js';
 import { faultPoint } from '../core/fault-points.js';
+import { countRepairs } from '../core/metrics.js';
 
 
 /** The kernel and firewall operations the start-up sweep needs. */
@@ -86,15 +87,26 @@ export class Controller implements NetworkDriver {
    * the firewall is replaced as a whole with what the store says, in one transaction.
    */
   restore(): void {
+    // for tsnet_repairs_total: what was missing or half-done before, and is whole after
+    const linkNames = () => new Set(this.links.listLinks().map((l) => l.name));
+    const before = linkNames();
+    const missing = this.ownedLinks().filter((name) => !before.has(name));
+    const interrupted = this.repo.listNetworks().filter((n) => n.state !== 'ready').length + this.repo.listEndpoints().filter((e) => e.state !== 'ready').length;
     for (const d of this.drivers.values()) d.restore();
     const owned = new Set(this.ownedLinks());
+    let leftovers = 0;
     for (const link of this.links.listLinks()) {
       if (this.owner.owns(link.alias) && !owned.has(link.name)) {
         this.log.info({ link: link.name, alias: link.alias }, 'removing a leftover link');
         this.links.deleteLink(link.name, { ignoreMissing: true });
+        leftovers++;
       }
     }
     this.syncFirewall();
+    const after = linkNames();
+    countRepairs('link', missing.filter((name) => after.has(name)).length);
+    countRepairs('leftover-link', leftovers);
+    countRepairs('interrupted-operation', interrupted);
   }
 
   /** Replaces the firewall as a whole with what the store says (start-up, and drift repair). */

@@ -25,12 +25,17 @@
 // container is cut off from the network; detaching and attaching it again (docker network
 // disconnect/connect, a restart, CNI DEL/ADD) brings it back. The endpoint's record stays, so that
 // the runtime's later detach succeeds as usual.
+//
+// Each repair is counted in tsnet_repairs_total by kind: links rebuilt by the controller's
+// restore (controller.ts counts those, at start-up and here alike), addresses, tables and Docker's
+// chains here.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../core/log.js';
 import type { Firewall } from '../firewall/firewall.js';
 import type { Netlink } from '../native/netlink/netlink.js';
 import type { Controller } from './controller.js';
+import { countRepairs } from '../core/metrics.js';
 
 // ---------------------------------------------------------------- events (pure)
 
@@ -140,6 +145,7 @@ export function repairDrift(d: Drift, ops: RepairOps): string[] {
     }
     for (const [link, cidr] of lostAddresses) {
       const back = ops.addresses(link).includes(cidr);
+      if (back) countRepairs('address');
       warn(`repair: address ${cidr} was removed from ${link} by another process: ${back ? 'put back' : 'could not be put back'}`, { link, cidr });
     }
   }
@@ -147,10 +153,14 @@ export function repairDrift(d: Drift, ops: RepairOps): string[] {
     const diff = ops.tablesDiff();
     if (diff.length > 0) {
       ops.syncFirewall();
+      countRepairs('nftables');
       warn('repair: nftables tables changed by another process (deleted or flushed): put back', { diff: diff.slice(0, 20) });
     }
   }
-  if (d.dockerChains && ops.refreshDockerCompat()) warn("repair: tsnet's accept rules put back into Docker's iptables chains");
+  if (d.dockerChains && ops.refreshDockerCompat()) {
+    countRepairs('docker-chains');
+    warn("repair: tsnet's accept rules put back into Docker's iptables chains");
+  }
   return done;
 }
 
