@@ -91,6 +91,30 @@ describe('cluster store connection', () => {
     expect(calls).toEqual(['start', 'define']);
   });
 
+  it('refuses a call the connected store does not answer (no majority, a deadline passed) as unavailable, saying so; its own refusals pass as they are', async () => {
+    const { store, reachable } = fakeStore();
+    reachable();
+    let answer: () => Promise<boolean> = async () => {
+      throw new Error('4 DEADLINE_EXCEEDED: Deadline exceeded after 3.001s');
+    };
+    Object.assign(store, { claimAddress: () => answer() });
+    const { conn } = connection(store);
+    const gated = gatedClusterStore(store, conn, silentLogger);
+    await conn.run(async () => undefined);
+    const noAnswer = gated.claimAddress('blue', '10.9.0.2', 'dynamic');
+    await expect(noAnswer).rejects.toBeInstanceOf(UnavailableError);
+    await expect(noAnswer).rejects.toThrow(
+      "the cluster store at http://127.0.0.1:1 did not answer (4 DEADLINE_EXCEEDED: Deadline exceeded after 3.001s): overlay 'blue' cannot allocate address 10.9.0.2 until a majority of its members is reachable",
+    );
+    const conflict = new UserError('address 10.9.0.2 is in use', 'conflict');
+    answer = async () => {
+      throw conflict;
+    };
+    await expect(gated.claimAddress('blue', '10.9.0.2', 'dynamic')).rejects.toBe(conflict);
+    answer = async () => true;
+    await expect(gated.claimAddress('blue', '10.9.0.2', 'dynamic')).resolves.toBe(true);
+  });
+
   it('records each failed attempt and its error while connecting', async () => {
     const { store } = fakeStore();
     const { conn, stateDir } = connection(store);

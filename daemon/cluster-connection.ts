@@ -196,6 +196,18 @@ export function gatedClusterStore(store: ClusterStore, conn: Pick<ClusterConnect
     conn.require(what);
     await leavePending();
   };
+  /**
+   * A call that needs the store. One that fails for want of an answer (no member reachable, or
+   * no majority: every call has a deadline, store/cluster/etcd-store.ts) is refused as unavailable,
+   * saying so; the store's own refusals (a conflict, a mismatch) pass as they are.
+   */
+  const through = <T>(what: string, call: () => Promise<T>): Promise<T> =>
+    need(what)
+      .then(call)
+      .catch((err: unknown) => {
+        if (err instanceof UserError) throw err;
+        throw new UnavailableError(`the cluster store at ${store.endpoint} did not answer (${errorText(err)}): ${what} until a majority of its members is reachable`);
+      });
   const skipped = (what: string) => {
     if (conn.connected) return false;
     log.warn({ store: store.endpoint }, `the cluster store is not reachable yet: ${what} is done when it is`);
@@ -207,26 +219,26 @@ export function gatedClusterStore(store: ClusterStore, conn: Pick<ClusterConnect
     endpoint: store.endpoint,
     start: () => store.start(),
     close: (opts) => store.close(opts),
-    listHosts: () => need('the cluster hosts cannot be listed').then(() => store.listHosts()),
-    defineOverlay: (req) => need(`overlay '${req.name}' cannot be created on this host`).then(() => store.defineOverlay(req)),
-    listOverlays: () => need('the overlays cannot be listed').then(() => store.listOverlays()),
-    announce: (a) => need(`overlay '${a.overlay}' cannot take endpoint ${a.ip} on this host`).then(() => store.announce(a)),
+    listHosts: () => through('the cluster hosts cannot be listed', () => store.listHosts()),
+    defineOverlay: (req) => through(`overlay '${req.name}' cannot be created on this host`, () => store.defineOverlay(req)),
+    listOverlays: () => through('the overlays cannot be listed', () => store.listOverlays()),
+    announce: (a) => through(`overlay '${a.overlay}' cannot take endpoint ${a.ip} on this host`, () => store.announce(a)),
     withdraw: async (overlay, ip, endpointId) => (skipped(`withdrawing ${ip} from overlay '${overlay}'`) ? undefined : store.withdraw(overlay, ip, endpointId)),
-    listAnnouncements: () => need('the announcements cannot be listed').then(() => store.listAnnouncements()),
-    watchAnnouncements: (listener) => need('the announcements cannot be watched').then(() => store.watchAnnouncements(listener)),
-    joinOverlay: (overlay) => need(`overlay '${overlay}' cannot be joined on this host`).then(() => store.joinOverlay(overlay)),
+    listAnnouncements: () => through('the announcements cannot be listed', () => store.listAnnouncements()),
+    watchAnnouncements: (listener) => through('the announcements cannot be watched', () => store.watchAnnouncements(listener)),
+    joinOverlay: (overlay) => through(`overlay '${overlay}' cannot be joined on this host`, () => store.joinOverlay(overlay)),
     leaveOverlay: async (overlay) => {
       if (!skipped(`leaving overlay '${overlay}'`)) return store.leaveOverlay(overlay);
       pendingLeaves.add(overlay);
       return false;
     },
-    joinedOverlays: () => need('the joined overlays cannot be listed').then(() => store.joinedOverlays()),
-    claimPool: (overlay, want) => need(`the pool of overlay '${overlay}' cannot be claimed`).then(() => store.claimPool(overlay, want)),
-    getPool: (overlay) => need(`the pool of overlay '${overlay}' cannot be read`).then(() => store.getPool(overlay)),
-    setGateway: (overlay, address) => need(`the gateway of overlay '${overlay}' cannot be set`).then(() => store.setGateway(overlay, address)),
-    listAddresses: (overlay) => need(`the addresses of overlay '${overlay}' cannot be read`).then(() => store.listAddresses(overlay)),
-    claimAddress: (overlay, address, kind) => need(`overlay '${overlay}' cannot allocate address ${address}`).then(() => store.claimAddress(overlay, address, kind)),
-    releaseAddress: (overlay, address) => need(`address ${address} of overlay '${overlay}' cannot be released`).then(() => store.releaseAddress(overlay, address)),
+    joinedOverlays: () => through('the joined overlays cannot be listed', () => store.joinedOverlays()),
+    claimPool: (overlay, want) => through(`the pool of overlay '${overlay}' cannot be claimed`, () => store.claimPool(overlay, want)),
+    getPool: (overlay) => through(`the pool of overlay '${overlay}' cannot be read`, () => store.getPool(overlay)),
+    setGateway: (overlay, address) => through(`the gateway of overlay '${overlay}' cannot be set`, () => store.setGateway(overlay, address)),
+    listAddresses: (overlay) => through(`the addresses of overlay '${overlay}' cannot be read`, () => store.listAddresses(overlay)),
+    claimAddress: (overlay, address, kind) => through(`overlay '${overlay}' cannot allocate address ${address}`, () => store.claimAddress(overlay, address, kind)),
+    releaseAddress: (overlay, address) => through(`address ${address} of overlay '${overlay}' cannot be released`, () => store.releaseAddress(overlay, address)),
   };
 }
 
