@@ -60,7 +60,8 @@ export interface CniServiceDeps {
   cni: CniRepo;
   /** the daemon's netlink handle, in the namespace where drivers make links */
   netlink: Netlink;
-  log: Logger;
+  /** debug (pino has it; optional for tests' loggers): an ADD's time per step, for bench/cni-cycle.ts and slow-ADD hunts */
+  log: Logger & { debug?: Logger['info'] };
   /** the lock Docker's calls run under (plugin-api's SerialQueue): every change to tsnet's state goes through it */
   queue: { run<T>(fn: () => Promise<T> | T): Promise<T> };
   /** delegated IPAM plugins: default time limit DELEGATED_IPAM_TIMEOUT_MS */
@@ -112,41 +113,66 @@ export class CniService {
   // ---------------------------------------------------------------- ADD
 
   private async add(env: CniEnv, conf: NetConf): Promise<Result> {
+    const steps = new Steps();
+    const result = await this.addSteps(env, conf, steps);
+    this.d.log.debug?.({ command: 'ADD', network: conf.name, container: env.containerId, ms: steps.ms }, 'CNI ADD steps');
+    return result;
+  }
+
+  private async addSteps(env: CniEnv, conf: NetConf, steps: Steps): Promise<Result> {
     const existing = await this.serial(() => this.d.cni.getAttachment(conf.name, env.containerId, env.ifName));
+    steps.mark('lookup (queue and store)');
     // ADD again without DEL: the attachment is there, say so with the same result
     if (existing?.state === 'ready') return JSON.parse(existing.result) as Result;
     // half made by an ADD whose rollback could not finish: undo what is left, then start afresh
     if (existing) await this.remove(env, conf);
     if (!existsSync(env.netns)) throw new CniError(ERR.CONTAINER_UNKNOWN, `network namespace ${env.netns} does not exist`);
-    if (conf.ipam.type === 'tsnet') return this.serial(() => withUndoAsync(this.d.log, (undo) => this.attach(env, conf, undefined, undo)));
+    if (conf.ipam.type === 'tsnet') {
+      return this.serial(() => {
+        steps.mark('queue');
+        return withUndoAsync(this.d.log, (undo) => this.attach(env, conf, undefined, undo, steps));
+      });
+    }
     // delegated IPAM first, outside the queue: its address tells the subnet of a network made on this first ADD
     return withUndoAsync(this.d.log, async (undo) => {
       const lease = await delegatedAdd(env, conf, this.d.delegate);
       undo.push(`release ${lease.address} through IPAM plugin '${conf.ipam.type}'`, () => delegatedDel(env, conf, this.d.delegate));
-      return this.serial(() => withUndoAsync(this.d.log, (inner) => this.attach(env, conf, lease, inner)));
+      steps.mark('delegated IPAM');
+      return this.serial(() => {
+        steps.mark('queue');
+        return withUndoAsync(this.d.log, (inner) => this.attach(env, conf, lease, inner, steps));
+      });
     });
   }
 
   /** tsnet's part of ADD, under the queue: each step pushes its undo, so a failure leaves nothing of tsnet's behind. */
-  private async attach(env: CniEnv, conf: NetConf, lease: Lease | undefined, undo: Undo): Promise<Result> {
+  private async attach(env: CniEnv, conf: NetConf, lease: Lease | undefined, undo: Undo, steps: Steps): Promise<Result> {
     const net = await this.ensureNetwork(conf, lease, undo);
+    steps.mark('network (lookup, or made on the first ADD)');
     const ref = this.recordAttachment(env, conf, net, undo);
     faultPoint('cni.add.attachment-recorded');
+    steps.mark('store (attachment rows)');
     const address = lease?.address ?? (await this.allocateAddress(env, conf, net, undo));
+    steps.mark('address');
     // a crash before this line leaves an allocation no row names: restore() sweeps the pool for it
     faultPoint('cni.add.address-allocated');
     this.d.cni.updateAttachment({ network: conf.name, containerId: env.containerId, ifName: env.ifName, address });
-    const { mac, gateway, link } = await this.createEndpoint(env, conf, ref, address, undo);
+    steps.mark('store (attachment rows)');
+    const { mac, gateway, link } = await this.createEndpoint(env, conf, ref, address, undo, steps);
     const inside = configureSandbox(this.d.netlink, { link, netnsPath: env.netns, ifName: env.ifName, addresses: [address], gateway4: gateway || undefined, mac });
+    steps.mark('container side (address, routes, up)');
     faultPoint('cni.add.sandbox-configured');
     await this.publishPorts(conf, ref, undo);
+    steps.mark('published ports');
     faultPoint('cni.add.ports-published');
     const result = buildResult(
       conf.cniVersion,
       { hostInterfaces: await this.hostInterfaces(ref), ifName: env.ifName, mac: inside.mac, mtu: inside.mtu, netns: env.netns, address, gateway },
       conf.prevResult,
     );
+    steps.mark('result');
     this.d.cni.updateAttachment({ network: conf.name, containerId: env.containerId, ifName: env.ifName, state: 'ready', result: JSON.stringify(result) });
+    steps.mark('store (attachment rows)');
     return result;
   }
 
@@ -178,12 +204,14 @@ export class CniService {
   }
 
   /** The driver's endpoint, joined to the container's namespace as dockerd would: the link to move in, its MAC, the gateway. */
-  private async createEndpoint(env: CniEnv, conf: NetConf, ref: EndpointRef, address: string, undo: Undo): Promise<{ link: string; mac?: string; gateway: string }> {
+  private async createEndpoint(env: CniEnv, conf: NetConf, ref: EndpointRef, address: string, undo: Undo, steps: Steps): Promise<{ link: string; mac?: string; gateway: string }> {
     const noPorts = { portBindings: [], exposedPorts: [], other: {} };
     const created = await this.d.network.createEndpoint({ ...ref, address, addressIpv6: '', macAddress: conf.runtime.mac || env.args.MAC || '', options: noPorts, netnsHint: env.netns });
+    steps.mark('driver endpoint (veth, firewall, store)');
     undo.push(`delete endpoint ${shortId(ref.endpointId)}`, () => this.d.network.deleteEndpoint(ref));
     faultPoint('cni.add.endpoint-created');
     const joined = await this.d.network.join({ ...ref, sandboxKey: env.netns, options: noPorts });
+    steps.mark('driver join');
     undo.push(`leave endpoint ${shortId(ref.endpointId)}`, () => this.d.network.leave(ref));
     return { link: joined.srcName, mac: created.macAddress, gateway: joined.gateway };
   }
@@ -462,6 +490,18 @@ function toBinding(p: NetConf['runtime']['portMappings'][number]): PortBindingRe
 }
 
 /** What makes two configurations of one network name the same network. */
+/** Milliseconds per step of one request, each from the end of the one before (a step named twice adds up). */
+class Steps {
+  readonly ms: Record<string, number> = {};
+  private last = performance.now();
+
+  mark(step: string): void {
+    const now = performance.now();
+    this.ms[step] = Math.round(((this.ms[step] ?? 0) + now - this.last) * 1000) / 1000;
+    this.last = now;
+  }
+}
+
 function signatureOf(conf: NetConf): string {
   const options = Object.fromEntries(Object.entries(conf.options).sort(([a], [b]) => a.localeCompare(b)));
   const ipam = conf.ipam.type === 'tsnet' ? conf.ipam : { type: conf.ipam.type };
