@@ -1,7 +1,7 @@
 // The registry's pure parts: state gauges read at scrape time (and series gone with their
 // source's rows), the repairs counter, and timing that also records a call that throws.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { countRepairs, exposition, netlinkDuration, observeState, registry, timed, type StateSources } from './metrics.js';
+import { collectProcessMetrics, countRepairs, exposition, netlinkDuration, observeState, registry, timed, type StateSources } from './metrics.js';
 
 const none = () => [];
 const sources = (over: Partial<StateSources> = {}): StateSources => ({
@@ -56,5 +56,15 @@ describe('metrics registry', () => {
       }),
     ).toThrow('EEXIST');
     expect(await lines('tsnet_netlink_duration_seconds_count')).toEqual(['tsnet_netlink_duration_seconds_count{op="createLink"} 2']);
+  });
+});
+
+describe('process defaults', () => {
+  it('end in _total only where they are counters (promtool check metrics refuses others)', async () => {
+    collectProcessMetrics();
+    const { body } = await exposition();
+    const types = [...body.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => ({ name: m[1], type: m[2] }));
+    expect(types.some((t) => t.name === 'process_cpu_user_seconds_total')).toBe(true);
+    expect(types.filter((t) => t.name.endsWith('_total') && t.type !== 'counter')).toEqual([]);
   });
 });

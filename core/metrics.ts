@@ -133,11 +133,19 @@ export function observeState(sources: StateSources): void {
 
 let processMetrics = false;
 
-/** The process defaults (CPU, memory, file descriptors, event loop lag, heap): once per process. */
+/**
+ * The process defaults (CPU, memory, file descriptors, event loop lag, heap): once per process.
+ * prom-client's gauges nodejs_active_{handles,requests,resources}_total break the convention that
+ * only counters end in _total (`promtool check metrics` refuses them); they are left out, their
+ * totals are the sums of the same names without the suffix.
+ */
 export function collectProcessMetrics(): void {
   if (processMetrics) return;
   processMetrics = true;
   collectDefaultMetrics({ register: registry });
+  for (const m of registry.getMetricsAsArray()) {
+    if (m.name.endsWith('_total') && (m as unknown as { type: string }).type !== 'counter') registry.removeSingleMetric(m.name);
+  }
 }
 
 /** The text Prometheus scrapes, and its content type. */
