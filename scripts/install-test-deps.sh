@@ -10,5 +10,6 @@ test_only=(
   iputils-ping curl conntrack tcpdump iperf3   # probing packets
   hyperfine sqlite3                            # benchmarks, reading the state
   systemd                                      # systemd-analyze verify checks tsnet.service
+  prometheus                                   # promtool check metrics, on the daemon's scrape
 )
 exec "$(dirname "$0")/install-deps.sh" "${test_only[@]}"
