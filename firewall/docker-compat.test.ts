@@ -24,6 +24,7 @@ class FakeDockerTables implements NftApi {
     this.chains.push({ family, name: 'FORWARD', hook: 'forward', policy: 'drop' });
     if (withUser) {
       this.chains.push({ family, name: 'DOCKER-USER' });
+      this.rules.push({ family, chain: 'FORWARD', handle: this.handle++, expr: [{ counter: null }, { jump: { target: 'DOCKER-USER' } }] });
       this.rules.push({ family, chain: 'DOCKER-USER', handle: this.handle++, expr: [{ counter: null }, { return: null }] });
     }
     return this;
@@ -194,6 +195,10 @@ describe('DockerCompat', () => {
     const c = new DockerCompat(nft);
     c.allowBridge('br0');
     nft.chains.push({ family: 'ip', name: 'DOCKER-USER' });
+    // a DOCKER-USER that FORWARD does not jump to (left by a Docker now on nftables) is never reached
+    c.syncBridges(['br0']);
+    expect(nft.tsnetRules()).toEqual(['FORWARD tsnet:br0', 'FORWARD tsnet:br0']);
+    nft.rules.push({ family: 'ip', chain: 'FORWARD', handle: 999, expr: [{ counter: null }, { jump: { target: 'DOCKER-USER' } }] });
     c.syncBridges(['br0']);
     expect(nft.tsnetRules()).toEqual(['DOCKER-USER tsnet:br0', 'DOCKER-USER tsnet:br0']);
   });
@@ -206,7 +211,8 @@ describe('DockerCompat', () => {
     c.removeBridge('br0');
     c.removeBridge('br0');
     expect(nft.tsnetRules()).toEqual(['DOCKER-USER tsnet:br1', 'DOCKER-USER tsnet:br1']);
-    expect(nft.rules.filter((r) => !r.comment)).toHaveLength(1);
+    // Docker's own: the jump in FORWARD and the return in DOCKER-USER
+    expect(nft.rules.filter((r) => !r.comment)).toHaveLength(2);
   });
 
   it('sync leaves exactly the given bridges', () => {

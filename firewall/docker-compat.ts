@@ -36,6 +36,8 @@ const FAMILIES: CompatFamily[] = ['ip', 'ip6'];
 const TABLE = 'filter';
 const USER_CHAIN = 'DOCKER-USER';
 const FORWARD_CHAIN = 'FORWARD';
+/** Docker's chains tsnet's accepts may be in. */
+export const COMPAT_CHAINS = [USER_CHAIN, FORWARD_CHAIN];
 
 /** One tsnet rule found in a Docker-managed chain. */
 export interface CompatRule {
@@ -75,27 +77,16 @@ export class DockerCompat {
   /** The chain tsnet's rules belong in for a family, or null when Docker's rules need none. */
   targetChain(family: CompatFamily): string | null {
     const chains = this.filterChains(family);
-    if (chains.has(USER_CHAIN)) return USER_CHAIN;
-    const fwd = chains.get(FORWARD_CHAIN);
-    if (fwd && fwd.hook === 'forward' && fwd.policy === 'drop') return FORWARD_CHAIN;
-    return null;
+    const forward = chains.has(USER_CHAIN) ? items(this.nft.listJson(`list chain ${family} ${TABLE} ${FORWARD_CHAIN}`)) : [];
+    return compatTarget(chains, jumpsTo(forward, USER_CHAIN));
   }
 
   /** Every tsnet rule in Docker's DOCKER-USER and FORWARD chains. */
   listRules(family: CompatFamily): CompatRule[] {
     const chains = this.filterChains(family);
-    const rules: CompatRule[] = [];
-    for (const chain of [USER_CHAIN, FORWARD_CHAIN]) {
-      if (!chains.has(chain)) continue;
-      const answer = this.nft.listJson(`list chain ${family} ${TABLE} ${chain}`);
-      for (const obj of items(answer)) {
-        const rule = obj.rule as JsonRule | undefined;
-        if (!rule || typeof rule.comment !== 'string' || !rule.comment.startsWith(this.tag)) continue;
-        const bridge = rule.comment.slice(this.tag.length);
-        rules.push({ family, chain, handle: rule.handle, bridge, direction: directionOf(rule, bridge) });
-      }
-    }
-    return rules;
+    return COMPAT_CHAINS.filter((chain) => chains.has(chain)).flatMap((chain) =>
+      compatRulesIn(items(this.nft.listJson(`list chain ${family} ${TABLE} ${chain}`)), family, chain, this.tag),
+    );
   }
 
   /**
@@ -117,15 +108,63 @@ export class DockerCompat {
     }
   }
 
-  private filterChains(family: CompatFamily): Map<string, { hook?: string; policy?: string }> {
-    const answer = this.nft.listJson(`list chains ${family}`);
-    const chains = new Map<string, { hook?: string; policy?: string }>();
-    for (const obj of items(answer)) {
-      const c = obj.chain as { table?: string; name?: string; hook?: string; policy?: string } | undefined;
-      if (c && c.table === TABLE && typeof c.name === 'string') chains.set(c.name, { hook: c.hook, policy: c.policy });
-    }
-    return chains;
+  private filterChains(family: CompatFamily): Map<string, FilterChain> {
+    return filterChainsIn(items(this.nft.listJson(`list chains ${family}`)));
   }
+}
+
+/** A chain of iptables-nft's `filter` table as `list chains` shows it. */
+export interface FilterChain {
+  hook?: string;
+  policy?: string;
+}
+
+/** The chains of the `filter` table among listed nftables objects, by name. Pure. */
+export function filterChainsIn(objects: Record<string, unknown>[]): Map<string, FilterChain> {
+  const chains = new Map<string, FilterChain>();
+  for (const obj of objects) {
+    const c = obj.chain as { table?: string; name?: string; hook?: string; policy?: string } | undefined;
+    if (c && c.table === TABLE && typeof c.name === 'string') chains.set(c.name, { hook: c.hook, policy: c.policy });
+  }
+  return chains;
+}
+
+/**
+ * The chain tsnet's accepts belong in, given the `filter` table's chains: DOCKER-USER where FORWARD
+ * jumps to it (Docker 20.10 to 28 put the jump first), else the top of a FORWARD whose policy is
+ * drop, else none (nothing there drops tsnet's traffic). A DOCKER-USER without the jump (left
+ * behind by a Docker that moved to its nftables backend, which neither adds nor removes the jump)
+ * is never reached, so accepts there would not count. Pure.
+ */
+export function compatTarget(chains: Map<string, FilterChain>, forwardJumpsToUser: boolean): string | null {
+  if (chains.has(USER_CHAIN) && forwardJumpsToUser) return USER_CHAIN;
+  const fwd = chains.get(FORWARD_CHAIN);
+  if (fwd && fwd.hook === 'forward' && fwd.policy === 'drop') return FORWARD_CHAIN;
+  return null;
+}
+
+/** The rules tagged `tag` among the listed objects of one chain. Pure. */
+export function compatRulesIn(objects: Record<string, unknown>[], family: CompatFamily, chain: string, tag: string): CompatRule[] {
+  const rules: CompatRule[] = [];
+  for (const obj of objects) {
+    const rule = obj.rule as JsonRule | undefined;
+    if (!rule || typeof rule.comment !== 'string' || !rule.comment.startsWith(tag)) continue;
+    if (rule.chain !== undefined && rule.chain !== chain) continue;
+    const bridge = rule.comment.slice(tag.length);
+    rules.push({ family, chain, handle: rule.handle, bridge, direction: directionOf(rule, bridge) });
+  }
+  return rules;
+}
+
+/** Whether a bridge has exactly its pair of accepts (in and out, right shape) in `target`. Pure. */
+export function compatComplete(rules: CompatRule[] | undefined, target: string | null): boolean {
+  return (
+    rules !== undefined &&
+    rules.length === 2 &&
+    rules.every((r) => r.chain === target) &&
+    rules.some((r) => r.direction === 'iifname') &&
+    rules.some((r) => r.direction === 'oifname')
+  );
 }
 
 /**
@@ -138,12 +177,7 @@ export function planCompat(family: CompatFamily, target: string | null, present:
   const want = new Set(target === null ? [] : wanted.map((b) => checkIfname(b)));
   const byBridge = new Map<string, CompatRule[]>();
   for (const r of present) byBridge.set(r.bridge, [...(byBridge.get(r.bridge) ?? []), r]);
-  const complete = (rules: CompatRule[] | undefined) =>
-    rules !== undefined &&
-    rules.length === 2 &&
-    rules.every((r) => r.chain === target) &&
-    rules.some((r) => r.direction === 'iifname') &&
-    rules.some((r) => r.direction === 'oifname');
+  const complete = (rules: CompatRule[] | undefined) => compatComplete(rules, target);
 
   const lines: string[] = [];
   for (const [bridge, rules] of byBridge) {
@@ -161,6 +195,7 @@ export function planCompat(family: CompatFamily, target: string | null, present:
 
 interface JsonRule {
   handle: number;
+  chain?: string;
   comment?: string;
   expr?: { match?: { op?: string; left?: { meta?: { key?: string } }; right?: unknown } }[];
 }
@@ -191,7 +226,17 @@ function isAcceptMarkTest(m: { op?: string; left?: unknown; right?: unknown }): 
   );
 }
 
-function items(answer: unknown): Record<string, unknown>[] {
+/** Whether one of the listed rules jumps (or goes) to `target`. Pure. */
+export function jumpsTo(objects: Record<string, unknown>[], target: string): boolean {
+  return objects.some((obj) =>
+    ((obj.rule as { expr?: Record<string, unknown>[] } | undefined)?.expr ?? []).some(
+      (e) => (e.jump as { target?: string } | undefined)?.target === target || (e.goto as { target?: string } | undefined)?.target === target,
+    ),
+  );
+}
+
+/** The objects of a libnftables JSON answer. */
+export function items(answer: unknown): Record<string, unknown>[] {
   const list = (answer as { nftables?: unknown[] } | null)?.nftables;
   return Array.isArray(list) ? (list as Record<string, unknown>[]) : [];
 }

@@ -18,8 +18,11 @@ export interface DockerBridge {
   published?: Pick<PortMapping, 'containerIp' | 'containerPort' | 'hostPort'>[];
 }
 
-/** The nat and filter tables of dockerd 20.10 for these networks, for iptables-restore. */
-export function dockerIptables(bridges: DockerBridge[]): string {
+/**
+ * The nat table, the same from 20.10 to 28: DNAT of published ports from local addresses, and
+ * masquerade of what leaves a non-internal network (with the hairpin masquerade per port).
+ */
+export function dockerNat(bridges: DockerBridge[]): string[] {
   const nat = [
     '*nat',
     ':PREROUTING ACCEPT [0:0]',
@@ -30,6 +33,23 @@ export function dockerIptables(bridges: DockerBridge[]): string {
     '-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER',
     '-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER',
   ];
+  for (const b of bridges.filter((x) => !x.internal)) {
+    const br = b.name;
+    const published = b.published ?? [];
+    nat.push(
+      `-A POSTROUTING -s ${b.subnet} ! -o ${br} -j MASQUERADE`,
+      // hairpin: one rule per published port
+      ...published.map((m) => `-A POSTROUTING -s ${m.containerIp}/32 -d ${m.containerIp}/32 -p tcp -m tcp --dport ${m.containerPort} -j MASQUERADE`),
+      `-A DOCKER -i ${br} -j RETURN`,
+      ...published.map((m) => `-A DOCKER ! -i ${br} -p tcp -m tcp --dport ${m.hostPort} -j DNAT --to-destination ${m.containerIp}:${m.containerPort}`),
+    );
+  }
+  nat.push('COMMIT');
+  return nat;
+}
+
+/** The nat and filter tables of dockerd 20.10 for these networks, for iptables-restore. */
+export function dockerIptables(bridges: DockerBridge[]): string {
   const filter = [
     '*filter',
     ':INPUT ACCEPT [0:0]',
@@ -52,13 +72,6 @@ export function dockerIptables(bridges: DockerBridge[]): string {
       stage1.push(`-A DOCKER-ISOLATION-STAGE-1 ! -s ${b.subnet} -o ${br} -j DROP`, `-A DOCKER-ISOLATION-STAGE-1 ! -d ${b.subnet} -i ${br} -j DROP`);
       continue;
     }
-    nat.push(
-      `-A POSTROUTING -s ${b.subnet} ! -o ${br} -j MASQUERADE`,
-      // hairpin: one rule per published port
-      ...published.map((m) => `-A POSTROUTING -s ${m.containerIp}/32 -d ${m.containerIp}/32 -p tcp -m tcp --dport ${m.containerPort} -j MASQUERADE`),
-      `-A DOCKER -i ${br} -j RETURN`,
-      ...published.map((m) => `-A DOCKER ! -i ${br} -p tcp -m tcp --dport ${m.hostPort} -j DNAT --to-destination ${m.containerIp}:${m.containerPort}`),
-    );
     filter.push(
       `-A FORWARD -o ${br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
       `-A FORWARD -o ${br} -j DOCKER`,
@@ -70,6 +83,5 @@ export function dockerIptables(bridges: DockerBridge[]): string {
     stage2.push(`-A DOCKER-ISOLATION-STAGE-2 -o ${br} -j DROP`);
   }
   filter.push(...stage1, '-A DOCKER-ISOLATION-STAGE-1 -j RETURN', ...stage2, '-A DOCKER-ISOLATION-STAGE-2 -j RETURN', '-A DOCKER-USER -j RETURN', 'COMMIT');
-  nat.push('COMMIT');
-  return [...nat, ...filter, ''].join('\n');
+  return [...dockerNat(bridges), ...filter, ''].join('\n');
 }
