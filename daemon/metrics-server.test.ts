@@ -116,4 +116,8 @@ describe('the listener', () => {
     open.push({ close: () => new Promise((r) => other.close(r)) });
     await expect(startMetricsServer({ host: '127.0.0.1', port }, silentLogger)).rejects.toThrow(`--metrics 127.0.0.1:${port}: cannot listen: the port is in use by another process`);
   });
+
+  it('refuses an address that is not one of this host (a documentation address, nothing is sent)', async () => {
+    await expect(startMetricsServer({ host: '198.51.100.7', port: 9469 }, silentLogger)).rejects.toThrow('--metrics 198.51.100.7:9469: cannot listen: the address is not one of this host');
+  });
 });
