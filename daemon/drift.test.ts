@@ -17,6 +17,9 @@ describe('nft monitor lines', () => {
     ['create chain ip filter DOCKER-USER', 'dockerChains'],
     ['add table ip filter', 'dockerChains'],
     ['delete table ip6 filter', 'dockerChains'],
+    ['add table ip docker-bridges', 'dockerChains'],
+    ['delete table ip6 docker-bridges', 'dockerChains'],
+    ['add chain ip docker-bridges filter-FORWARD { type filter hook forward priority filter; policy accept; }', 'dockerChains'],
   ])('%s concerns %s', (line, what) => {
     expect(parseNftMonitorLine(line, 'tsnet')).toBe(what);
   });
@@ -28,6 +31,8 @@ describe('nft monitor lines', () => {
     'add rule ip nat DOCKER counter', // Docker's NAT, not its forward chains
     'add rule ip filter DOCKER-ISOLATION-STAGE-1 iifname "br-1" counter',
     'delete table ip mangle',
+    'add rule ip docker-bridges filter-forward-in__br-1 counter accept', // a Docker network's own chain
+    'add rule ip filter DOCKER-FORWARD iifname "br-1" counter accept', // Docker 28: after DOCKER-USER
     '',
     'table inet tsnet {', // a listing, not an event
   ])('%j does not', (line) => {

@@ -33,6 +33,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../core/log.js';
 import type { Firewall } from '../firewall/firewall.js';
+import { DOCKER_NFT_TABLE } from '../firewall/docker-firewall.js';
 import type { Netlink } from '../native/netlink/netlink.js';
 import type { Controller } from './controller.js';
 import { countRepairs } from '../core/metrics.js';
@@ -62,7 +63,11 @@ export function isEmpty(d: Drift): boolean {
 /** What a line of `nft monitor tables` or `nft monitor rules` may have changed, or null. */
 export type NftMonitorLine = 'tables' | 'dockerChains' | null;
 
-/** Docker's chains whose changes may drop tsnet's accepts (firewall/docker-compat.ts). */
+/**
+ * Docker's chains whose changes may drop tsnet's accepts or move where they belong
+ * (firewall/docker-compat.ts): DOCKER-USER, and FORWARD (its policy, its jump to DOCKER-USER).
+ * Docker 28's DOCKER-FORWARD runs after DOCKER-USER, so its changes move nothing.
+ */
 const DOCKER_CHAINS = new Set(['DOCKER-USER', 'FORWARD']);
 
 /**
@@ -77,6 +82,9 @@ export function parseNftMonitorLine(line: string, table: string): NftMonitorLine
   if ((family === 'ip' || family === 'ip6') && tableName === 'filter') {
     if (object === 'table' || ((object === 'chain' || object === 'rule') && DOCKER_CHAINS.has(name))) return 'dockerChains';
   }
+  // Docker 29's nftables backend coming or going (firewall/docker-firewall.ts): a switch of backend
+  // may leave or drop a DOCKER-USER and FORWARD's drop policy, so the accepts are looked at again
+  if ((family === 'ip' || family === 'ip6') && tableName === DOCKER_NFT_TABLE && (object === 'table' || name === 'filter-FORWARD')) return 'dockerChains';
   return null;
 }
 
