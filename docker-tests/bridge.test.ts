@@ -6,12 +6,8 @@
 // else it needs itself, so each one runs alone with `-t`. afterAll (finishE2e) requires that the
 // daemon let go of everything, exits cleanly on SIGTERM and logged no internal error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { run as runCommand, sh, until } from '../test-support/commands.js';
+import { run as runCommand, sh } from '../test-support/commands.js';
 import { linksTaggedBy, tableElements, tryBind, type HostPort } from '../test-support/daemon-leftovers.js';
 import {
   BUSYBOX_IMAGE as IMAGE,
@@ -27,15 +23,35 @@ import {
   uniqueName,
   type E2eDaemon,
 } from './harness.js';
+import {
+  HTTP_GET,
+  OUTSIDE_HOST_IP,
+  OUTSIDE_PEER_IP,
+  OUTSIDE_PORT,
+  connect,
+  createNetwork,
+  exec,
+  expectConnectDropped,
+  expectPingDropped,
+  httpGetFrom,
+  ipOf,
+  linkExists,
+  makeOutside,
+  oneShot,
+  ping,
+  sleeper,
+  webServer,
+  type Outside,
+} from './containers.js';
 
 // Test subnets: private ranges only on bridges this file makes; the "outside" world is a
 // namespace on 203.0.113.0/24 behind a veth of the host, with a route back to 10.231.0.0/16 so
 // that a packet leaking out of an internal network WOULD get its answer.
 const WEB_SUBNET = '10.231.0.0/24';
 const INT_SUBNET = '10.231.3.0/24';
-const OUT_HOST_IP = '203.0.113.1';
-const OUT_PEER_IP = '203.0.113.2';
-const OUT_PORT = 7000;
+const OUT_HOST_IP = OUTSIDE_HOST_IP;
+const OUT_PEER_IP = OUTSIDE_PEER_IP;
+const OUT_PORT = OUTSIDE_PORT;
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 /** host ports the web server of the fixture publishes */
@@ -49,8 +65,7 @@ const GONE_PORTS: HostPort[] = [
 let e2e: E2eDaemon;
 const run = uniqueName('e2e');
 const outsideNs = `${run}-out`;
-const outsideHostIf = `o${run.slice(-8)}h`;
-let outsideDir: string;
+let outside: Outside;
 let webId: string;
 
 function tsnet(args: string[]): { stdout: string; stderr: string; code: number } {
@@ -58,87 +73,12 @@ function tsnet(args: string[]): { stdout: string; stderr: string; code: number }
   return { stdout: r.stdout.trim(), stderr: r.stderr.trim(), code: r.code };
 }
 
-function network(name: string, args: string[]): string {
-  ok(['network', 'create', '-d', PLUGIN, ...args, name]);
-  onCleanup(() => docker(['network', 'rm', name]));
-  return ok(['network', 'inspect', '-f', '{{.Id}}', name]);
-}
-
-function container(name: string, args: string[], cmd: string[]): string {
-  ok(['run', '-d', '--name', name, ...args, IMAGE, ...cmd]);
-  onCleanup(() => docker(['rm', '-f', name]));
-  return name;
-}
-
-function sleeper(name: string, net: string, extra: string[] = []): string {
-  return container(name, ['--network', net, ...extra], ['sleep', '3600']);
-}
-
-function ipOf(name: string, net: string): string {
-  return ok(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name]);
-}
-
-/** Runs a throwaway container on a network and returns its output and exit code. */
-function oneShot(net: string, cmd: string[], extra: string[] = []): { out: string; code: number } {
-  const r = docker(['run', '--rm', '--network', net, ...extra, IMAGE, ...cmd]);
-  return { out: (r.stdout + r.stderr).trim(), code: r.code };
-}
-
-/** A command in a running container: its output (stdout and stderr) and exit code. */
-function exec(name: string, cmd: string[]): { out: string; code: number } {
-  const r = docker(['exec', name, ...cmd]);
-  return { out: (r.stdout + r.stderr).trim(), code: r.code };
-}
-
-/** One ping from a container; its output says whether an answer came ("1 packets received"). */
-function ping(from: string, target: string): { out: string; code: number } {
-  return exec(from, ['ping', '-c', '1', '-W', '2', target]);
-}
-
-/** A TCP connection from a container (busybox nc, 3 s); a dropped SYN ends in "nc: timed out". */
-function connect(from: string, ip: string, port: number, send = ''): { out: string; code: number } {
-  const cmd = send ? `printf '${send}' | nc -w 3 ${ip} ${port}` : `nc -w 3 ${ip} ${port} </dev/null`;
-  return exec(from, ['sh', '-c', cmd]);
-}
-
-const HTTP_GET = 'GET / HTTP/1.0\\r\\n\\r\\n';
-
-/** What a dropped ping looks like: sent, no answer, no error from the way there. */
-function expectPingDropped(r: { out: string; code: number }): void {
-  expect(r.code, r.out).not.toBe(0);
-  expect(r.out).toContain('1 packets transmitted, 0 packets received');
-}
-
-/** What a dropped connection looks like: a timeout, not a refusal or an unreachable network. */
-function expectConnectDropped(r: { out: string; code: number }): void {
-  expect(r.code, r.out).not.toBe(0);
-  expect(r.out).toContain('nc: timed out');
-}
-
-function httpGetFrom(ns: string | null, host: string, port: number): string {
-  const args = ['-s', '--max-time', '5', `http://${host}:${port}/`];
-  const r = ns ? runCommand('ip', ['netns', 'exec', ns, 'curl', ...args]) : runCommand('curl', args);
-  return r.code === 0 ? r.stdout.trim() : '';
-}
-
-/** An HTTP server inside a container: busybox httpd on each port, index says which container. */
-function webServer(name: string, net: string, publish: string[], ports = [80], extra: string[] = []): string {
-  const starts = ports.map((p) => `httpd -p ${p} -h /www`).join(' && ');
-  return container(name, ['--network', net, ...extra, ...publish.flatMap((p) => ['-p', p])], [
-    'sh',
-    '-c',
-    `mkdir -p /www && echo hello-from-${name} > /www/index.html && ${starts} && sleep 3600`,
-  ]);
-}
+const network = (name: string, args: string[]): string => createNetwork(PLUGIN, name, args);
 
 function bridgeOf(networkId: string): string {
   const n = e2e.status().networks.find((x) => x.id === networkId);
   if (!n) throw new Error(`network ${networkId} not in tsnet status`);
   return String(n.config.bridge);
-}
-
-function linkExists(name: string): boolean {
-  return runCommand('ip', ['link', 'show', 'dev', name]).code === 0;
 }
 
 function sendRaw(path: string, body: string): Promise<{ status: number; body: string }> {
@@ -153,65 +93,9 @@ function sendRaw(path: string, body: string): Promise<{ status: number; body: st
   });
 }
 
-// ---------------------------------------------------------------- the outside world
-
-/**
- * A namespace behind a veth of the host, reachable from the host, with a route back to the
- * test subnets, a server on port 7000 that answers each client with the source address it saw
- * and records it, and a counter of packets arriving from the internal network's subnet.
- */
-async function makeOutside(): Promise<void> {
-  outsideDir = mkdtempSync(join(tmpdir(), 'tsnet-e2e-out-'));
-  onCleanup(() => rmSync(outsideDir, { recursive: true, force: true }));
-  sh('ip', ['netns', 'add', outsideNs]);
-  onCleanup(() => sh('ip', ['netns', 'del', outsideNs]));
-  sh('ip', ['link', 'add', outsideHostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outsideNs]);
-  onCleanup(() => {
-    if (linkExists(outsideHostIf)) sh('ip', ['link', 'del', outsideHostIf]);
-  });
-  const inside = (args: string[]) => sh('ip', ['netns', 'exec', outsideNs, ...args]);
-  sh('ip', ['addr', 'add', `${OUT_HOST_IP}/24`, 'dev', outsideHostIf]);
-  sh('ip', ['link', 'set', outsideHostIf, 'up']);
-  inside(['ip', 'addr', 'add', `${OUT_PEER_IP}/24`, 'dev', 'eth0']);
-  inside(['ip', 'link', 'set', 'eth0', 'up']);
-  inside(['ip', 'link', 'set', 'lo', 'up']);
-  inside(['ip', 'route', 'add', '10.231.0.0/16', 'via', OUT_HOST_IP]);
-  inside(['nft', `add table inet tally; add chain inet tally input { type filter hook input priority 0; }; add rule inet tally input ip saddr ${INT_SUBNET} counter`]);
-  const log = join(outsideDir, 'connections');
-  const ready = join(outsideDir, 'ready');
-  const server = spawn('ip', [
-    'netns',
-    'exec',
-    outsideNs,
-    'node',
-    '-e',
-    `const fs = require('fs'); const [log, ready] = process.argv.slice(1);
-     require('net').createServer((s) => { fs.appendFileSync(log, s.remoteAddress + '\\n'); s.end(s.remoteAddress + '\\n'); })
-       .listen(${OUT_PORT}, '0.0.0.0', () => fs.writeFileSync(ready, ''));`,
-    log,
-    ready,
-  ]);
-  onCleanup(() => server.kill());
-  await until('the outside server listens', () => existsSync(ready));
-}
-
-/** Source addresses of every connection the outside server accepted, oldest first. */
-function outsideConnections(): string[] {
-  const path = join(outsideDir, 'connections');
-  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [];
-}
-
-/** Packets that reached the outside namespace from the internal network's subnet. */
-function packetsFromInternalSubnet(): number {
-  const listing = sh('ip', ['netns', 'exec', outsideNs, 'nft', 'list', 'table', 'inet', 'tally']);
-  const m = /counter packets (\d+)/.exec(listing);
-  if (!m) throw new Error(`no counter in the outside namespace:\n${listing}`);
-  return Number(m[1]);
-}
-
 beforeAll(async () => {
   e2e = await startE2e('tsnet-e2e');
-  await makeOutside();
+  outside = await makeOutside(outsideNs, { routeBack: '10.231.0.0/16', tally: INT_SUBNET });
   webId = network(`${run}-web`, ['--subnet', WEB_SUBNET]);
   sleeper(`${run}-a`, `${run}-web`);
   webServer(`${run}-site`, `${run}-web`, ['8080:80', '9000-9010:9000-9010'], [80, 9000, 9005, 9010]);
@@ -358,21 +242,21 @@ describe('bridge networks through Docker', () => {
     it('lets nothing out even when a container adds a default route via the bridge, while the same attempt from a normal network gets out', () => {
       // the positive: an ordinary network's container, with its route set the same way, gets out
       expect(exec(`${run}-w2`, ['ip', 'route', 'replace', 'default', 'via', '10.231.0.1']).code).toBe(0);
-      const before = outsideConnections().length;
+      const before = outside.connections().length;
       expect(connect(`${run}-w2`, OUT_PEER_IP, OUT_PORT).out).toBe(OUT_HOST_IP);
-      expect(outsideConnections().slice(before)).toEqual([OUT_HOST_IP]);
+      expect(outside.connections().slice(before)).toEqual([OUT_HOST_IP]);
 
       // the attacker: a default route via the bridge's address, which answers
       const added = exec(`${run}-i2`, ['ip', 'route', 'replace', 'default', 'via', '10.231.3.1']);
       expect(added.code, added.out).toBe(0);
       expect(exec(`${run}-i2`, ['ip', 'route']).out).toContain('default via 10.231.3.1');
       expect(ping(`${run}-i2`, '10.231.3.1').out).toContain('1 packets received');
-      const seen = outsideConnections().length;
+      const seen = outside.connections().length;
       expectPingDropped(ping(`${run}-i2`, OUT_PEER_IP));
       expectConnectDropped(connect(`${run}-i2`, OUT_PEER_IP, OUT_PORT));
       // the outside saw nothing: no connection, not one packet from the internal subnet
-      expect(outsideConnections().slice(seen)).toEqual([]);
-      expect(packetsFromInternalSubnet()).toBe(0);
+      expect(outside.connections().slice(seen)).toEqual([]);
+      expect(outside.packetsFromTallied()).toBe(0);
     });
   });
 
