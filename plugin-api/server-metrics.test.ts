@@ -35,6 +35,9 @@ function server() {
     },
   });
   const cni = {
+    removeNetworkByName: async (name: string) => {
+      if (name !== 'gone') throw new ConflictError(`CNI network '${name}' has 1 attachment: remove its containers first`);
+    },
     exec: async (env: Record<string, string | undefined>) =>
       env.CNI_COMMAND === 'ADD' ? { exitCode: 1, output: JSON.stringify({ cniVersion: '1.0.0', code: ERR.TRY_AGAIN_LATER, msg: 'the cluster store is not reachable yet', details: 'etcd: connection refused' }) } : { exitCode: 0, output: '' },
   };
@@ -87,6 +90,16 @@ describe('per-call log lines and request metrics', () => {
     const [add, del] = lines();
     expect(add).toMatchObject({ method: 'Cni.Exec', command: 'ADD', containerId: 'ctr1', kind: 'unavailable', error: 'the cluster store is not reachable yet', cause: 'etcd: connection refused', msg: 'Cni.Exec ADD failed' });
     expect(del).toMatchObject({ command: 'DEL', outcome: 'ok', msg: 'Cni.Exec DEL' });
+  });
+
+  it('tsnet cni rm: a refusal is logged and counted as one, a removal as ok', async () => {
+    const { app, lines } = server();
+    await app.inject({ method: 'POST', url: '/Tsnet.CniRemove', payload: JSON.stringify({ Name: 'busy' }) });
+    await app.inject({ method: 'POST', url: '/Tsnet.CniRemove', payload: JSON.stringify({ Name: 'gone' }) });
+    expect(await sample('tsnet_requests_total{method="Tsnet.CniRemove",outcome="conflict"}')).toBe(1);
+    expect(await sample('tsnet_requests_total{method="Tsnet.CniRemove",outcome="ok"}')).toBe(1);
+    expect(lines()[0]).toMatchObject({ outcome: 'error', kind: 'conflict', error: "CNI network 'busy' has 1 attachment: remove its containers first", msg: 'Tsnet.CniRemove failed' });
+    expect(lines()[1]).toMatchObject({ outcome: 'ok', msg: 'Tsnet.CniRemove' });
   });
 
   it('maps CNI error codes to kinds and keeps method labels to a fixed set', () => {

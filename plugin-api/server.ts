@@ -263,12 +263,17 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   const send = (res: FastifyReply, status: number, payload: unknown) =>
     res.code(status).header('content-type', PLUGIN_CONTENT_TYPE).send(Buffer.from(JSON.stringify(payload)));
 
-  const fail = (req: FastifyRequest, res: FastifyReply, method: string, message: string, status = 200, err?: unknown) => {
+  /** What the log line and the metrics say of a failed call: the message sent, the error's kind and cause. */
+  const failed = (req: FastifyRequest, message: string, err?: unknown) => {
     const r = record(req);
     r.error = message;
     r.kind = err === undefined ? 'invalid' : errorKind(err);
     const cause = err === undefined ? undefined : errorCause(err);
     if (cause !== undefined && cause !== `${(err as Error).name}: ${message}`) r.cause = cause;
+  };
+
+  const fail = (req: FastifyRequest, res: FastifyReply, method: string, message: string, status = 200, err?: unknown) => {
+    failed(req, message, err);
     return send(res, status, { [errorKey(method)]: message });
   };
 
@@ -342,12 +347,16 @@ export function buildServer(o: ServerOptions): FastifyInstance {
     const removeNetwork = cni.removeNetworkByName?.bind(cni);
     if (removeNetwork) app.post('/Tsnet.CniRemove', async (req, res) => {
       const name = (req.body as { Name?: unknown } | null)?.Name;
-      if (typeof name !== 'string' || name === '') return send(res, 200, { Err: 'Name: the CNI network to remove', Kind: 'invalid' });
+      if (typeof name !== 'string' || name === '') {
+        failed(req, 'Name: the CNI network to remove');
+        return send(res, 200, { Err: 'Name: the CNI network to remove', Kind: 'invalid' });
+      }
       try {
         await removeNetwork(name);
         return send(res, 200, {});
       } catch (err) {
         if (!(err instanceof UserError)) req.log.error({ err, method: 'Tsnet.CniRemove' }, 'internal error in Tsnet.CniRemove');
+        failed(req, userMessage(err), err);
         return send(res, 200, { Err: userMessage(err), Kind: errorKind(err) });
       }
     });
