@@ -5,6 +5,7 @@
 #   make down    stop the daemon (networks and containers keep working)
 #   make install tsnet as a host service: an installed copy and tsnet.service (scripts/install.sh)
 #   make uninstall  remove it all, refusing while networks exist unless FORCE=1 (scripts/uninstall.sh)
+#   make plugin  tsnet as a managed Docker plugin, built offline from this machine (scripts/plugin.sh)
 #   make test    test packages too, build, then unit -> netns -> docker; ends with
 #                "tests: N passed, N failed, N skipped"
 #   make unit    the fast layer only
@@ -12,7 +13,7 @@
 #   make clean   remove dist/
 SHELL := /bin/bash
 .DEFAULT_GOAL := up
-.PHONY: up down test unit build deps test-deps node-deps link clean bench install uninstall
+.PHONY: up down test unit build deps test-deps node-deps link clean bench install uninstall plugin
 
 # What tsc compiles (tsconfig.json "include"); the tests are not built.
 SOURCES := $(shell find core cli daemon drivers firewall ipam lab native plugin-api runtime store cni bench docker-tests netns-tests test-support \
@@ -31,6 +32,10 @@ install: deps build
 
 uninstall:
 	@scripts/uninstall.sh
+
+# dockerd starts a managed plugin itself, before it restores containers; PLUGIN=NAME for another name
+plugin: deps build
+	@scripts/plugin.sh
 
 deps:
 	@scripts/install-deps.sh
@@ -81,8 +86,13 @@ test:
 unit:
 	@scripts/run-tests.sh --prepare node-deps unit
 
+# each benchmark under the kernel-test lock (one at a time), its result lines collected in
+# dist/bench/results.jsonl; bench/summary.ts ends with one table of them all
 bench: test-deps build
-	@for b in dist/bench/*.js; do [ -e "$$b" ] && [ "$$b" != dist/bench/lib.js ] || continue; echo "=== $$b"; node "$$b" || exit 1; done
+	@rm -f dist/bench/results.jsonl; failed=""; \
+	 for b in dist/bench/*.js; do case "$$b" in */lib.js|*/summary.js) continue;; esac; echo "=== $$b"; \
+	   BENCH_RESULTS=dist/bench/results.jsonl flock -o /tmp/tsnet-kernel-tests.lock node "$$b" || failed="$$failed $$b"; done; \
+	 BENCH_RESULTS=dist/bench/results.jsonl node dist/bench/summary.js $$failed; [ -z "$$failed" ]
 
 clean:
 	rm -rf dist

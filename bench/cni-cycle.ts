@@ -2,11 +2,14 @@
 // daemon) beside the reference `bridge` plugin with `host-local` IPAM from Debian's
 // containernetworking-plugins, both run as a runtime runs them (CNI_* variables, stdin), cycles
 // interleaved in random order. CYCLES=30 by default (median of at least 20 wanted).
+// Then where tsnet's ADD spends its time: the client alone (VERSION, answered without the daemon),
+// a round trip through the daemon that does nothing (STATUS), the daemon's own time per ADD and
+// its steps, from its log at debug level (cni-service.ts logs "CNI ADD steps").
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cleanup, benchDaemon, median, percentile, seededRandom, sh, shuffled, table } from './lib.js';
+import { Cleanup, benchDaemon, median, percentile, report, runCni, seededRandom, sh, shuffled, table, type CniCall } from './lib.js';
 
 const CYCLES = Number(process.env.CYCLES ?? 30);
 const REFERENCE_DIR = '/usr/lib/cni';
@@ -20,22 +23,64 @@ interface Case {
   env: Record<string, string>;
 }
 
-function invoke(c: Case, command: 'ADD' | 'DEL', netns: string, id: string): number {
-  const start = process.hrtime.bigint();
-  const r = spawnSync(c.plugin, [], {
-    input: JSON.stringify(c.conf),
-    encoding: 'utf8',
-    env: { PATH: process.env.PATH, ...c.env, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${netns}`, CNI_IFNAME: 'eth0', CNI_PATH: REFERENCE_DIR },
-  });
-  const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (r.status !== 0) throw new Error(`${c.label} ${command} failed: ${r.stdout}${r.stderr}`);
-  return ms;
+function invoke(c: Case, command: CniCall['command'], netns: string, id: string): number {
+  return runCni({ plugin: c.plugin, conf: c.conf, env: c.env, command, netns, containerId: id }).ms;
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+/** The daemon's log lines (pino JSON) with this message. */
+function logLines(path: string, msg: string): Record<string, unknown>[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(`"msg":"${msg}"`))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Where one tsnet ADD spends its time: outside the daemon, in it, and its steps there. */
+function breakdown(c: Case, addMedian: number, logPath: string): void {
+  const ns = 'tsnet-bench-cni-probe';
+  sh('ip', ['netns', 'add', ns]);
+  let version: number[];
+  let status: number[];
+  try {
+    version = Array.from({ length: CYCLES }, () => invoke(c, 'VERSION', ns, 'probe'));
+    // STATUS is a CNI 1.1 command
+    const c11 = { ...c, conf: { ...c.conf, cniVersion: '1.1.0' } };
+    status = Array.from({ length: CYCLES }, () => invoke(c11, 'STATUS', ns, 'probe'));
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns]);
+  }
+  // the measured ADDs: the warm-up's is the first (it made the network)
+  const calls = logLines(logPath, 'Cni.Exec ADD').slice(1);
+  if (process.env.KEEP_DAEMON_LOG) copyFileSync(logPath, process.env.KEEP_DAEMON_LOG);
+  const stepLines = logLines(logPath, 'CNI ADD steps').slice(1);
+  const inDaemon = median(calls.map((l) => Number(l.ms)));
+  const stepNames = [...new Set(stepLines.flatMap((l) => Object.keys(l.ms as Record<string, number>)))];
+  const stepMedian = (name: string) => median(stepLines.map((l) => (l.ms as Record<string, number>)[name] ?? 0));
+  const stepsTotal = stepNames.reduce((sum, n) => sum + stepMedian(n), 0);
+  const rows: (string | number)[][] = [
+    ['ADD end to end (runtime spawns the client until it exits)', addMedian.toFixed(2)],
+    ['  client start and exit alone (VERSION: no daemon)', median(version).toFixed(2)],
+    ['  client + socket + HTTP round trip, no work (STATUS)', median(status).toFixed(2)],
+    ['  the daemon, request in to reply out (its log)', inDaemon.toFixed(2)],
+    ...stepNames.map((n) => [`    ${n}`, stepMedian(n).toFixed(2)]),
+    ['    HTTP parsing, CNI parsing, reply (the rest)', (inDaemon - stepsTotal).toFixed(2)],
+    ['  outside the daemon (end to end minus the daemon)', (addMedian - inDaemon).toFixed(2)],
+  ];
+  console.log(`\nwhere tsnet's ADD spends its time (medians of ${calls.length} ADDs; a step's median each, so the parts need not add up exactly)`);
+  console.log(table(['part', 'ms'], rows));
+  report({ bench: 'cni-cycle', measure: 'CNI ADD inside the daemon, median', tsnet: round(inDaemon), peer: null, unit: 'ms', ratio: null, goal: '', met: null });
 }
 
 const cleanup = new Cleanup();
 try {
   if (!Number.isInteger(CYCLES) || CYCLES < 1 || CYCLES > 1000) throw new Error('CYCLES must be 1..1000');
-  await benchDaemon(cleanup, SOCKET);
+  // debug: the daemon logs each ADD's steps (and each call's body, a little more log to write)
+  process.env.TSNET_LOG_LEVEL = 'debug';
+  const daemon = await benchDaemon(cleanup, SOCKET);
   const hostLocalDir = mkdtempSync(join(tmpdir(), 'tsnet-bench-hostlocal-'));
   cleanup.add(() => rmSync(hostLocalDir, { recursive: true, force: true }));
   cleanup.add(() => spawnSync('ip', ['link', 'del', 'cnibench0']));
@@ -87,6 +132,9 @@ try {
   );
   const ratio = median(cycle(cases[1].label)) / median(cycle(cases[0].label));
   console.log(`tsnet's cycle takes ${ratio.toFixed(2)} of the reference plugin's`);
+  report({ bench: 'cni-cycle', measure: 'CNI ADD+DEL cycle, median', tsnet: round(median(cycle(cases[1].label))), peer: round(median(cycle(cases[0].label))), unit: 'ms', ratio: round(ratio), goal: 'ratio <= 0.3', met: ratio <= 0.3 });
+  report({ bench: 'cni-cycle', measure: 'CNI ADD, median', tsnet: round(median(add.get(cases[1].label)!)), peer: round(median(add.get(cases[0].label)!)), unit: 'ms', ratio: null, goal: '', met: null });
+  breakdown(cases[1], median(add.get(cases[1].label)!), daemon.logPath);
 } finally {
   await cleanup.run();
 }

@@ -15,13 +15,12 @@
 // measured. One Node client opens connections one at a time, in rounds over the six cases
 // (site x port, in random order), and times connect + first byte from the server. All traffic stays inside the
 // namespaces made here (203.0.113.0/24 is documentation space, never routed).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { withNetns } from '../native/netns.js';
 import { Nft } from '../native/nftables.js';
 import { Firewall } from '../firewall/firewall.js';
 import type { FirewallNetwork, PortMapping } from '../firewall/model.js';
-import { Cleanup, inNs, makeNs, median, percentile, ratioInterval, table } from './lib.js';
+import { Cleanup, byteServer, connectLatencies, inNs, makeNs, median, percentile, ratioInterval, report, table } from './lib.js';
 import { dockerIptables } from '../test-support/docker-iptables.js';
 
 const MAPPINGS = Number(process.env.MAPPINGS ?? 10_000);
@@ -43,7 +42,7 @@ if (!Number.isInteger(SAMPLES) || SAMPLES < BATCHES) throw new Error(`SAMPLES mu
  * A "host" namespace with a bridge, a "container" namespace behind it running the server, and an
  * uplink to the shared client namespace (the host's address on it: uplinkIp). Returns the host.
  */
-async function buildSite(prefix: string, client: string, index: number, cleanup: Cleanup, children: ChildProcess[]): Promise<{ host: string; uplinkIp: string }> {
+async function buildSite(prefix: string, client: string, index: number, cleanup: Cleanup): Promise<{ host: string; uplinkIp: string }> {
   const host = makeNs(`${prefix}-host`, cleanup);
   const server = makeNs(`${prefix}-srv`, cleanup);
   // a /30 per site on the client's side: 203.0.113.1/.2, .5/.6, .9/.10
@@ -64,65 +63,8 @@ async function buildSite(prefix: string, client: string, index: number, cleanup:
   inNs(client, 'ip', ['addr', 'add', `${clientIp}/30`, 'dev', `up${index}`]);
   inNs(client, 'ip', ['link', 'set', `up${index}`, 'up']);
 
-  const serverScript = `
-    const net = require('net');
-    let up = 0;
-    for (const port of [${FIRST_PORT}, ${LAST_PORT}]) {
-      net.createServer((s) => { s.on('error', () => {}); s.end('x'); })
-        .listen(port, () => { if (++up === 2) console.log('ready'); });
-    }`;
-  const child = spawn('ip', ['netns', 'exec', server, 'node', '-e', serverScript], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the server in the container namespace did not start within 10 s')), 10_000);
-    child.stdout!.once('data', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the server in the container namespace exited (${code})`));
-    });
-  });
+  await byteServer(server, [FIRST_PORT, LAST_PORT], cleanup);
   return { host, uplinkIp };
-}
-
-/**
- * Connect + first-byte latencies in µs, one list per target, from one Node process in the client
- * namespace. Connections go one at a time, in rounds over all targets, so whatever else the
- * machine does hits every target alike.
- */
-function measure(client: string, targets: { ip: string; port: number }[], n: number): number[][] {
-  const script = `
-    const net = require('net');
-    const targets = ${JSON.stringify(targets)};
-    const out = targets.map(() => []);
-    const rounds = ${n + WARMUP};
-    // each round visits every target once, in a fresh random order: no target always follows
-    // the same other one (a connection right after one to the same site finds warmer caches)
-    let seed = 0x2545f491;
-    const rand = () => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) / 4294967296; };
-    let order = [];
-    (function next(step) {
-      if (step === rounds * targets.length) { console.log(JSON.stringify(out)); return; }
-      const round = Math.floor(step / targets.length);
-      if (step % targets.length === 0) {
-        order = targets.map((_, i) => i);
-        for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [order[i], order[j]] = [order[j], order[i]]; }
-      }
-      const k = order[step % targets.length];
-      const { ip, port } = targets[k];
-      const t = process.hrtime.bigint();
-      const s = net.connect(port, ip);
-      s.setTimeout(5000, () => { console.error('no answer within 5 s from ' + ip + ':' + port); process.exit(1); });
-      s.on('error', (e) => { console.error(ip + ':' + port + ': ' + e.message); process.exit(1); });
-      s.once('data', () => {
-        if (round >= ${WARMUP}) out[k].push(Number(process.hrtime.bigint() - t) / 1000);
-        s.destroy();
-        setImmediate(next, step + 1);
-      });
-    })(0);`;
-  return JSON.parse(inNs(client, 'node', ['-e', script], undefined, 600_000)) as number[][];
 }
 
 function elapsedMs(start: bigint): number {
@@ -155,13 +97,11 @@ const LABEL: Record<SiteName, string> = {
 export async function main(): Promise<void> {
   const cleanup = new Cleanup();
   const tag = randomBytes(2).toString('hex');
-  const children: ChildProcess[] = [];
-  cleanup.add(() => children.forEach((c) => c.kill()));
   try {
     const client = makeNs(`tsb-${tag}-cli`, cleanup);
     const names: SiteName[] = ['tsnet', 'control', 'docker'];
     const sites = {} as Record<SiteName, { host: string; uplinkIp: string }>;
-    for (const [i, name] of names.entries()) sites[name] = await buildSite(`tsb-${tag}-${name[0]}`, client, i, cleanup, children);
+    for (const [i, name] of names.entries()) sites[name] = await buildSite(`tsb-${tag}-${name[0]}`, client, i, cleanup);
     const mappings: PortMapping[] = Array.from({ length: MAPPINGS }, (_, i) => ({
       endpointId: 'bench',
       proto: 'tcp',
@@ -179,7 +119,7 @@ export async function main(): Promise<void> {
     const dockerLoadMs = elapsedMs(start);
 
     const cases = names.flatMap((site) => [FIRST_PORT, LAST_PORT].map((port) => ({ site, port })));
-    const samples = measure(client, cases.map((c) => ({ ip: sites[c.site].uplinkIp, port: c.port })), SAMPLES);
+    const samples = connectLatencies(client, cases.map((c) => ({ ip: sites[c.site].uplinkIp, port: c.port })), SAMPLES, WARMUP);
     const of = (site: SiteName, port: number) => samples[cases.findIndex((c) => c.site === site && c.port === port)];
     // consecutive slices of the run, for how much a ratio moves within it
     const slices = (xs: number[]) => Array.from({ length: BATCHES }, (_, b) => xs.slice((b * xs.length) / BATCHES, ((b + 1) * xs.length) / BATCHES));
@@ -219,6 +159,10 @@ export async function main(): Promise<void> {
       `tsnet / Docker-style median: 1st ${(med('tsnet', FIRST_PORT) / med('docker', FIRST_PORT)).toFixed(2)}, ` +
         `${MAPPINGS}th ${(med('tsnet', LAST_PORT) / med('docker', LAST_PORT)).toFixed(2)}`,
     );
+    const flat = ratioOf('tsnet') / ratioOf('control');
+    report({ bench: 'dnat-latency', measure: `new connection through DNAT, ${MAPPINGS}th / 1st mapping (over control)`, tsnet: Math.round(med('tsnet', LAST_PORT) * 10) / 10, peer: Math.round(med('tsnet', FIRST_PORT) * 10) / 10, unit: 'µs', ratio: Math.round(flat * 100) / 100, goal: 'ratio <= 1.1', met: flat <= 1.1 });
+    const vsDocker = med('tsnet', LAST_PORT) / med('docker', LAST_PORT);
+    report({ bench: 'dnat-latency', measure: `new connection through DNAT at the ${MAPPINGS}th mapping, tsnet / Docker-style iptables`, tsnet: Math.round(med('tsnet', LAST_PORT) * 10) / 10, peer: Math.round(med('docker', LAST_PORT) * 10) / 10, unit: 'µs', ratio: Math.round(vsDocker * 100) / 100, goal: '', met: null });
     console.log(
       `loading ${MAPPINGS} mappings: tsnet ${tsnetLoadMs.toFixed(0)} ms (one nftables transaction), ` +
         `Docker-style ${dockerLoadMs.toFixed(0)} ms (one iptables-restore; dockerd itself makes one iptables call per rule)`,

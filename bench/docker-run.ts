@@ -4,7 +4,7 @@
 // sit in a namespace of the benchmark's own, so no traffic leaves the machine.
 import { spawn } from 'node:child_process';
 import { docker, ensureBusyboxImage } from '../docker-tests/harness.js';
-import { Cleanup, benchDaemon, makeNs, median, seededRandom, sh, shuffled, table, timed, useDockerd } from './lib.js';
+import { Cleanup, benchDaemon, makeNs, median, report, seededRandom, sh, shuffled, table, timed, useDockerd } from './lib.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 15);
 const IMAGE = 'tsnet-busybox:latest';
@@ -145,6 +145,13 @@ export async function main(): Promise<void> {
       ),
     );
     console.log(`target: tsnet's added time <= 0.5 x Docker's`);
+    for (const [tsnet, peer, what] of [
+      ['bench-tsnet', 'bench-docker', 'bridge (user-defined)'],
+      ['bench-tsnet-mv', 'bench-docker-mv', 'macvlan'],
+    ] as const) {
+      const r = added(tsnet) / added(peer);
+      report({ bench: 'docker-run', measure: `time a ${what} network adds to docker run (median)`, tsnet: Math.round(added(tsnet) * 10) / 10, peer: Math.round(added(peer) * 10) / 10, unit: 'ms', ratio: Math.round(r * 100) / 100, goal: 'ratio <= 0.5', met: r <= 0.5 });
+    }
 
     // where the time goes, from dockerd's own events
     const phases = phasesByNetwork(events.lines, runNet);

@@ -1,6 +1,6 @@
 // Shared pieces of the benchmarks: commands, namespaces with cleanup, dockerd, statistics, a table.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { docker, ensureDockerd, startTsnetDaemon, stopDockerdIfStarted, type TsnetDaemon } from '../docker-tests/harness.js';
@@ -166,4 +166,140 @@ export async function benchDaemon(cleanup: Cleanup, socketPath: string): Promise
   const daemon = await startTsnetDaemon({ stateDir, socketPath });
   cleanup.add(() => daemon.stop());
   return daemon;
+}
+
+// ---------------------------------------------------------------- results for the closing table
+
+/**
+ * The result line: every benchmark prints one per figure it measures, so that `make bench` can end
+ * with one table of them all (bench/summary.ts). The format, for every benchmark (bench/overlay.ts
+ * too), is one line on stdout:
+ *
+ *   BENCH-RESULT {"bench":"scale","measure":"last / first 100 CNI ADDs","tsnet":27.1,"peer":25.3,"unit":"ms","ratio":1.07,"goal":"ratio <= 1.2","met":true}
+ *
+ * the prefix, one space, then JSON with these keys (a BenchResult): bench, the program's name;
+ * measure, what the figure is; tsnet, tsnet's figure; peer, the reference's figure in the same
+ * run (null when it has none); unit of both; ratio, the figure the goal judges when it is a ratio
+ * (tsnet / peer, last / first; null when none); goal, the goal as text ('' when the figure has
+ * none); met, whether the goal is met (null when there is no goal). When the BENCH_RESULTS
+ * variable names a file, the same JSON is appended to it as one line: make bench collects that file.
+ */
+export const RESULT_PREFIX = 'BENCH-RESULT ';
+
+export interface BenchResult {
+  bench: string;
+  measure: string;
+  tsnet: number | string;
+  peer: number | string | null;
+  unit: string;
+  ratio: number | null;
+  goal: string;
+  met: boolean | null;
+}
+
+/** Prints the result line (and appends it to $BENCH_RESULTS when set). */
+export function report(r: BenchResult): void {
+  const json = JSON.stringify(r);
+  console.log(RESULT_PREFIX + json);
+  if (process.env.BENCH_RESULTS) appendFileSync(process.env.BENCH_RESULTS, json + '\n');
+}
+
+// ---------------------------------------------------------------- connection latency
+
+/**
+ * Connect + first-byte latencies in µs, one list per target, from one Node process run in the
+ * namespace ns (null: this one). Connections go one at a time, in rounds over all targets in a
+ * fresh random order each round, so whatever else the machine does hits every target alike;
+ * `warmup` rounds first are not counted. The servers must write a byte on connect.
+ */
+export function connectLatencies(ns: string | null, targets: { ip: string; port: number }[], n: number, warmup: number): number[][] {
+  const script = `
+    const net = require('net');
+    const targets = ${JSON.stringify(targets)};
+    const out = targets.map(() => []);
+    const rounds = ${n + warmup};
+    let seed = 0x2545f491;
+    const rand = () => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) / 4294967296; };
+    let order = [];
+    (function next(step) {
+      if (step === rounds * targets.length) { console.log(JSON.stringify(out)); return; }
+      const round = Math.floor(step / targets.length);
+      if (step % targets.length === 0) {
+        order = targets.map((_, i) => i);
+        for (let i = order.length - 1; i > 0; i--) { const j = Math.floor(rand() * (i + 1)); [order[i], order[j]] = [order[j], order[i]]; }
+      }
+      const k = order[step % targets.length];
+      const { ip, port } = targets[k];
+      const t = process.hrtime.bigint();
+      const s = net.connect(port, ip);
+      s.setTimeout(5000, () => { console.error('no answer within 5 s from ' + ip + ':' + port); process.exit(1); });
+      s.on('error', (e) => { console.error(ip + ':' + port + ': ' + e.message); process.exit(1); });
+      s.once('data', () => {
+        if (round >= ${warmup}) out[k].push(Number(process.hrtime.bigint() - t) / 1000);
+        s.destroy();
+        setImmediate(next, step + 1);
+      });
+    })(0);`;
+  const out = ns === null ? sh(process.execPath, ['-e', script], undefined, 600_000) : inNs(ns, process.execPath, ['-e', script], undefined, 600_000);
+  return JSON.parse(out) as number[][];
+}
+
+/**
+ * A Node TCP server in namespace ns that writes one byte to every connection, on each port; resolves
+ * once all listen. The cleanup kills it.
+ */
+export async function byteServer(ns: string, ports: number[], cleanup: Cleanup): Promise<void> {
+  const script = `
+    const net = require('net');
+    let up = 0;
+    for (const port of ${JSON.stringify(ports)}) {
+      net.createServer((s) => { s.on('error', () => {}); s.end('x'); })
+        .listen(port, () => { if (++up === ${ports.length}) console.log('ready'); });
+    }`;
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanup.add(() => child.kill());
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the server in namespace ${ns} did not start within 10 s`)), 10_000);
+    child.stdout!.once('data', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the server in namespace ${ns} exited (${code})`));
+    });
+  });
+}
+
+// ---------------------------------------------------------------- CNI plugins as a runtime runs them
+
+/** One CNI plugin invocation (CNI_* variables, the configuration on stdin), from a synchronous spawn. */
+export interface CniCall {
+  plugin: string;
+  conf: object;
+  /** more variables: TSNET_SOCKET for tsnet */
+  env: Record<string, string>;
+  command: 'ADD' | 'DEL' | 'VERSION' | 'STATUS';
+  /** the namespace's name under /run/netns */
+  netns: string;
+  containerId: string;
+}
+
+/** Runs the plugin; its wall time in ms and stdout. Throws with its output when it fails. */
+export function runCni(c: CniCall): { ms: number; stdout: string } {
+  const start = process.hrtime.bigint();
+  const r = spawnSync(c.plugin, [], {
+    input: JSON.stringify(c.conf),
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, ...c.env, CNI_COMMAND: c.command, CNI_CONTAINERID: c.containerId, CNI_NETNS: `/run/netns/${c.netns}`, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni' },
+  });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (r.status !== 0) throw new Error(`${c.plugin} ${c.command} failed: ${r.stdout}${r.stderr}`);
+  return { ms, stdout: r.stdout };
+}
+
+/** Namespaces by the thousand: one `ip -batch` instead of a process each; the cleanup removes them. */
+export function makeNamespaces(names: string[], cleanup: Cleanup): void {
+  cleanup.add(() => spawnSync('ip', ['-force', '-batch', '-'], { input: names.map((n) => `netns del ${n}\n`).join(''), stdio: ['pipe', 'ignore', 'ignore'] }));
+  sh('ip', ['-batch', '-'], names.map((n) => `netns add ${n}\n`).join(''));
 }

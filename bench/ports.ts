@@ -3,7 +3,7 @@
 // (map elements in one nftables transaction, no process), in one run, the two sides alternating.
 // Counts the extra processes each leaves running while the container runs.
 import { docker, ensureBusyboxImage } from '../docker-tests/harness.js';
-import { Cleanup, benchDaemon, countDescendants, countProcesses, median, table, timed, useDockerd } from './lib.js';
+import { Cleanup, benchDaemon, countDescendants, countProcesses, median, report, table, timed, useDockerd } from './lib.js';
 
 const IMAGE = 'tsnet-busybox:latest';
 const PLUGIN = 'tsnet-bench';
@@ -73,6 +73,19 @@ export async function main(): Promise<void> {
         remove: Math.max(median(r[who].remove) - median(base[who].remove), 0),
       });
       const ratio = (a: number, b: number) => (a / b).toFixed(3);
+      for (const phase of ['start', 'remove'] as const) {
+        const r = median(t[phase]) / median(d[phase]);
+        report({
+          bench: 'ports',
+          measure: `docker ${phase === 'start' ? 'run -d' : 'rm -f'} with ${size} published ports (whole command)`,
+          tsnet: Math.round(median(t[phase])),
+          peer: Math.round(median(d[phase])),
+          unit: 'ms',
+          ratio: Math.round(r * 1000) / 1000,
+          goal: 'ratio <= 0.05, no extra process',
+          met: r <= 0.05 && t.procs === 0,
+        });
+      }
       rows.push(
         [`${size} ports`, 'Docker bridge', median(d.start), median(d.remove), String(d.procs), '', ''],
         [

@@ -1,0 +1,366 @@
+// Scale (issue 14 item 2): does tsnet stay as fast, small and whole with thousands of endpoints?
+// A daemon of the benchmark's own gets ENDPOINTS CNI attachments over NETWORKS networks (the real
+// plugin executable, as a runtime runs it), each publishing its share of PORTS host ports, plus
+// DOCKER_ENDPOINTS containers through Docker. Measured at that size against the same at the start:
+// the time of an ADD (the first and the last WINDOW), one nftables transaction, publishing and
+// unpublishing one more port; the daemon's memory; the DNAT latency of the last mapping against the
+// 1st; a kill -9 and restart (until it serves, and whether every link and table element is still
+// there); PARALLEL `docker run` at once on the tsnet network beside as many on a Docker bridge.
+// The issue's sizes are the defaults; smaller ones (ENDPOINTS=400 PORTS=2000 ...) for a quick run.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { docker, ensureBusyboxImage, pluginAnswers } from '../docker-tests/harness.js';
+import { instanceOf } from '../daemon/paths.js';
+import { Firewall } from '../firewall/firewall.js';
+import type { PortMapping } from '../firewall/model.js';
+import { rulesFor } from '../firewall/ruleset.js';
+import { Netlink } from '../native/netlink/netlink.js';
+import { Nft } from '../native/nftables.js';
+import { Cleanup, benchDaemon, byteServer, connectLatencies, makeNamespaces, median, report, runCni, sh, table, useDockerd, type BenchResult } from './lib.js';
+
+function count(name: string, fallback: number, min: number, max: number): number {
+  const n = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be ${min}..${max}`);
+  return n;
+}
+
+const NETWORKS = count('NETWORKS', 100, 1, 250);
+const ENDPOINTS = count('ENDPOINTS', 4000, NETWORKS + 2, 250 * NETWORKS);
+const DOCKER_ENDPOINTS = count('DOCKER_ENDPOINTS', 200, 0, 400);
+/** host ports from PORT_BASE up, below the ephemeral range (32768 and up) */
+const PORT_BASE = 10_000;
+const PORTS = count('PORTS', 20_000, 2, 32_768 - PORT_BASE);
+const PARALLEL = count('PARALLEL', 50, 1, 100);
+const SAMPLES = count('SAMPLES', 1000, 10, 100_000);
+/** how many ADDs at the start and at the end are compared */
+const WINDOW = Math.min(100, Math.floor((ENDPOINTS - NETWORKS) / 2));
+const PER_ENDPOINT = Math.ceil(PORTS / ENDPOINTS);
+const CONTAINER_PORT = 9000;
+
+const PLUGIN = 'tsnet-bench';
+const SOCKET = `/run/docker/plugins/${PLUGIN}.sock`;
+const CNI_PLUGIN = join(import.meta.dirname, '..', 'cni', 'tsnet');
+const IMAGE = 'tsnet-busybox:latest';
+const BENCH = 'scale';
+
+const nsName = (e: number) => `tsb-scale-${e}`;
+const networkOf = (e: number) => e % NETWORKS;
+
+/** The host ports endpoint e publishes: mapping i = e * PER_ENDPOINT + j, host port PORT_BASE + i, container port CONTAINER_PORT + j. */
+function mappingsOf(e: number): { hostPort: number; containerPort: number; protocol: 'tcp' }[] {
+  const out: { hostPort: number; containerPort: number; protocol: 'tcp' }[] = [];
+  for (let j = 0; j < PER_ENDPOINT && e * PER_ENDPOINT + j < PORTS; j++) out.push({ hostPort: PORT_BASE + e * PER_ENDPOINT + j, containerPort: CONTAINER_PORT + j, protocol: 'tcp' });
+  return out;
+}
+
+/** CNI ADD of endpoint e; its wall time and the container's address. */
+function add(e: number): { ms: number; address: string } {
+  const n = networkOf(e);
+  const conf = {
+    cniVersion: '1.0.0',
+    name: `bench-scale-${n}`,
+    type: 'tsnet',
+    mode: 'bridge',
+    ipam: { type: 'tsnet', subnet: `10.232.${n}.0/24` },
+    runtimeConfig: { portMappings: mappingsOf(e) },
+  };
+  const r = runCni({ plugin: CNI_PLUGIN, conf, env: { TSNET_SOCKET: SOCKET }, command: 'ADD', netns: nsName(e), containerId: `scale-${e}` });
+  const result = JSON.parse(r.stdout) as { ips: { address: string }[] };
+  return { ms: r.ms, address: result.ips[0].address.split('/')[0] };
+}
+
+function rssMb(pid: number | undefined): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+function msSince(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+function timeIt(fn: () => unknown): number {
+  const start = process.hrtime.bigint();
+  fn();
+  return msSince(start);
+}
+
+interface Probes {
+  transaction: number;
+  publish: number;
+  unpublish: number;
+  /** a container port's anti-spoofing chain and rules, in and out (each endpoint's firewall change) */
+  portIn: number;
+  portOut: number;
+}
+
+/**
+ * At the table's current size, medians of 20: one nftables transaction (add, then delete, one map
+ * element: the daemon's own rule text through libnftables), and publishing and unpublishing one
+ * more port with the daemon's Firewall code (which also asks whether the table exists).
+ */
+function probes(tableName: string, compatTag: string): Probes {
+  const nft = Nft.open();
+  try {
+    const rules = rulesFor(tableName);
+    const firewall = new Firewall(nft, { warn() {} }, { table: tableName, compatTag });
+    // an address nothing answers on, a port outside the benchmark's range
+    const m: PortMapping = { endpointId: 'probe', proto: 'tcp', hostIp: '', hostPort: PORT_BASE + PORTS, containerIp: '198.51.100.9', containerPort: 80 };
+    const port = { endpointId: 'probe', port: 'tsbprobe0', mac: '02:42:c6:33:64:09', ipv4: ['198.51.100.9'], ipv6: [], antiSpoofing: true, icc: true };
+    const out: Record<keyof Probes, number[]> = { transaction: [], publish: [], unpublish: [], portIn: [], portOut: [] };
+    for (let i = 0; i < 20; i++) {
+      out.transaction.push(timeIt(() => nft.run(rules.addMappings([m]))));
+      nft.run(rules.removeMappings([m]));
+      out.publish.push(timeIt(() => firewall.publish([m])));
+      out.unpublish.push(timeIt(() => firewall.unpublish([m])));
+      out.portIn.push(timeIt(() => firewall.addEndpoint(port)));
+      out.portOut.push(timeIt(() => firewall.removeEndpoint(port)));
+    }
+    return { transaction: median(out.transaction), publish: median(out.publish), unpublish: median(out.unpublish), portIn: median(out.portIn), portOut: median(out.portOut) };
+  } finally {
+    nft.close();
+  }
+}
+
+/** What a restart must not lose: the daemon's links, every element of both its tables, each container's eth0. */
+function kernelSnapshot(instance: string, tableName: string): { links: string; elements: string; containerLinks: number } {
+  const links = (JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[])
+    .filter((l) => l.ifalias?.startsWith(`${instance}:`))
+    .map((l) => l.ifname)
+    .sort();
+  const elements: string[] = [];
+  for (const family of ['inet', 'bridge']) {
+    const listing = JSON.parse(sh('nft', ['-j', 'list', 'table', family, tableName])) as { nftables: Record<string, { name?: string; elem?: unknown[] }>[] };
+    for (const o of listing.nftables) {
+      const set = o.set ?? o.map;
+      if (set?.elem) elements.push(...set.elem.map((x) => `${family} ${set.name} ${JSON.stringify(x)}`));
+    }
+  }
+  let containerLinks = 0;
+  for (let e = 0; e < ENDPOINTS; e++) {
+    const nl = Netlink.openInNetns(`/run/netns/${nsName(e)}`);
+    try {
+      if (nl.getLink('eth0')?.up) containerLinks++;
+    } finally {
+      nl.close();
+    }
+  }
+  return { links: links.join(' '), elements: elements.sort().join('\n'), containerLinks };
+}
+
+/** PARALLEL `docker run -d` at once on a network: total wall time, failures, distinct addresses. */
+async function parallelRuns(network: string, prefix: string, cleanup: Cleanup): Promise<{ ms: number; failed: number; addresses: number }> {
+  const names = Array.from({ length: PARALLEL }, (_, i) => `${prefix}-${i}`);
+  cleanup.add(() => docker(['rm', '-f', ...names], { timeoutMs: 300_000 }));
+  const start = process.hrtime.bigint();
+  const codes = await Promise.all(
+    names.map(
+      (name) =>
+        new Promise<number>((resolve) => {
+          const c = spawn('docker', ['run', '-d', '--name', name, '--network', network, IMAGE, 'sleep', '600'], { stdio: 'ignore' });
+          const timer = setTimeout(() => c.kill(), 300_000);
+          c.once('exit', (code) => {
+            clearTimeout(timer);
+            resolve(code ?? 1);
+          });
+        }),
+    ),
+  );
+  const ms = msSince(start);
+  const ips = docker(['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', ...names]).stdout.split('\n').filter(Boolean);
+  docker(['rm', '-f', ...names], { timeoutMs: 300_000 });
+  return { ms, failed: codes.filter((c) => c !== 0).length, addresses: new Set(ips).size };
+}
+
+const results: BenchResult[] = [];
+function result(r: Omit<BenchResult, 'bench'>): void {
+  results.push({ bench: BENCH, ...r });
+}
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+async function main(): Promise<void> {
+  const cleanup = new Cleanup();
+  try {
+    console.log(`scale: ${ENDPOINTS} CNI endpoints on ${NETWORKS} networks, ${PORTS} published ports, ${DOCKER_ENDPOINTS} Docker containers, ${PARALLEL} parallel docker run`);
+    await useDockerd(cleanup);
+    await ensureBusyboxImage(IMAGE);
+    const daemon = await benchDaemon(cleanup, SOCKET);
+    const instance = instanceOf(SOCKET);
+    const memory: [string, number][] = [['no endpoint', rssMb(daemon.pid)]];
+    const started = process.hrtime.bigint();
+    makeNamespaces(Array.from({ length: ENDPOINTS }, (_, e) => nsName(e)), cleanup);
+    console.log(`${ENDPOINTS} namespaces made in ${(msSince(started) / 1000).toFixed(1)} s`);
+
+    // 1. the first ADD on each network makes it
+    const addresses: string[] = [];
+    const creates: number[] = [];
+    for (let e = 0; e < NETWORKS; e++) {
+      const r = add(e);
+      creates.push(r.ms);
+      addresses[e] = r.address;
+    }
+    const small = probes(instance.table, instance.tag);
+    // 2. the rest, round-robin over the networks
+    const adds: number[] = [];
+    for (let e = NETWORKS; e < ENDPOINTS; e++) {
+      const r = add(e);
+      adds.push(r.ms);
+      addresses[e] = r.address;
+      if ((e + 1) % 500 === 0) console.log(`  ${e + 1} endpoints, last ADD ${r.ms.toFixed(1)} ms, daemon ${rssMb(daemon.pid).toFixed(0)} MB`);
+    }
+    memory.push([`${ENDPOINTS} CNI endpoints, ${PORTS} ports`, rssMb(daemon.pid)]);
+
+    // 3. containers through Docker
+    const nets = { tsnet: 'bench-scale-tsnet', docker: 'bench-scale-docker' };
+    for (const [name, args] of [
+      [nets.tsnet, ['-d', PLUGIN, '--subnet', '10.233.0.0/22']],
+      [nets.docker, ['--subnet', '10.233.4.0/22']],
+    ] as const) {
+      const r = docker(['network', 'create', ...args, name]);
+      if (r.code !== 0) throw new Error(`docker network create ${name}: ${r.stderr}`);
+      cleanup.add(() => docker(['network', 'rm', name]));
+    }
+    const dockerNames = Array.from({ length: DOCKER_ENDPOINTS }, (_, i) => `tsb-scale-d${i}`);
+    cleanup.add(() => dockerNames.length && docker(['rm', '-f', ...dockerNames], { timeoutMs: 600_000 }));
+    const dockerRuns = dockerNames.map((name) => {
+      const start = process.hrtime.bigint();
+      const r = docker(['run', '-d', '--name', name, '--network', nets.tsnet, IMAGE, 'sleep', '3600'], { timeoutMs: 120_000 });
+      if (r.code !== 0) throw new Error(`docker run ${name}: ${r.stderr}`);
+      return msSince(start);
+    });
+    memory.push([`and ${DOCKER_ENDPOINTS} Docker containers`, rssMb(daemon.pid)]);
+    const large = probes(instance.table, instance.tag);
+
+    // 4. DNAT latency through 127.0.0.1 of the 1st and the last mapping, beside the same two
+    // containers reached directly (what differs between the two containers themselves)
+    const lastEp = Math.floor((PORTS - 1) / PER_ENDPOINT);
+    const lastJ = (PORTS - 1) % PER_ENDPOINT;
+    await byteServer(nsName(0), [CONTAINER_PORT], cleanup);
+    await byteServer(nsName(lastEp), [CONTAINER_PORT + lastJ], cleanup);
+    const targets = [
+      { ip: '127.0.0.1', port: PORT_BASE },
+      { ip: '127.0.0.1', port: PORT_BASE + PORTS - 1 },
+      { ip: addresses[0], port: CONTAINER_PORT },
+      { ip: addresses[lastEp], port: CONTAINER_PORT + lastJ },
+    ];
+    const lat = connectLatencies(null, targets, SAMPLES, 50).map(median);
+    const dnatRatio = lat[1] / lat[0];
+    const controlRatio = lat[3] / lat[2];
+
+    // 5. PARALLEL docker run at once: tsnet, Docker, tsnet, Docker
+    const par = { tsnet: [] as Awaited<ReturnType<typeof parallelRuns>>[], docker: [] as Awaited<ReturnType<typeof parallelRuns>>[] };
+    for (let round = 0; round < 2; round++) {
+      for (const who of ['tsnet', 'docker'] as const) par[who].push(await parallelRuns(nets[who], `tsb-scale-p${who[0]}${round}`, cleanup));
+    }
+
+    // 6. kill -9 and start again: until the socket answers; the daemon reconciles before it serves
+    const before = kernelSnapshot(instance.name, instance.table);
+    const killed = process.hrtime.bigint();
+    await daemon.kill9();
+    const restarting = daemon.restart();
+    let servingMs = NaN;
+    for (let i = 0; i < 6000 && Number.isNaN(servingMs); i++) {
+      if (await pluginAnswers(SOCKET)) servingMs = msSince(killed);
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+    await restarting;
+    const reconcileLine = readFileSync(daemon.logPath, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"msg":"reconciled kernel with store"'))
+      .pop();
+    const reconcileMs = reconcileLine ? Number((JSON.parse(reconcileLine) as { ms: number }).ms) : NaN;
+    const after = kernelSnapshot(instance.name, instance.table);
+    const lost = [
+      before.links !== after.links ? 'links differ' : '',
+      before.elements !== after.elements ? 'table elements differ' : '',
+      after.containerLinks !== ENDPOINTS ? `${ENDPOINTS - after.containerLinks} container eth0 missing or down` : '',
+    ].filter(Boolean);
+    memory.push(['after the restart', rssMb(daemon.pid)]);
+
+    // the report
+    const first = median(adds.slice(0, WINDOW));
+    const last = median(adds.slice(-WINDOW));
+    console.log('');
+    console.log(
+      table(
+        ['CNI ADD (with its ports)', 'median ms'],
+        [
+          [`first ADD of each network (makes it), ${NETWORKS}`, median(creates)],
+          [`first ${WINDOW} ADDs into existing networks`, first],
+          [`last ${WINDOW} ADDs (at ${ENDPOINTS} endpoints)`, last],
+          [`docker run -d, first ${Math.min(20, DOCKER_ENDPOINTS)} / last ${Math.min(20, DOCKER_ENDPOINTS)}`, `${median(dockerRuns.slice(0, 20)).toFixed(1)} / ${median(dockerRuns.slice(-20)).toFixed(1)}`],
+        ],
+      ),
+    );
+    console.log('');
+    console.log(table(['daemon memory', 'RSS MB'], memory));
+    console.log('');
+    console.log(
+      table(
+        ['at the table size', `start (${NETWORKS} endpoints) ms`, `end (${ENDPOINTS + DOCKER_ENDPOINTS} endpoints, ${PORTS} ports) ms`, 'end / start'],
+        (['transaction', 'publish', 'unpublish', 'portIn', 'portOut'] as const).map((k) => [
+          {
+            transaction: 'one nftables transaction (one map element)',
+            publish: 'publish one more port (Firewall.publish)',
+            unpublish: 'unpublish it',
+            portIn: "a container port's anti-spoofing rules in (Firewall.addEndpoint)",
+            portOut: 'and out again',
+          }[k],
+          small[k],
+          large[k],
+          (large[k] / small[k]).toFixed(2),
+        ]),
+      ),
+    );
+    console.log('');
+    console.log(
+      table(
+        ['connect + first byte from the host', 'median µs', 'last / 1st'],
+        [
+          [`127.0.0.1:${PORT_BASE} (1st mapping)`, lat[0], ''],
+          [`127.0.0.1:${PORT_BASE + PORTS - 1} (${PORTS}th mapping)`, lat[1], dnatRatio.toFixed(2)],
+          ['control: 1st container directly', lat[2], ''],
+          ['control: last container directly', lat[3], controlRatio.toFixed(2)],
+        ],
+      ),
+    );
+    console.log('');
+    const parRow = (who: 'tsnet' | 'docker') => [
+      who === 'tsnet' ? `tsnet (with ${DOCKER_ENDPOINTS} containers on it)` : 'Docker bridge',
+      par[who].map((p) => (p.ms / 1000).toFixed(2)).join(', '),
+      par[who].reduce((s, p) => s + p.failed, 0),
+      par[who].map((p) => p.addresses).join(', '),
+    ];
+    console.log(table([`${PARALLEL} x docker run -d at once`, 'total s, per round', 'failed', 'distinct addresses'], [parRow('tsnet'), parRow('docker')]));
+    console.log('');
+    console.log(`restart (kill -9, start): serving after ${servingMs.toFixed(0)} ms (of which the reconcile ${reconcileMs} ms); ${lost.length ? `LOST: ${lost.join(', ')}` : `nothing lost (${before.links.split(' ').length} links, ${before.elements.split('\n').length} table elements, ${after.containerLinks} container interfaces)`}`);
+
+    const parTotal = (who: 'tsnet' | 'docker') => median(par[who].map((p) => p.ms));
+    const parOk = (['tsnet', 'docker'] as const).every((who) => par[who].every((p) => p.failed === 0 && p.addresses === PARALLEL));
+    result({ measure: `CNI ADD, last / first ${WINDOW} (median ms)`, tsnet: r2(last), peer: r2(first), unit: 'ms', ratio: r2(last / first), goal: 'ratio <= 1.2', met: last / first <= 1.2 });
+    const peak = Math.max(...memory.map(([, mb]) => mb));
+    result({ measure: `daemon RSS at ${ENDPOINTS}+${DOCKER_ENDPOINTS} endpoints (peak)`, tsnet: r2(peak), peer: null, unit: 'MB', ratio: null, goal: '<= 200 MB', met: peak <= 200 });
+    result({ measure: `one nftables transaction at ${PORTS} ports, end / start`, tsnet: r2(large.transaction), peer: r2(small.transaction), unit: 'ms', ratio: r2(large.transaction / small.transaction), goal: '', met: null });
+    result({ measure: `publish one more port at ${PORTS}, end / start`, tsnet: r2(large.publish), peer: r2(small.publish), unit: 'ms', ratio: r2(large.publish / small.publish), goal: '', met: null });
+    result({ measure: `unpublish one port at ${PORTS}, end / start`, tsnet: r2(large.unpublish), peer: r2(small.unpublish), unit: 'ms', ratio: r2(large.unpublish / small.unpublish), goal: '', met: null });
+    result({ measure: `a container port's anti-spoofing rules in, at ${ENDPOINTS} ports, end / start`, tsnet: r2(large.portIn), peer: r2(small.portIn), unit: 'ms', ratio: r2(large.portIn / small.portIn), goal: '', met: null });
+    const dnat = dnatRatio / controlRatio;
+    result({ measure: `DNAT latency, ${PORTS}th / 1st mapping (over control)`, tsnet: r2(lat[1]), peer: r2(lat[0]), unit: 'µs', ratio: r2(dnat), goal: 'ratio <= 1.1', met: dnat <= 1.1 });
+    result({ measure: `restart at ${ENDPOINTS}+${DOCKER_ENDPOINTS} endpoints, kill -9 until serving`, tsnet: r2(servingMs / 1000), peer: null, unit: 's', ratio: null, goal: '<= 2 s, nothing lost', met: servingMs <= 2000 && lost.length === 0 });
+    result({
+      measure: `${PARALLEL} parallel docker run -d, total (median of 2)`,
+      tsnet: r2(parTotal('tsnet') / 1000),
+      peer: r2(parTotal('docker') / 1000),
+      unit: 's',
+      ratio: r2(parTotal('tsnet') / parTotal('docker')),
+      goal: 'ratio <= 1.0, all succeed, unique addresses',
+      met: parOk && parTotal('tsnet') <= parTotal('docker'),
+    });
+    console.log('');
+    for (const r of results) report(r);
+  } finally {
+    await cleanup.run();
+  }
+}
+
+await main();
