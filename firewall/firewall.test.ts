@@ -16,6 +16,8 @@ class FakeNft implements NftApi {
   anyports4 = new Map<string, string>();
   /** the next run fails with this libnftables text */
   failNext: string | null = null;
+  /** how many listings were asked for: each reads the whole ruleset in libnftables */
+  listings = 0;
 
   run(script: string): void {
     this.scripts.push(script);
@@ -23,6 +25,12 @@ class FakeNft implements NftApi {
       const detail = this.failNext;
       this.failNext = null;
       throw new NftError(script, detail);
+    }
+    // as libnftables: a script that names a table it neither has nor creates changes nothing
+    for (const [family, exists] of [['inet', this.table], ['bridge', this.bridgeTable]] as const) {
+      if (!exists && script.includes(` ${family} tsnet `) && !script.includes(`add table ${family} tsnet`)) {
+        throw new NftError(script, 'Error: Could not process rule: No such file or directory');
+      }
     }
     if (script.includes('add table inet tsnet')) this.table = true;
     if (script.includes('add table bridge tsnet')) this.bridgeTable = true;
@@ -36,6 +44,7 @@ class FakeNft implements NftApi {
   }
 
   listJson(cmd: string): unknown {
+    this.listings++;
     if (cmd === 'list tables') {
       const tables = [...(this.table ? [{ table: { family: 'inet', name: 'tsnet' } }] : []), ...(this.bridgeTable ? [{ table: { family: 'bridge', name: 'tsnet' } }] : [])];
       return { nftables: tables };
@@ -69,11 +78,12 @@ describe('Firewall', () => {
     const nft = new FakeNft();
     const fw = new Firewall(nft);
     fw.addNetwork(net);
-    expect(nft.scripts).toHaveLength(1);
-    expect(nft.scripts[0].startsWith(createTable())).toBe(true);
-    expect(nft.scripts[0]).toContain('add element inet tsnet bridges { "br-a" }');
+    // the first try finds no table (and changes nothing); the second creates it
+    expect(nft.scripts).toHaveLength(2);
+    expect(nft.scripts[1].startsWith(createTable())).toBe(true);
+    expect(nft.scripts[1]).toContain('add element inet tsnet bridges { "br-a" }');
     fw.addNetwork({ ...net, bridge: 'br-b' });
-    expect(nft.scripts[1]).not.toContain('add chain');
+    expect(nft.scripts[2]).not.toContain('add chain');
   });
 
   it('recreates a lost table with every network it knows', () => {
@@ -97,12 +107,27 @@ describe('Firewall', () => {
     expect(nft.scripts[0]).toMatch(/^add table inet tsnet\ndelete table inet tsnet\n/);
   });
 
-  it('removing from a host without the table is no error and runs nothing', () => {
+  it('removing from a host without the table is no error and creates nothing', () => {
     const nft = new FakeNft();
     const fw = new Firewall(nft);
     fw.removeNetwork(net);
     fw.unpublish([map('10.231.1.2')]);
-    expect(nft.scripts).toEqual([]);
+    fw.removeEndpoint({ port: 'tsv1' });
+    expect(nft.table || nft.bridgeTable).toBe(false);
+  });
+
+  it('changes to tables that exist ask for no listing (libnftables reads the whole ruleset for one)', () => {
+    const nft = new FakeNft();
+    const fw = new Firewall(nft);
+    fw.sync([net], [], []);
+    fw.addEndpoint({ endpointId: 'e1', port: 'tsv1', mac: '02:42:0a:e7:01:02', ipv4: ['10.231.1.2'], ipv6: [], antiSpoofing: true, icc: true });
+    nft.listings = 0;
+    fw.publish([map('10.231.1.2')]);
+    fw.unpublish([map('10.231.1.2')]);
+    fw.addEndpoint({ endpointId: 'e2', port: 'tsv2', mac: '02:42:0a:e7:01:03', ipv4: ['10.231.1.3'], ipv6: [], antiSpoofing: true, icc: true });
+    fw.removeEndpoint({ port: 'tsv2' });
+    expect(nft.listings).toBe(0);
+    expect(nft.anyports4.size).toBe(0);
   });
 
   it('takes over a host port still mapped to another container', () => {

@@ -71,7 +71,7 @@ export class Firewall implements NetworkFirewall {
 
   /** Adds a network (or brings it in line with `n`); creates the table when it is missing. */
   addNetwork(n: FirewallNetwork): void {
-    this.nft.run(this.withTable(this.rules.addNetwork(n)));
+    this.runInTable(this.rules.addNetwork(n));
     this.networks.set(n.bridge, n);
     this.compat.allowBridge(n.bridge);
   }
@@ -79,7 +79,7 @@ export class Firewall implements NetworkFirewall {
   /** Removes a network's elements and Docker accepts; no error when they are already gone. */
   removeNetwork(n: FirewallNetwork): void {
     this.networks.delete(n.bridge);
-    if (this.ownedTableExists()) this.nft.run(this.rules.removeNetwork(n));
+    this.runUnlessTableGone(ruleset.TABLE_FAMILY, this.rules.removeNetwork(n));
     try {
       this.compat.removeBridge(n.bridge);
     } catch (err) {
@@ -94,9 +94,8 @@ export class Firewall implements NetworkFirewall {
    */
   publish(ms: PortMapping[]): void {
     if (ms.length === 0) return;
-    const script = this.withTable(this.rules.addMappings(ms));
     try {
-      this.nft.run(script);
+      this.runInTable(this.rules.addMappings(ms));
     } catch (err) {
       if (!(err instanceof NftError) || !/File exists/.test(err.detail)) throw err;
       const stale = this.conflicting(ms, 'other');
@@ -108,9 +107,9 @@ export class Firewall implements NetworkFirewall {
 
   /** Stops publishing ports; a mapping already gone is no error, one now held by another container is left alone. */
   unpublish(ms: PortMapping[]): void {
-    if (ms.length === 0 || !this.ownedTableExists()) return;
+    if (ms.length === 0) return;
     try {
-      this.nft.run(this.rules.removeMappings(ms));
+      this.runUnlessTableGone(ruleset.TABLE_FAMILY, this.rules.removeMappings(ms));
     } catch (err) {
       if (!(err instanceof NftError) || !/File exists/.test(err.detail)) throw err;
       const ours = this.conflicting(ms, 'same');
@@ -120,14 +119,20 @@ export class Firewall implements NetworkFirewall {
 
   /** Lets a container port send only from its own MAC and addresses (creates the table when missing). */
   addEndpoint(e: FirewallEndpoint): void {
-    this.nft.run(this.withSpoofTable(this.rules.addEndpoint(e)));
+    const script = this.rules.addEndpoint(e);
+    try {
+      this.nft.run(script);
+    } catch (err) {
+      if (!isMissing(err) || this.tableExists('bridge')) throw err;
+      this.nft.run(this.withSpoofTable(script));
+    }
     this.endpoints.set(e.port, e);
   }
 
   /** Removes a container port's anti-spoofing; no error when it is already gone. */
   removeEndpoint(e: Pick<FirewallEndpoint, 'port'>): void {
     this.endpoints.delete(e.port);
-    if (this.tableExists('bridge')) this.nft.run(this.rules.removeEndpoint(e));
+    this.runUnlessTableGone('bridge', this.rules.removeEndpoint(e));
   }
 
   /**
@@ -192,6 +197,30 @@ export class Firewall implements NetworkFirewall {
     return out;
   }
 
+  /**
+   * Runs a script that needs `table inet <name>`; when the table is missing (the first network, or
+   * removed by hand), runs it again after the table's creation. The table is not looked up first:
+   * libnftables reads the whole ruleset for any listing, `list tables` too, which at thousands of
+   * endpoints costs more than the change itself (bench/scale.ts); a failed transaction changes nothing.
+   */
+  private runInTable(script: string): void {
+    try {
+      this.nft.run(script);
+    } catch (err) {
+      if (!isMissing(err) || this.ownedTableExists()) throw err;
+      this.nft.run(this.withTable(script));
+    }
+  }
+
+  /** Runs a removal; a table already gone (so nothing of it left to remove) is no error. */
+  private runUnlessTableGone(family: string, script: string): void {
+    try {
+      this.nft.run(script);
+    } catch (err) {
+      if (!isMissing(err) || this.tableExists(family)) throw err;
+    }
+  }
+
   /** The script, preceded by the table's creation when the table is missing (first network, or removed by hand). */
   private withTable(script: string): string {
     if (this.ownedTableExists()) return script;
@@ -228,6 +257,11 @@ export class Firewall implements NetworkFirewall {
       return { key: concat(k), value: concat(v) };
     });
   }
+}
+
+/** libnftables said an object the script names does not exist (the table, or something in it). */
+function isMissing(err: unknown): boolean {
+  return err instanceof NftError && err.isMissing;
 }
 
 function concat(x: unknown): unknown[] {
