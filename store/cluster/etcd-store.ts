@@ -3,7 +3,7 @@
 // pool and addresses go when its last member leaves (leaveOverlay), or with `tsnet cluster forget`.
 // Every write that two hosts could race on is a transaction guarded by the key's create or mod
 // revision, so the store, not the hosts' views, decides who wins.
-import { Etcd3, type Lease, type Watcher, type IKeyValue } from 'etcd3';
+import { Etcd3, type IOptions, type Lease, type Watcher, type IKeyValue } from 'etcd3';
 import type {
   AddressKind,
   AnnouncementListener,
@@ -24,6 +24,41 @@ const MAX_VNI = 16_777_215;
 const VXLAN_PORT = 4789;
 /** Attempts at a guarded write that keeps losing to other hosts. */
 const MAX_ATTEMPTS = 20;
+/**
+ * How long one call to etcd may take. Without it a call waits for ever when the cluster has lost
+ * its majority (a member without a leader holds proposals and linearizable reads), and an attach
+ * would hang until Docker gave up. Streams (watch, lease keep-alive) have none.
+ */
+export const CALL_TIMEOUT_MS = 3_000;
+
+/**
+ * The client's options: a dial and a call timeout, and gRPC keep-alive pings on the streams, so a
+ * connection whose other end went silent (a cut cable) is dropped and dialled again instead of
+ * waiting for TCP's retransmissions, which back off to minutes. etcd refuses pings more often
+ * than every 5 s (--grpc-keepalive-min-time).
+ */
+export function etcdClientOptions(hosts: string[]): IOptions {
+  return {
+    hosts,
+    dialTimeout: CALL_TIMEOUT_MS,
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_TIMEOUT_MS }),
+    grpcOptions: { 'grpc.keepalive_time_ms': 5_000, 'grpc.keepalive_timeout_ms': 3_000 },
+    faultHandling: { host: () => EVERY_CALL },
+  };
+}
+
+type MemberPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
+
+/**
+ * Each call goes to the member the client picked, with no circuit breaker in front. etcd3's
+ * default breaker skips a member for 5 s after three failures in a row; when a majority came back
+ * after an outage, every member had failed meanwhile, so every call was refused for up to 5 s
+ * more ("the circuit breaker is open"). A member that is down refuses the connection at once, and
+ * the client's retry goes on to the next member.
+ */
+const EVERY_CALL = {
+  execute: async <T>(fn: (context: { signal: AbortSignal; attempt: number }) => T | Promise<T>) => fn({ signal: new AbortController().signal, attempt: 0 }),
+} as unknown as MemberPolicy;
 
 export interface EtcdStoreOptions {
   /** client URLs, e.g. ["http://10.0.0.1:2379"] */
@@ -38,7 +73,23 @@ export interface EtcdStoreOptions {
    * shared by every store of this process, for tests.
    */
   instance?: string;
+  /**
+   * Called when an announcement of this host's could not be put back under a new lease because
+   * another endpoint took its address while this host's lease was gone (cut off from the store
+   * longer than the lease, and the address freed and given out again): the local endpoint must
+   * stop using it. The announcement is not overwritten.
+   */
+  onAddressTaken?: (taken: AddressTaken) => void;
   log: Logger;
+}
+
+/** A local endpoint whose address another endpoint holds in the cluster now. */
+export interface AddressTaken {
+  overlay: string;
+  ip: string;
+  endpointId: string;
+  /** the endpoint and host that hold the address now */
+  holder: { endpointId: string; host: string };
 }
 
 export class EtcdClusterStore implements ClusterStore {
@@ -49,6 +100,7 @@ export class EtcdClusterStore implements ClusterStore {
   private readonly client: Etcd3;
   private readonly ttl: number;
   private readonly log: Logger;
+  private readonly onAddressTaken: (taken: AddressTaken) => void;
   private lease: Lease | undefined;
   private leaseId = '';
   private watcher: Watcher | undefined;
@@ -63,7 +115,8 @@ export class EtcdClusterStore implements ClusterStore {
     this.ttl = opts.leaseTtl ?? 10;
     this.instance = opts.instance ?? `pid:${process.pid}`;
     this.log = opts.log;
-    this.client = new Etcd3({ hosts: opts.hosts, dialTimeout: 3_000 });
+    this.onAddressTaken = opts.onAddressTaken ?? (() => undefined);
+    this.client = new Etcd3(etcdClientOptions(opts.hosts));
   }
 
   async start(): Promise<void> {
@@ -93,8 +146,46 @@ export class EtcdClusterStore implements ClusterStore {
       await lease.revoke().catch(() => undefined);
       throw err;
     }
-    // announcements made under a lost lease are gone from the store: put them back
-    for (const [k, v] of this.mine) await this.client.put(k).value(v).lease(id).exec();
+    // announcements made under a lost lease are gone from the store: put them back, unless
+    // another endpoint took the address meanwhile (then the local one gives it up)
+    for (const [k, v] of [...this.mine]) {
+      const { overlay, ip } = parseEndpointKey(k) ?? { overlay: '', ip: k }; // mine holds endpoint keys only
+      const { endpointId } = JSON.parse(v) as { endpointId: string };
+      const holder = await this.putAnnouncement(k, v, endpointId);
+      if (!holder) continue;
+      this.mine.delete(k);
+      this.log.error({ overlay, ip, endpoint: endpointId, holder }, `address ${ip} on overlay '${overlay}' went to endpoint ${shortId(holder.endpointId)} on host ${holder.host} while this host's lease was gone: not announced again`);
+      this.onAddressTaken({ overlay, ip, endpointId, holder });
+    }
+  }
+
+  /**
+   * Puts an announcement of this host's under the current lease when the address is free or
+   * already this endpoint's; otherwise leaves it and returns who holds it.
+   */
+  private async putAnnouncement(k: string, value: string, endpointId: string): Promise<{ endpointId: string; host: string } | undefined> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const r = await this.client
+        .if(k, 'Create', '==', 0)
+        .then(this.client.put(k).value(value).lease(this.leaseId))
+        .else(this.client.get(k))
+        .commit();
+      if (r.succeeded) {
+        this.mine.set(k, value);
+        return undefined;
+      }
+      const kv = r.responses[0]?.response_range?.kvs[0];
+      if (!kv) continue; // deleted in between: try again
+      const holder = JSON.parse(kv.value.toString()) as { endpointId: string; host: string };
+      if (holder.endpointId !== endpointId) return { endpointId: holder.endpointId, host: holder.host };
+      // ours already (a restart, a new lease): put it under the current lease and value
+      const u = await this.client.if(k, 'Mod', '==', kv.mod_revision).then(this.client.put(k).value(value).lease(this.leaseId)).commit();
+      if (u.succeeded) {
+        this.mine.set(k, value);
+        return undefined;
+      }
+    }
+    throw new Error(`could not announce ${k.slice(`${PREFIX}endpoints/`.length)}: other hosts kept changing the store`);
   }
 
   /**
@@ -219,33 +310,13 @@ export class EtcdClusterStore implements ClusterStore {
   async announce(a: Omit<EndpointAnnouncement, 'host' | 'vtep'>): Promise<void> {
     const k = key.endpoint(a.overlay, a.ip);
     const value = JSON.stringify({ mac: a.mac, endpointId: a.endpointId, host: this.host, vtep: this.vtep });
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const r = await this.client
-        .if(k, 'Create', '==', 0)
-        .then(this.client.put(k).value(value).lease(this.leaseId))
-        .else(this.client.get(k))
-        .commit();
-      if (r.succeeded) {
-        this.mine.set(k, value);
-        return;
-      }
-      const kv = r.responses[0]?.response_range?.kvs[0];
-      if (!kv) continue; // deleted in between: try again
-      const holder = JSON.parse(kv.value.toString()) as { endpointId: string; host: string };
-      if (holder.endpointId !== a.endpointId) {
-        throw new UserError(
-          `address ${a.ip} on overlay '${a.overlay}' is in use by endpoint ${shortId(holder.endpointId)} on host ${holder.host}: ` +
-            'give each host a different --ip-range, or use --ipam-driver tsnet --ipam-opt overlay=NAME for cluster-wide addresses',
-        );
-      }
-      // ours already (a restart): put it under the current lease and value
-      const u = await this.client.if(k, 'Mod', '==', kv.mod_revision).then(this.client.put(k).value(value).lease(this.leaseId)).commit();
-      if (u.succeeded) {
-        this.mine.set(k, value);
-        return;
-      }
+    const holder = await this.putAnnouncement(k, value, a.endpointId);
+    if (holder) {
+      throw new UserError(
+        `address ${a.ip} on overlay '${a.overlay}' is in use by endpoint ${shortId(holder.endpointId)} on host ${holder.host}: ` +
+          'give each host a different --ip-range, or use --ipam-driver tsnet --ipam-opt overlay=NAME for cluster-wide addresses',
+      );
     }
-    throw new Error(`could not announce ${a.ip} on overlay '${a.overlay}': other hosts kept changing the store`);
   }
 
   async withdraw(overlay: string, ip: string, endpointId: string): Promise<void> {
@@ -413,7 +484,7 @@ export interface ForgetResult {
  * is alive) unless `force`, which also removes its registration.
  */
 export async function forgetHost(endpoints: string[], host: string, opts: { force?: boolean } = {}): Promise<ForgetResult> {
-  const client = new Etcd3({ hosts: endpoints, dialTimeout: 3_000 });
+  const client = new Etcd3(etcdClientOptions(endpoints));
   try {
     const live = await client.get(key.host(host)).string();
     if (live !== null && !opts.force) {
@@ -438,13 +509,19 @@ export async function forgetHost(endpoints: string[], host: string, opts: { forc
   }
 }
 
-function toAnnouncement(kv: IKeyValue): EndpointAnnouncement | undefined {
-  const rest = kv.key.toString().slice(`${PREFIX}endpoints/`.length);
+/** endpoints/OVERLAY/IP -> its overlay and IP; undefined for a key of another shape. */
+function parseEndpointKey(k: string): { overlay: string; ip: string } | undefined {
+  const rest = k.slice(`${PREFIX}endpoints/`.length);
   const slash = rest.lastIndexOf('/');
-  if (slash <= 0) return undefined;
+  return slash <= 0 ? undefined : { overlay: rest.slice(0, slash), ip: rest.slice(slash + 1) };
+}
+
+function toAnnouncement(kv: IKeyValue): EndpointAnnouncement | undefined {
+  const where = parseEndpointKey(kv.key.toString());
+  if (!where) return undefined;
   try {
     const v = JSON.parse(kv.value.toString()) as Omit<EndpointAnnouncement, 'overlay' | 'ip'>;
-    return { overlay: rest.slice(0, slash), ip: rest.slice(slash + 1), mac: v.mac, endpointId: v.endpointId, host: v.host, vtep: v.vtep };
+    return { ...where, mac: v.mac, endpointId: v.endpointId, host: v.host, vtep: v.vtep };
   } catch {
     return undefined;
   }

@@ -1,0 +1,52 @@
+// The cluster store when a host's lease is lost (cut off from etcd for longer than the lease):
+// its announcements went with the lease, and once it registers again it puts them back, except
+// one whose address another endpoint took meanwhile (freed by `tsnet cluster forget`, or handed
+// out by Docker's own IPAM on another host): that one stays the other holder's, and the host is
+// told (onAddressTaken) so its container stops using the address. Real etcd on loopback.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import { EtcdClusterStore, type AddressTaken } from '../store/cluster/etcd-store.js';
+import { key } from '../store/cluster/keys.js';
+import { silentLogger } from '../core/log.js';
+import { startEtcd, type TestEtcd } from './etcd.js';
+import { until } from './harness.js';
+
+let etcd: TestEtcd;
+let raw: Etcd3;
+beforeAll(async () => {
+  etcd = await startEtcd();
+  raw = new Etcd3({ hosts: etcd.url });
+});
+afterAll(async () => {
+  raw?.close();
+  await etcd?.stop();
+});
+
+describe('a lost lease', () => {
+  it("puts back the host's free announcements and leaves one whose address another endpoint took, telling the host", async () => {
+    const taken: AddressTaken[] = [];
+    const a = new EtcdClusterStore({ hosts: [etcd.url], host: 'tll-a', vtep: '198.51.100.1', leaseTtl: 2, log: silentLogger, onAddressTaken: (t) => taken.push(t) });
+    try {
+      await a.start();
+      await a.announce({ overlay: 'tll', ip: '10.1.0.2', mac: '02:42:0a:01:00:02', endpointId: 'ep-x' });
+      await a.announce({ overlay: 'tll', ip: '10.1.0.3', mac: '02:42:0a:01:00:03', endpointId: 'ep-y' });
+      const [x, y] = [key.endpoint('tll', '10.1.0.2'), key.endpoint('tll', '10.1.0.3')];
+      const lease = (await raw.get(x).exec()).kvs[0]!.lease;
+      // the lease expires (as when the host is cut off longer than it), and another host's endpoint takes x's address
+      await raw.leaseClient.leaseRevoke({ ID: lease });
+      const other = JSON.stringify({ mac: '02:42:0a:01:00:99', endpointId: 'ep-other', host: 'tll-b', vtep: '198.51.100.2' });
+      await raw.put(x).value(other);
+      await until("host a registered again and put y back", async () => (await raw.get(y).string()) !== null && (await raw.get(key.host('tll-a')).string()) !== null, 15_000);
+      await until('host a told that x was taken', () => taken.length > 0, 5_000);
+      expect(taken).toEqual([{ overlay: 'tll', ip: '10.1.0.2', endpointId: 'ep-x', holder: { endpointId: 'ep-other', host: 'tll-b' } }]);
+      expect(await raw.get(x).string()).toBe(other);
+      const back = (await raw.get(y).exec()).kvs[0]!;
+      expect(JSON.parse(back.value.toString())).toMatchObject({ endpointId: 'ep-y', host: 'tll-a' });
+      expect(back.lease).not.toBe(lease);
+      expect(back.lease).not.toBe('0');
+    } finally {
+      await a.close({ withdraw: true });
+      await raw.delete().prefix('/tsnet/');
+    }
+  }, 30_000);
+});
