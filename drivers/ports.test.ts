@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatBinding, reserveBindings, toFirewallMappings, type HostPortReserver } from './ports.js';
+import { formatBinding, goneOwnersOf, reserveBindings, toFirewallMappings, type HostPortReserver, type PublishedBinding } from './ports.js';
 import type { PortBindingRequest } from './driver.js';
 import type { Proto } from '../core/protocol.js';
 
@@ -86,5 +86,25 @@ describe('port formatting and firewall entries', () => {
     expect(toFirewallMappings('ep1', [{ proto: 'tcp', port: 80, containerIp: '10.231.0.5', hostIp: '0.0.0.0', hostPort: 8080 }])).toEqual([
       { endpointId: 'ep1', proto: 'tcp', hostIp: '', hostPort: 8080, containerIp: '10.231.0.5', containerPort: 80 },
     ]);
+  });
+});
+
+describe('host ports of endpoints whose container is gone', () => {
+  const published: PublishedBinding[] = [
+    { endpointId: 'old-web', proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080 },
+    { endpointId: 'live', proto: 'tcp', hostIp: '0.0.0.0', hostPort: 9000 },
+    { endpointId: 'old-dns', proto: 'udp', hostIp: '0.0.0.0', hostPort: 8080 },
+    { endpointId: 'new', proto: 'tcp', hostIp: '0.0.0.0', hostPort: 9001 },
+  ];
+  const on = (proto: Proto, port: number) => published.filter((p) => p.proto === proto && p.hostPort === port);
+  const gone = (id: string) => id.startsWith('old-');
+  const req = (proto: Proto, hostPort: number, hostPortEnd = 0): PortBindingRequest => ({ proto, port: 80, ip: '', hostIp: '', hostPort, hostPortEnd });
+
+  it('names the gone owners of the requested ports (exact ports and ranges), never a live one, nor the requester', () => {
+    expect(goneOwnersOf([req('tcp', 8080)], on, 'new', gone)).toEqual(['old-web']);
+    expect(goneOwnersOf([req('tcp', 9000)], on, 'new', gone)).toEqual([]);
+    expect(goneOwnersOf([req('tcp', 8079, 8081), req('udp', 8080)], on, 'new', gone)).toEqual(['old-web', 'old-dns']);
+    expect(goneOwnersOf([req('tcp', 9001)], on, 'new', () => true)).toEqual([]);
+    expect(goneOwnersOf([req('tcp', 0)], on, 'new', () => true)).toEqual([]);
   });
 });

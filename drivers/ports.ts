@@ -128,6 +128,29 @@ export function refusePublishedElsewhere(bindings: readonly PortBinding[], publi
   }
 }
 
+/**
+ * The endpoints other than `endpointId` that publish a host port `requests` ask for (same protocol
+ * and port; any host address) and whose container is gone (`gone`): their ports were never
+ * revoked because their container died with a reboot, or with a dockerd that restarted it as a
+ * new endpoint without deleting the old one. Their ports are to be freed before the request,
+ * which would otherwise be refused for a container that no longer exists.
+ */
+export function goneOwnersOf(
+  requests: readonly PortBindingRequest[],
+  publishedOn: (proto: Proto, hostPort: number) => readonly PublishedBinding[],
+  endpointId: string,
+  gone: (endpointId: string) => boolean,
+): string[] {
+  const owners = new Set<string>();
+  for (const r of requests) {
+    if (r.hostPort === 0) continue;
+    for (let port = r.hostPort; port <= Math.max(r.hostPort, r.hostPortEnd); port++) {
+      for (const p of publishedOn(r.proto, port)) if (p.endpointId !== endpointId) owners.add(p.endpointId);
+    }
+  }
+  return [...owners].filter(gone);
+}
+
 function hostIpsOverlap(a: string, b: string): boolean {
   const family = (ip: string) => (ip === '' || !isIPv6(ip) ? 4 : 6);
   const wildcard = (ip: string) => ip === '' || isWildcard(ip);
