@@ -1,0 +1,70 @@
+// The lab's Docker engines (`tsnet lab up --docker`): each host gets its own dockerd (lab/engine.ts),
+// which finds the host's tsnet daemon as its `tsnet` plugin, so `docker network create -d tsnet`
+// and `docker run` on a lab host go through the real engine to the real daemon. lab.ts calls these
+// at up and down; `tsnet lab docker --host H -- ARGS` runs the docker CLI against host H's engine.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { ConflictError } from '../core/errors.js';
+import { bareIp } from '../core/text.js';
+import { dockerBinary, engineEnv, enginePaths, engineRunning, importImage, removeEngineFiles, startEngine, stopEngine, waitEngine, type EngineProcess } from './engine.js';
+import { hostOf, requireState, type LabHost, type LabState } from './state.js';
+
+/**
+ * Gives host h an engine, before its daemon starts: the daemon's socket moves into the engine's
+ * plugin directory as tsnet.sock (dockerd finds plugins only there), and the state names the
+ * engine's API socket.
+ */
+export function planEngine(h: LabHost): void {
+  const p = enginePaths(h.stateDir);
+  mkdirSync(p.pluginDir, { recursive: true });
+  h.socket = p.pluginSocket;
+  h.docker = { socket: p.socket };
+}
+
+/** The engine process recorded for h, if it was started. */
+export function engineOf(h: LabHost): EngineProcess | undefined {
+  const d = h.docker;
+  return d?.pid && d.mntNs && d.netNs ? { pid: d.pid, mntNs: d.mntNs, netNs: d.netNs } : undefined;
+}
+
+/**
+ * Starts every host's engine (their daemons answer already), each recorded as soon as it runs so
+ * that lab down finds it, then waits for them and imports the test image into each.
+ */
+export async function startEngines(s: LabState, save: () => void): Promise<void> {
+  const hosts = s.hosts.filter((h) => h.docker);
+  for (const h of hosts) {
+    // the containers' questions for names their engine does not know go to the host's tsnet daemon
+    const e = await startEngine(enginePaths(h.stateDir), h.netns, [bareIp(h.underlay)]);
+    h.docker = { socket: enginePaths(h.stateDir).socket, ...e };
+    save();
+  }
+  await Promise.all(hosts.map((h) => waitEngine(enginePaths(h.stateDir), engineOf(h)!)));
+  for (const h of hosts) importImage(enginePaths(h.stateDir));
+}
+
+/** Stops every engine of the lab (their containers with them) and removes their files. */
+export async function stopEngines(s: LabState): Promise<void> {
+  await Promise.all(
+    s.hosts.map(async (h) => {
+      const e = engineOf(h);
+      if (e) await stopEngine(e);
+      if (h.docker) removeEngineFiles(enginePaths(h.stateDir));
+    }),
+  );
+}
+
+/** `tsnet lab docker --host H -- ARGS`: the docker CLI against H's engine, its output passed through; its exit code. */
+export function labDocker(labName: string, hostName: string, args: string[]): number {
+  const h = dockerHost(requireState(labName), hostName);
+  const r = spawnSync(dockerBinary(), args, { stdio: 'inherit', env: engineEnv(enginePaths(h.stateDir)) });
+  return r.status ?? 1;
+}
+
+function dockerHost(s: LabState, hostName: string): LabHost {
+  const h = hostOf(s, hostName);
+  if (!h.docker) throw new ConflictError(`host ${h.name} of lab '${s.name}' has no Docker engine: lab up --docker gives each host one`);
+  const e = engineOf(h);
+  if (!e || !engineRunning(e)) throw new ConflictError(`the Docker engine of ${h.name} is not running (its log: ${enginePaths(h.stateDir).log})`);
+  return h;
+}
