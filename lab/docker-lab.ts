@@ -34,13 +34,21 @@ export function engineOf(h: LabHost): EngineProcess | undefined {
 export async function startEngines(s: LabState, save: () => void): Promise<void> {
   const hosts = s.hosts.filter((h) => h.docker);
   for (const h of hosts) {
-    // the containers' questions for names their engine does not know go to the host's tsnet daemon
-    const e = await startEngine(enginePaths(h.stateDir), h.netns, [bareIp(h.underlay)]);
-    h.docker = { socket: enginePaths(h.stateDir).socket, ...e };
+    await startHostEngine(h);
     save();
   }
   await Promise.all(hosts.map((h) => waitEngine(enginePaths(h.stateDir), engineOf(h)!)));
   for (const h of hosts) importImage(enginePaths(h.stateDir));
+}
+
+/**
+ * Starts host h's engine (again, after a stop or a kill: its data root is kept) and records its
+ * process in h; the caller saves the state. Answers once dockerd runs, not yet its API (waitEngine).
+ */
+export async function startHostEngine(h: LabHost): Promise<void> {
+  // the containers' questions for names their engine does not know go to the host's tsnet daemon
+  const e = await startEngine(enginePaths(h.stateDir), h.netns, [bareIp(h.underlay)]);
+  h.docker = { socket: enginePaths(h.stateDir).socket, ...e };
 }
 
 /** Stops every engine of the lab (their containers with them) and removes their files. */
