@@ -7,17 +7,56 @@
 // Only the runtime can give the container a new address (disconnect and connect it), so the log
 // says that. A restart of the daemon puts the link up again (the bridge restore) and then fails
 // to announce it, logged.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AddressTaken } from '../store/cluster/etcd-store.js';
 import type { NetworkRepo } from '../store/network-repo.js';
-import type { Netlink } from '../native/netlink/netlink.js';
+import { Netlink } from '../native/netlink/netlink.js';
 import { errorText } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { shortId } from '../core/text.js';
 
+type Links = Pick<Netlink, 'getLink' | 'setLink'>;
+
 export interface AddressTakenDeps {
   repo: Pick<NetworkRepo, 'getEndpoint'>;
-  netlink: Pick<Netlink, 'setLink'>;
+  /** the host's namespace */
+  netlink: Links;
+  /**
+   * The named namespaces (`ip netns`) to look in when the link is not in the host's: an overlay
+   * network may keep its ports in a namespace of its own. Default: every one in /run/netns.
+   */
+  namedNetns?: () => { path: string; open: () => Links & { close(): void } }[];
   log: Logger;
+}
+
+function namedNetnsOfHost(): { path: string; open: () => Netlink }[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync('/run/netns');
+  } catch {
+    // none
+  }
+  return names.map((n) => ({ path: join('/run/netns', n), open: () => Netlink.openInNetns(join('/run/netns', n)) }));
+}
+
+/** Takes link down where it is: the host's namespace, else the first named one holding it; false when none does. */
+function takeDown(d: AddressTakenDeps, link: string): boolean {
+  if (d.netlink.getLink(link)) {
+    d.netlink.setLink(link, { up: false });
+    return true;
+  }
+  for (const ns of (d.namedNetns ?? namedNetnsOfHost)()) {
+    const nl = ns.open();
+    try {
+      if (!nl.getLink(link)) continue;
+      nl.setLink(link, { up: false });
+      return true;
+    } finally {
+      nl.close();
+    }
+  }
+  return false;
 }
 
 /** The store's onAddressTaken: takes the local endpoint's host-side link down and says why. */
@@ -30,7 +69,7 @@ export function cutOffTakenEndpoint(d: AddressTakenDeps): (taken: AddressTaken) 
       return;
     }
     try {
-      d.netlink.setLink(link, { up: false });
+      if (!takeDown(d, link)) throw new Error(`link ${link} is in no namespace`);
     } catch (err) {
       d.log.error({ ...where, err: errorText(err) }, 'could not take down the link of an endpoint whose address another host holds now');
       return;
