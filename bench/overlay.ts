@@ -12,6 +12,7 @@ import { Netlink } from '../native/netlink/netlink.js';
 import { labAttach, readState } from '../lab/lab.js';
 import { docker, ensureBusyboxImage } from '../docker-tests/harness.js';
 import { LAYOUTS, buildLayout } from './overlay-layouts.js';
+import { overlayNetnsName } from '../drivers/overlay/plan.js';
 import { Cleanup, benchDaemon, inNs, median, percentile, seededRandom, sh, shuffled, table, timed, useDockerd } from './lib.js';
 
 const ATTACHES = Number(process.env.ATTACHES ?? 50);
@@ -90,7 +91,8 @@ async function labBenchmarks(cleanup: Cleanup): Promise<void> {
   if (process.env.THROUGHPUT_ONLY === '1') return;
 
   // (2) propagation
-  const nl = Netlink.openInNetns(`/run/netns/${h1.netns}`);
+  // the VXLAN device is in the overlay network's own namespace (drivers/overlay/netns-layout.ts)
+  const nl = Netlink.openInNetns(`/run/netns/${overlayNetnsName(h1.name, h1.networkId!)}`);
   cleanup.add(() => nl.close());
   const vxlan = nl.listLinks().find((l) => l.kind === 'vxlan')!.name;
   const times: number[] = [];

@@ -5,13 +5,31 @@
 // everything, exits cleanly on SIGTERM and logged no internal error.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { overlayNetnsName } from '../drivers/overlay/plan.js';
 import { BUSYBOX_IMAGE as IMAGE, E2E_PLUGIN as PLUGIN, docker, dockerOk as ok, finishE2e, onCleanup, startE2e, uniqueName, type E2eDaemon } from './harness.js';
 
 const run = uniqueName('ov');
 let e2e: E2eDaemon;
 
-function links(): string[] {
-  return (JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string }[]).map((l) => l.ifname);
+/** the daemon's instance, which names the overlays' namespaces: the plugin's (socket's) name */
+const INSTANCE = PLUGIN;
+
+/** Link names of the host's namespace, or of the named namespace `netns`. */
+function links(netns?: string): string[] {
+  return (JSON.parse(execFileSync('ip', [...(netns ? ['-n', netns] : []), '-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string }[]).map((l) => l.ifname);
+}
+
+function namespaces(): string[] {
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter(Boolean);
+}
+
+/** iputils ping from a container's network namespace (busybox's cannot set DF or bind a source). */
+function pingFrom(container: string, args: string[]): number | null {
+  const pid = ok(['inspect', '-f', '{{.State.Pid}}', container]);
+  return spawnSync('nsenter', ['-t', pid, '-n', 'ping', '-c', '1', '-W', '2', ...args]).status;
 }
 
 /** MTU of the host's default-route link: what the overlay's MTU derives from. */
@@ -56,24 +74,54 @@ describe('overlay networks through Docker (one host)', () => {
     expect(ok(['exec', client, 'cat', '/sys/class/net/eth0/mtu'])).toBe(String(mtu));
     // a full-size packet with don't-fragment set crosses (iputils ping in the container's
     // namespace: busybox's ping cannot set DF)
-    const pid = ok(['inspect', '-f', '{{.State.Pid}}', client]);
     const webIp = ok(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, web]);
-    const df = (size: number) => spawnSync('nsenter', ['-t', pid, '-n', 'ping', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size), webIp]).status;
+    const df = (size: number) => pingFrom(client, ['-M', 'do', '-s', String(size), webIp]);
     expect(df(mtu - 28)).toBe(0);
     expect(df(mtu - 27)).not.toBe(0);
     // the gateway answers, and the published port is reachable from the host
     expect(docker(['exec', client, 'ping', '-c', '1', '-W', '2', '10.236.40.1']).code).toBe(0);
     expect(execFileSync('curl', ['-s', '--max-time', '5', 'http://127.0.0.1:18140/'], { encoding: 'utf8' }).trim()).toBe('overlay-web');
+    // and from a container of the same overlay, through the host (its gateway address)
+    expect(ok(['exec', client, 'sh', '-c', "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 10.236.40.1 18140"])).toContain('overlay-web');
+    // anti-spoofing: the client's own address gets through, another it claims does not
+    const clientPid = ok(['inspect', '-f', '{{.State.Pid}}', client]);
+    execFileSync('nsenter', ['-t', clientPid, '-n', 'ip', 'addr', 'add', '10.236.40.222/24', 'dev', 'eth0']);
+    expect(pingFrom(client, ['-I', ok(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, client]), webIp])).toBe(0);
+    expect(pingFrom(client, ['-I', '10.236.40.222', webIp])).not.toBe(0);
 
+    // the bridge and the VXLAN device are in the network's own namespace; the host has the gateway veth
     const n = tsnetStatus().networks.find((x) => x.id === id)!;
+    const netns = overlayNetnsName(INSTANCE, id);
     expect(n).toMatchObject({ driver: 'overlay', config: { mtu } });
-    expect(links()).toEqual(expect.arrayContaining([n.config.bridge, n.config.overlay.vxlan]));
+    expect(links()).toContain(n.config.bridge);
+    expect(links()).not.toContain(n.config.overlay.vxlan);
+    expect(links(netns)).toEqual(expect.arrayContaining(['br0', 'gw0', n.config.overlay.vxlan]));
     expect(n.config.overlay.vni).toBeGreaterThanOrEqual(4096);
 
     docker(['rm', '-f', web, client]);
     ok(['network', 'rm', net]);
     expect(links()).not.toContain(n.config.bridge);
-    expect(links()).not.toContain(n.config.overlay.vxlan);
+    expect(namespaces()).not.toContain(netns);
+  });
+
+  it('isolates two overlay networks from each other', () => {
+    const [n1, n2] = [`${run}-iso1`, `${run}-iso2`];
+    ok(['network', 'create', '-d', PLUGIN, '-o', 'type=overlay', '--subnet', '10.236.44.0/24', n1]);
+    onCleanup(() => docker(['network', 'rm', n1]));
+    ok(['network', 'create', '-d', PLUGIN, '-o', 'type=overlay', '--subnet', '10.236.45.0/24', n2]);
+    onCleanup(() => docker(['network', 'rm', n2]));
+    const [a, b, c] = [`${run}-isoa`, `${run}-isob`, `${run}-isoc`];
+    for (const [name, net] of [[a, n1], [b, n1], [c, n2]]) {
+      ok(['run', '-d', '--name', name, '--network', net, IMAGE, 'sleep', '3600']);
+      onCleanup(() => docker(['rm', '-f', name]));
+    }
+    const ipOf = (name: string, net: string) => ok(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name]);
+    // the same target: reached from its own network, not from the other
+    expect(pingFrom(b, [ipOf(a, n1)])).toBe(0);
+    expect(pingFrom(c, [ipOf(a, n1)])).not.toBe(0);
+    docker(['rm', '-f', a, b, c]);
+    ok(['network', 'rm', n1]);
+    ok(['network', 'rm', n2]);
   });
 
   it('refuses what it cannot do, saying why', () => {
@@ -89,5 +137,6 @@ describe('overlay networks through Docker (one host)', () => {
     // nothing half-made: no network, no overlay links
     expect(tsnetStatus().networks.filter((n) => n.driver === 'overlay')).toEqual([]);
     expect(links().filter((l) => l.startsWith('tob-') || l.startsWith('tox-'))).toEqual([]);
+    expect(namespaces().filter((n) => n.startsWith(`${INSTANCE}-ov-`))).toEqual([]);
   });
 });

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execIn, pings, tryIn, uniqueName, until } from './harness.js';
 import { alive } from '../lab/lab.js';
+import { overlayNetnsName } from '../drivers/overlay/plan.js';
 
 const MAIN = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const LAB = uniqueName('t');
@@ -18,8 +19,8 @@ interface LabStatus {
 }
 
 interface LabStateFile {
-  etcdPid?: number;
-  hosts: { name: string; pid?: number }[];
+  etcdPids?: number[];
+  hosts: { name: string; pid?: number; networkId?: string }[];
 }
 
 function tsnet(args: string[]): { code: number; stdout: string; stderr: string } {
@@ -53,23 +54,43 @@ function container(name: string) {
   return { ...c, ip: c.address.split('/')[0] };
 }
 
+function labState(): LabStateFile {
+  return JSON.parse(readFileSync(`/run/tsnet-lab/${LAB}/state.json`, 'utf8')) as LabStateFile;
+}
+
+/** The overlay network's own namespace on a lab host (its daemon's instance is the host's name). */
+function overlayNs(host: string): string {
+  const id = labState().hosts.find((h) => h.name === host)?.networkId;
+  if (!id) throw new Error(`${host} has no overlay network`);
+  return overlayNetnsName(host, id);
+}
+
+/** The links of a namespace, with their kind. */
+function linksIn(netns: string): { ifname: string; kind?: string; master?: string }[] {
+  return (JSON.parse(execIn(netns, 'ip', ['-j', '-d', 'link', 'show'])) as { ifname: string; master?: string; linkinfo?: { info_kind?: string } }[]).map((l) => ({
+    ifname: l.ifname,
+    kind: l.linkinfo?.info_kind,
+    master: l.master,
+  }));
+}
+
 /** The overlay's VXLAN device on a lab host. */
 function vxlanDevice(host: string): string {
-  const vxlan = JSON.parse(execIn(`tsl-${LAB}-${host}`, 'ip', ['-j', '-d', 'link', 'show', 'type', 'vxlan'])) as { ifname: string }[];
+  const vxlan = JSON.parse(execIn(overlayNs(host), 'ip', ['-j', '-d', 'link', 'show', 'type', 'vxlan'])) as { ifname: string }[];
   if (vxlan.length !== 1) throw new Error(`${host} has ${vxlan.length} vxlan devices`);
   return vxlan[0].ifname;
 }
 
 /** Whether the bridge port of a host's VXLAN device learns source MACs (`bridge -d link show`). */
 function vxlanPortLearns(host: string): boolean {
-  const port = JSON.parse(execIn(`tsl-${LAB}-${host}`, 'bridge', ['-j', '-d', 'link', 'show', 'dev', vxlanDevice(host)])) as { learning?: boolean }[];
+  const port = JSON.parse(execIn(overlayNs(host), 'bridge', ['-j', '-d', 'link', 'show', 'dev', vxlanDevice(host)])) as { learning?: boolean }[];
   if (port[0]?.learning === undefined) throw new Error(`no learning flag in bridge link show on ${host}`);
   return port[0].learning;
 }
 
 /** The remote entries a host's VXLAN device holds: MAC -> VTEP and IP -> MAC. */
 function remoteEntries(host: string): { fdb: string[]; neigh: string[] } {
-  const ns = `tsl-${LAB}-${host}`;
+  const ns = overlayNs(host);
   const dev = vxlanDevice(host);
   const fdb = (JSON.parse(execIn(ns, 'bridge', ['-j', 'fdb', 'show', 'dev', dev])) as { mac: string; dst?: string }[])
     .filter((e) => e.dst)
@@ -90,7 +111,7 @@ interface FdbRow {
 
 /** Every forwarding entry for a MAC on a lab host, on any device and in any table (`bridge fdb show`). */
 function fdbEntriesFor(host: string, mac: string): FdbRow[] {
-  const rows = JSON.parse(execIn(`tsl-${LAB}-${host}`, 'bridge', ['-j', 'fdb', 'show'])) as FdbRow[];
+  const rows = JSON.parse(execIn(overlayNs(host), 'bridge', ['-j', 'fdb', 'show'])) as FdbRow[];
   return rows.filter((r) => r.mac.toLowerCase() === mac.toLowerCase());
 }
 
@@ -126,7 +147,7 @@ function labProcesses(): number[] {
   const path = `/run/tsnet-lab/${LAB}/state.json`;
   if (!existsSync(path)) return [];
   const s = JSON.parse(readFileSync(path, 'utf8')) as LabStateFile;
-  return [s.etcdPid, ...s.hosts.map((h) => h.pid)].filter((p): p is number => p !== undefined);
+  return [...(s.etcdPids ?? []), ...s.hosts.map((h) => h.pid)].filter((p): p is number => p !== undefined && p > 0);
 }
 
 
@@ -186,6 +207,26 @@ describe('overlay lab with three hosts', () => {
     expect(pings(c.netns, '10.77.0.1')).toBe(true);
   });
 
+  it('keeps the bridge and the VXLAN device in the network\'s own namespace, with br_netfilter off there and on in the host\'s', () => {
+    for (const h of ['h1', 'h2']) {
+      const hostNs = `tsl-${LAB}-${h}`;
+      const own = linksIn(overlayNs(h));
+      expect(own.filter((l) => l.kind === 'bridge').map((l) => l.ifname), h).toEqual(['br0']);
+      expect(own.find((l) => l.kind === 'vxlan')?.master, h).toBe('br0');
+      // the host's side: no bridge and no VXLAN device of tsnet, the gateway on a veth
+      const host = linksIn(hostNs);
+      expect(host.filter((l) => l.kind === 'bridge' || l.kind === 'vxlan'), h).toEqual([]);
+      const gateway = host.find((l) => l.ifname.startsWith('tob-'));
+      expect(gateway?.kind, h).toBe('veth');
+      expect(execIn(hostNs, 'ip', ['-o', '-4', 'addr', 'show', 'dev', gateway!.ifname]), h).toContain('10.77.0.1/24');
+      expect(execIn(overlayNs(h), 'sysctl', ['-n', 'net.bridge.bridge-nf-call-iptables']), h).toBe('0');
+      expect(execIn(hostNs, 'sysctl', ['-n', 'net.bridge.bridge-nf-call-iptables']), h).toBe('1');
+    }
+    // the way out through the own host: a reaches h1's underlay address, and h2's through h1
+    expect(pings(container('a').netns, '198.51.100.11')).toBe(true);
+    expect(pings(container('a').netns, '198.51.100.12')).toBe(true);
+  });
+
   it('sets the container MTU to the underlay minus 50 and carries a full-size packet with DF set', () => {
     const a = container('a');
     const b = container('b');
@@ -216,7 +257,7 @@ describe('overlay lab with three hosts', () => {
       const rows = fdbEntriesFor(h, macC);
       // the store's entries: the VXLAN device's MAC -> h3's VTEP, and the bridge's on the VXLAN port
       expect(rows.some((r) => r.ifname.startsWith('tox-') && r.dst === '198.51.100.13' && r.flags?.includes('self')), `${h}: ${rows.map(describeFdb)}`).toBe(true);
-      expect(rows.some((r) => r.ifname.startsWith('tox-') && r.master?.startsWith('tob-') && r.state === 'static'), `${h}: ${rows.map(describeFdb)}`).toBe(true);
+      expect(rows.some((r) => r.ifname.startsWith('tox-') && r.master === 'br0' && r.state === 'static'), `${h}: ${rows.map(describeFdb)}`).toBe(true);
       expect(rows.filter((r) => !r.state).map(describeFdb), `${h} learned an entry`).toEqual([]);
     }
     expect(resolvesFresh(a.netns, c.ip)).toEqual({ pinged: true, neighbour: 'REACHABLE' });
@@ -256,7 +297,7 @@ describe('overlay lab with three hosts', () => {
     const a = container('a');
     const b = container('b');
     // as an overlay made by an older tsnet would have it
-    execIn(`tsl-${LAB}-h2`, 'bridge', ['link', 'set', 'dev', vxlanDevice('h2'), 'learning', 'on']);
+    execIn(overlayNs('h2'), 'bridge', ['link', 'set', 'dev', vxlanDevice('h2'), 'learning', 'on']);
     expect(vxlanPortLearns('h2')).toBe(true);
     ok(['lab', 'start', '--host', 'h2']);
     await until('learning off on the VXLAN port of h2', () => !vxlanPortLearns('h2'));
@@ -264,6 +305,36 @@ describe('overlay lab with three hosts', () => {
     expect(pings(a.netns, b.ip)).toBe(true);
     // and h2 learned what changed while it was down: d (attached on h3 before) is reachable from b
     expect(pings(b.netns, container('d').ip)).toBe(true);
+  });
+
+  it('moves an overlay made by an older tsnet (bridge and VXLAN device in the host\'s namespace) into its own namespace at start, and its containers keep working', async () => {
+    const a = container('a');
+    const b = container('b');
+    const hostNs = `tsl-${LAB}-h1`;
+    const ns = overlayNs('h1');
+    ok(['lab', 'kill', '--host', 'h1']);
+    // h1 as an older tsnet left it: the bridge with the gateway, the VXLAN port and a's port, all in the host's namespace
+    const bridge = linksIn(hostNs).find((l) => l.ifname.startsWith('tob-'))!.ifname;
+    const ports = linksIn(ns).filter((l) => l.kind === 'vxlan' || l.ifname.startsWith('tsv')).map((l) => l.ifname);
+    expect(ports.length).toBe(2);
+    execIn(hostNs, 'ip', ['link', 'del', bridge]);
+    for (const p of ports) execIn(ns, 'ip', ['link', 'set', p, 'netns', hostNs]);
+    expect(spawnSync('ip', ['netns', 'del', ns]).status).toBe(0);
+    execIn(hostNs, 'ip', ['link', 'add', bridge, 'mtu', '1450', 'type', 'bridge']);
+    execIn(hostNs, 'ip', ['addr', 'add', '10.77.0.1/24', 'dev', bridge]);
+    for (const p of [bridge, ...ports]) execIn(hostNs, 'ip', ['link', 'set', p, ...(p === bridge ? [] : ['master', bridge]), 'up']);
+    expect(pings(a.netns, '10.77.0.1')).toBe(true);
+    expect(linksIn(hostNs).find((l) => l.ifname === bridge)?.kind).toBe('bridge');
+
+    ok(['lab', 'start', '--host', 'h1']);
+    expect(linksIn(hostNs).find((l) => l.ifname === bridge)?.kind).toBe('veth');
+    expect(linksIn(hostNs).filter((l) => l.kind === 'bridge' || l.kind === 'vxlan')).toEqual([]);
+    expect(linksIn(ns).filter((l) => ports.includes(l.ifname)).map((l) => l.master)).toEqual(['br0', 'br0']);
+    // the same container, its link and address untouched, reaches the gateway, h1 and the other hosts
+    await until('a reaches b on h2 again', () => pings(a.netns, b.ip));
+    expect(pings(a.netns, '10.77.0.1')).toBe(true);
+    expect(pings(b.netns, a.ip)).toBe(true);
+    expect(vxlanPortLearns('h1')).toBe(false);
   });
 
   it('refuses bad lab commands with a message', () => {
@@ -281,8 +352,11 @@ describe('overlay lab with three hosts', () => {
     expect(pids.length).toBe(4);
     // the restarted h2 daemon has a new pid
     const current = labProcesses();
+    const overlays = ['h1', 'h2', 'h3'].map(overlayNs);
+    expect(overlays.every((n) => existsSync(`/run/netns/${n}`))).toBe(true);
     ok(['lab', 'down']);
     expect(labNamespaces()).toEqual([]);
+    expect(overlays.filter((n) => existsSync(`/run/netns/${n}`))).toEqual([]);
     for (const pid of [...pids, ...current]) expect(alive(pid)).toBe(false);
     expect(existsSync(`/run/tsnet-lab/${LAB}`)).toBe(false);
   });

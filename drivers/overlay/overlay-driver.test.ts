@@ -1,14 +1,18 @@
-// The overlay driver's decisions on one host against a fake host and a fake firewall
-// (test-support/fake-host.ts, test-support/fake-firewall.ts): the VXLAN port it adds to the bridge
-// network underneath, VNI choice, the MTU, endpoints and published ports through the bridge
-// driver, rollback of a failed step, refusals before anything is made, restore. No cluster store
-// here (the control plane has tests of its own); the real kernel is in netns-tests/.
+// The overlay driver's decisions on one host against a fake host, fake namespaces and a fake
+// firewall (test-support/fake-host.ts, fake-namespaces.ts, fake-firewall.ts): the network's own
+// namespace with the bridge and the VXLAN port, the gateway veth on the host, VNI choice, the MTU,
+// endpoints and published ports through the bridge driver, rollback of a failed step, refusals
+// before anything is made, restore, and the move of an overlay made in the older layout (bridge
+// in the host's namespace). No cluster store here (the control plane has tests of its own); the
+// real kernel is in netns-tests/ and docker-tests/.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { OverlayDriver } from './overlay-driver.js';
 import type { Underlay } from './plan.js';
 import { binding, endpointRequest, fakeWorld, leftovers, networkRequest, nothingBut, NO_ENDPOINT_OPTIONS, type FakeWorld } from '../../test-support/fake-host.js';
 import type { CreateNetworkRequest } from '../driver.js';
 import type { VxlanSpec } from '../../native/netlink/links.js';
+import { FakeNamespaces } from '../../test-support/fake-namespaces.js';
+import { overlayNetnsName } from './plan.js';
 
 const UNDERLAY: Underlay = { vtep: '198.51.100.1', link: 'eth0', mtu: 1400 };
 const names = (networkId: string) => ({ bridge: `tob-${networkId.slice(0, 11)}`, vxlan: `tox-${networkId.slice(0, 11)}` });
@@ -19,27 +23,45 @@ function overlayRequest(v4: string, options: Record<string, string> = {}, over: 
 
 describe('overlay driver on one host (fake host and firewall)', () => {
   let w: FakeWorld;
+  let ns: FakeNamespaces;
   let driver: OverlayDriver;
-  const start = () => new OverlayDriver({ ...w.deps, underlay: () => UNDERLAY });
+  const start = () => new OverlayDriver({ ...w.deps, underlay: () => UNDERLAY, namespaces: ns });
 
   beforeEach(() => {
     w = fakeWorld();
     w.host.addLink('eth0');
+    ns = new FakeNamespaces(w.host);
     driver = start();
   });
 
-  /** Nothing of tsnet's on the host, in the firewall or in the store; the user's eth0 untouched. */
-  const expectNothingLeft = () => expect(leftovers(w)).toEqual(nothingBut(['eth0']));
+  /** Nothing of tsnet's on the host, in the firewall, in the store or as a namespace; the user's eth0 untouched. */
+  const expectNothingLeft = () => {
+    expect(leftovers(w)).toEqual(nothingBut(['eth0']));
+    expect([...ns.namespaces.keys()]).toEqual([]);
+  };
 
-  const vxlanSpec = (name: string) => w.host.links.get(name)?.spec as VxlanSpec | undefined;
+  /** The network's own namespace. */
+  const own = (networkId: string) => ns.get(overlayNetnsName('tsnet', networkId));
+  const vxlanSpec = (networkId: string) => own(networkId).links.get(names(networkId).vxlan)?.spec as VxlanSpec | undefined;
+  const failOn = (call: string) => {
+    w.host.failOn = call;
+    ns.failOn = call;
+  };
 
-  it('a bridge network with a VXLAN port on it: no learning, ARP proxy, MTU of the underlay minus 50; all removed with it', async () => {
+  it('a bridge with a VXLAN port in the network\'s own namespace (br_netfilter off there), the gateway on a veth to the host: no learning, ARP proxy, MTU of the underlay minus 50; all removed with it', async () => {
     const req = overlayRequest('10.237.10.0/24');
     await driver.createNetwork(req);
     const n = names(req.networkId);
-    expect(w.host.links.get(n.bridge)).toMatchObject({ kind: 'bridge', mtu: 1350, up: true, addresses: ['10.237.10.1/24'] });
-    expect(vxlanSpec(n.vxlan)).toMatchObject({ kind: 'vxlan', vni: 4096, port: 4789, local: '198.51.100.1', learning: false, proxy: true, mtu: 1350 });
-    expect(w.host.links.get(n.vxlan)).toMatchObject({ master: n.bridge, up: true, port: { isolated: false, hairpin: false, learning: false } });
+    // the host has the gateway veth under the bridge's name, nothing else of the overlay
+    expect(w.host.links.get(n.bridge)).toMatchObject({ kind: 'veth', mtu: 1350, up: true, addresses: ['10.237.10.1/24'], peer: 'gw0' });
+    expect(w.host.linkNames()).toEqual(['eth0', n.bridge].sort());
+    const o = own(req.networkId);
+    expect(o.linkNames()).toEqual(['br0', 'gw0', n.vxlan].sort());
+    expect(o.links.get('br0')).toMatchObject({ kind: 'bridge', mtu: 1350, up: true, addresses: [] });
+    expect(o.links.get('gw0')).toMatchObject({ master: 'br0', up: true });
+    expect(o.sysctls.get('net.bridge.bridge-nf-call-iptables')).toBe('0');
+    expect(vxlanSpec(req.networkId)).toMatchObject({ kind: 'vxlan', vni: 4096, port: 4789, local: '198.51.100.1', learning: false, proxy: true, mtu: 1350 });
+    expect(o.links.get(n.vxlan)).toMatchObject({ master: 'br0', up: true, port: { isolated: false, hairpin: false, learning: false } });
     expect(w.firewall.networks.get(n.bridge)).toEqual({ id: req.networkId, bridge: n.bridge, subnets: ['10.237.10.0/24'], masquerade: true, internal: false, icc: true });
 
     await driver.deleteNetwork(req.networkId);
@@ -51,7 +73,7 @@ describe('overlay driver on one host (fake host and firewall)', () => {
     await driver.createNetwork(req);
     expect(w.firewall.networks.get(names(req.networkId).bridge)).toMatchObject({ icc: false });
     // not port isolation, which also dropped published ports reached through a host address
-    expect(w.host.links.get(names(req.networkId).vxlan)?.port).toMatchObject({ isolated: false, hairpin: false });
+    expect(own(req.networkId).links.get(names(req.networkId).vxlan)?.port).toMatchObject({ isolated: false, hairpin: false });
   });
 
   describe('VNIs', () => {
@@ -60,15 +82,15 @@ describe('overlay driver on one host (fake host and firewall)', () => {
       const b = overlayRequest('10.237.13.0/24');
       await driver.createNetwork(a);
       await driver.createNetwork(b);
-      expect(vxlanSpec(names(a.networkId).vxlan)?.vni).toBe(4096);
-      expect(vxlanSpec(names(b.networkId).vxlan)?.vni).toBe(4097);
+      expect(vxlanSpec(a.networkId)?.vni).toBe(4096);
+      expect(vxlanSpec(b.networkId)?.vni).toBe(4097);
       const calls = w.host.calls.length;
       await expect(driver.createNetwork(overlayRequest('10.237.14.0/24', { vni: '4097' }))).rejects.toThrow(/VNI 4097 is used by another overlay network on this host/);
       expect(w.host.calls.slice(calls)).toEqual([]);
       // the positive: a free explicit VNI is taken as given
       const c = overlayRequest('10.237.14.0/24', { vni: '5000' });
       await driver.createNetwork(c);
-      expect(vxlanSpec(names(c.networkId).vxlan)?.vni).toBe(5000);
+      expect(vxlanSpec(c.networkId)?.vni).toBe(5000);
     });
 
     it('a VNI chosen here but held by a device tsnet cannot see is skipped, leaving nothing of the first attempt', async () => {
@@ -76,9 +98,11 @@ describe('overlay driver on one host (fake host and firewall)', () => {
       const req = overlayRequest('10.237.15.0/24');
       await driver.createNetwork(req);
       const n = names(req.networkId);
-      expect(vxlanSpec(n.vxlan)?.vni).toBe(4097);
-      expect(w.host.linkNames()).toEqual(['eth0', n.bridge, n.vxlan].sort());
-      expect(w.host.calls.filter((c) => c.startsWith('createLink bridge'))).toHaveLength(2);
+      expect(vxlanSpec(req.networkId)?.vni).toBe(4097);
+      expect(w.host.linkNames()).toEqual(['eth0', n.bridge].sort());
+      expect(own(req.networkId).linkNames()).toEqual(['br0', 'gw0', n.vxlan].sort());
+      expect(w.host.calls.filter((c) => c.startsWith('createLink vxlan'))).toHaveLength(2);
+      expect(ns.namespaces.size).toBe(1);
     });
 
     it('a VNI the user gave that such a device holds is refused naming it, and nothing is left', async () => {
@@ -117,7 +141,11 @@ describe('overlay driver on one host (fake host and firewall)', () => {
       const ep = endpointRequest(net.networkId, '10.237.24.2/24');
       expect(await driver.createEndpoint(ep)).toEqual({ macAddress: '02:42:0a:ed:18:02' });
       const hostIf = `tsv${ep.endpointId.slice(0, 12)}`;
-      expect(w.host.links.get(hostIf)).toMatchObject({ kind: 'veth', mtu: 1350, master: n.bridge, up: true });
+      expect(own(net.networkId).links.get(hostIf)).toMatchObject({ kind: 'veth', mtu: 1350, master: 'br0', up: true, port: { hairpin: false, isolated: false } });
+      expect(w.host.links.has(hostIf)).toBe(false);
+      // anti-spoofing in the network's namespace (the port is there), not in the host's table
+      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.join('\n')).toContain(`"${hostIf}" : jump port_${hostIf}`);
+      expect(w.firewall.endpoints.size).toBe(0);
 
       const join = await driver.join({ networkId: net.networkId, endpointId: ep.endpointId, sandboxKey: '/var/run/docker/netns/o', options: NO_ENDPOINT_OPTIONS });
       expect(join).toMatchObject({ srcName: `tsc${ep.endpointId.slice(0, 12)}`, gateway: '10.237.24.1', disableGatewayService: false });
@@ -128,7 +156,8 @@ describe('overlay driver on one host (fake host and firewall)', () => {
       expect((await driver.endpointOperInfo(ref)).details).toMatchObject({ vxlan: n.vxlan, vni: '4096', bridge: n.bridge });
 
       await driver.deleteEndpoint(ref);
-      expect(w.host.links.has(hostIf)).toBe(false);
+      expect(own(net.networkId).links.has(hostIf)).toBe(false);
+      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete chain bridge tsnet port_${hostIf}`);
       expect(w.firewall.mappings()).toEqual([]);
       expect(w.host.heldPorts.size).toBe(0);
       await driver.deleteNetwork(net.networkId);
@@ -146,37 +175,98 @@ describe('overlay driver on one host (fake host and firewall)', () => {
   });
 
   describe('rollback: a step that fails leaves nothing behind', () => {
-    for (const [step, failOn] of [
-      ['making the VXLAN device', 'createLink vxlan'],
-      ['putting it on the bridge', 'setLink tox-'],
-      ['its bridge port flags', 'setBridgePort tox-'],
+    // the firewall's network is added after the namespace, the bridge and the gateway veth
+    const added = ['addNetwork', 'removeNetwork'];
+    for (const [step, call, firewall] of [
+      ['making the VXLAN device', 'createLink vxlan', added],
+      ['putting it on the bridge', 'setLink tox-', added],
+      ['its bridge port flags', 'setBridgePort tox-', added],
+      ['making the bridge in the namespace', 'createLink bridge br0', []],
+      ['making the gateway veth', 'createLink veth tob-', []],
     ] as const) {
       it(step, async () => {
-        w.host.failOn = failOn;
+        failOn(call);
         await expect(driver.createNetwork(overlayRequest('10.237.26.0/24'))).rejects.toThrow(/injected/);
         expectNothingLeft();
-        expect(w.firewall.calls.map((c) => c.split(' ')[0])).toEqual(['addNetwork', 'removeNetwork']);
+        expect(w.firewall.calls.map((c) => c.split(' ')[0])).toEqual(firewall);
       });
     }
+  });
+
+  it('rollback of an endpoint whose port fails to join the bridge in the namespace: no port, no rules, no row left', async () => {
+    const net = overlayRequest('10.237.30.0/24');
+    await driver.createNetwork(net);
+    const o = own(net.networkId);
+    o.failOn = 'setLink tsv';
+    const ep = endpointRequest(net.networkId, '10.237.30.2/24');
+    await expect(driver.createEndpoint(ep)).rejects.toThrow(/injected/);
+    const hostIf = `tsv${ep.endpointId.slice(0, 12)}`;
+    expect(o.links.has(hostIf)).toBe(false);
+    expect(w.host.linkNames()).toEqual(['eth0', names(net.networkId).bridge].sort());
+    expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete chain bridge tsnet port_${hostIf}`);
+    expect(w.repo.listEndpoints(net.networkId)).toEqual([]);
+    // the positive: the same endpoint is made when nothing fails
+    await driver.createEndpoint(ep);
+    expect(o.links.get(hostIf)).toMatchObject({ master: 'br0' });
+  });
+
+  it('start-up: removes this daemon\'s overlay namespaces that no network names, and leaves its own networks\' and other daemons\' alone', async () => {
+    const req = overlayRequest('10.237.31.0/24');
+    await driver.createNetwork(req);
+    ns.add('tsnet-ov-0123456789ab');
+    ns.add('other-ov-0123456789ab');
+    start().restore();
+    expect([...ns.namespaces.keys()].sort()).toEqual([overlayNetnsName('tsnet', req.networkId), 'other-ov-0123456789ab'].sort());
   });
 
   it('start-up: a VXLAN device gone missing is made again and put back on its bridge', async () => {
     const req = overlayRequest('10.237.27.0/24');
     await driver.createNetwork(req);
     const n = names(req.networkId);
-    w.host.links.delete(n.vxlan);
+    own(req.networkId).links.delete(n.vxlan);
     start().restore();
-    expect(vxlanSpec(n.vxlan)).toMatchObject({ vni: 4096, proxy: true, learning: false });
-    expect(w.host.links.get(n.vxlan)).toMatchObject({ master: n.bridge, up: true, port: { isolated: false, hairpin: false } });
+    expect(vxlanSpec(req.networkId)).toMatchObject({ vni: 4096, proxy: true, learning: false });
+    expect(own(req.networkId).links.get(n.vxlan)).toMatchObject({ master: 'br0', up: true, port: { isolated: false, hairpin: false } });
     expect(start().ownedLinks()).toEqual(expect.arrayContaining([n.bridge, n.vxlan]));
   });
 
   it('start-up: the VXLAN port of an overlay made when it still learned stops learning', async () => {
     const req = overlayRequest('10.237.28.0/24');
     await driver.createNetwork(req);
-    const vxlan = w.host.links.get(names(req.networkId).vxlan)!;
+    const vxlan = own(req.networkId).links.get(names(req.networkId).vxlan)!;
     vxlan.port = { ...vxlan.port, learning: true };
     start().restore();
-    expect(w.host.links.get(names(req.networkId).vxlan)?.port).toMatchObject({ learning: false });
+    expect(own(req.networkId).links.get(names(req.networkId).vxlan)?.port).toMatchObject({ learning: false });
+  });
+
+  it('start-up: an overlay made in the older layout (bridge, VXLAN port and container ports in the host\'s namespace) moves into its own namespace, its ports and addresses kept', async () => {
+    const req = overlayRequest('10.237.29.0/24');
+    await driver.createNetwork(req);
+    const ep = endpointRequest(req.networkId, '10.237.29.2/24');
+    await driver.createEndpoint(ep);
+    const n = names(req.networkId);
+    const hostIf = `tsv${ep.endpointId.slice(0, 12)}`;
+    // as the older tsnet left it: everything on a bridge in the host's namespace, no namespace
+    const nsName = overlayNetnsName('tsnet', req.networkId);
+    const moved = [n.vxlan, hostIf].map((l) => own(req.networkId).links.get(l)!);
+    ns.namespaces.delete(nsName);
+    w.host.links.delete(n.bridge);
+    w.host.links.set(n.bridge, { name: n.bridge, kind: 'bridge', up: true, mtu: 1350, mac: '02:42:0a:ed:1d:01', addresses: ['10.237.29.1/24'], spec: { kind: 'bridge', name: n.bridge } });
+    for (const l of moved) w.host.links.set(l.name, { ...l, master: n.bridge });
+
+    start().restore();
+    expect(w.host.links.get(n.bridge)).toMatchObject({ kind: 'veth', addresses: ['10.237.29.1/24'], up: true });
+    // (the container's end stays where it was: here on the fake host)
+    expect(w.host.linkNames()).toEqual(['eth0', n.bridge, `tsc${ep.endpointId.slice(0, 12)}`].sort());
+    const o = own(req.networkId);
+    expect(o.linkNames()).toEqual(['br0', 'gw0', n.vxlan, hostIf].sort());
+    for (const l of [n.vxlan, hostIf, 'gw0']) expect(o.links.get(l), l).toMatchObject({ master: 'br0', up: true });
+    // the same container port, not a new one: nothing made but the namespace's bridge and the gateway veth
+    expect(o.links.get(hostIf)?.mac).toBe(moved[1].mac);
+    expect(ns.scripts.get(nsName)!.join('\n')).toContain(`"${hostIf}" : jump port_${hostIf}`);
+    // and a start-up after that changes nothing
+    const calls = w.host.calls.length;
+    start().restore();
+    expect(w.host.calls.slice(calls).filter((c) => c.startsWith('createLink') || c.startsWith('deleteLink'))).toEqual([]);
   });
 });

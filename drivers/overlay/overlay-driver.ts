@@ -1,5 +1,7 @@
 // The overlay driver: a bridge network on every host (drivers/bridge/ does the bridge, gateway,
 // veths, NAT and published ports) with a VXLAN port that joins the hosts' bridges into one layer 2.
+// The bridge, the VXLAN device and the container ports live in a namespace of the network's own,
+// and the host has a veth with the gateway on it (netns-layout.ts says why and how).
 //
 // This file keeps the protocol calls. With a cluster store (store/cluster/), create writes the
 // overlay's definition (VNI, subnet, port) as the first host or checks it as a later one, so the
@@ -14,6 +16,8 @@ import type { FirewallState } from '../../firewall/model.js';
 import type { ClusterStore } from '../../store/cluster/cluster-store.js';
 import { bridgeRequest, firstFreeLocalVni, overlayLinkNames, overlayMtu, parseOverlayOptions, VXLAN_PORT, type OverlayConfig, type Underlay } from './plan.js';
 import { OverlayPeers, type OverlayNetwork } from './peers.js';
+import { NetnsLayout, type NamespaceKernel } from './netns-layout.js';
+import { Undo } from '../../core/undo.js';
 import { UserError } from '../../core/errors.js';
 import { shortId } from '../../core/text.js';
 
@@ -22,6 +26,8 @@ export interface OverlayDriverDeps extends BridgeDriverDeps {
   cluster?: ClusterStore;
   /** the host's underlay, read when a network is created (routes may change) */
   underlay: () => Underlay;
+  /** the kernel's named namespaces unless given (unit tests give a fake) */
+  namespaces?: NamespaceKernel;
 }
 
 /** VNIs tried on this host before giving up on finding a free one. */
@@ -37,10 +43,12 @@ export class OverlayDriver implements ManagedDriver {
   readonly type = 'overlay' as const;
   private readonly bridge: BridgeDriver<OverlayConfig>;
   private readonly peers: OverlayPeers;
+  private readonly layout: NetnsLayout;
 
   constructor(private readonly d: OverlayDriverDeps) {
+    this.layout = new NetnsLayout(d);
     this.bridge = new BridgeDriver<OverlayConfig>(d, { type: 'overlay', extension: this.vxlanPort() });
-    this.peers = new OverlayPeers(d);
+    this.peers = new OverlayPeers({ ...d, netlinkOf: (net) => this.layout.netlink(net.id) });
   }
 
   // ---------------------------------------------------------------- networks
@@ -122,17 +130,13 @@ export class OverlayDriver implements ManagedDriver {
     };
   }
 
-  /** The VXLAN port, made and unmade inside the bridge driver's own steps. */
+  /** The VXLAN port and the network's namespace, made and unmade inside the bridge driver's own steps. */
   private vxlanPort(): BridgeExtension<OverlayConfig> {
     const nl = this.d.netlink;
-    const attach = (c: BridgeNetworkConfig & OverlayConfig) => {
-      nl.setLink(c.overlay.vxlan, { master: c.bridge, up: true });
-      // ICC off cuts remote containers off too: the firewall drops what passes between any two
-      // ports of the bridge, the VXLAN port included (not port isolation, see the bridge driver).
-      // No learning: the bridge's entries for remote containers come from the store (peers.ts), so
-      // one the store withdraws is gone at once; this runs on restore too, for older overlays.
-      nl.setBridgePort(c.overlay.vxlan, { isolated: false, hairpin: false, learning: false });
-    };
+    // ICC off cuts remote containers off too: the firewall drops what passes between any two
+    // ports of the bridge, the VXLAN port included (not port isolation, see the bridge driver).
+    // No learning (netns-layout.ts): the entries for remote containers come from the store
+    // (peers.ts), so one the store withdraws is gone at once.
     const create = (id: string, c: BridgeNetworkConfig & OverlayConfig) =>
       nl.createLink({
         kind: 'vxlan',
@@ -147,22 +151,28 @@ export class OverlayDriver implements ManagedDriver {
       });
     return {
       build: (id, c, undo) => {
-        try {
-          create(id, c);
-        } catch (err) {
-          const msg = (err as Error).message;
-          if (/exists/i.test(msg) && !nl.getLink(c.overlay.vxlan)) throw new VniTakenError(c.overlay.vni, c.overlay.port);
-          throw err;
-        }
-        undo.push(`vxlan ${c.overlay.vxlan}`, () => nl.deleteLink(c.overlay.vxlan, { ignoreMissing: true }));
-        attach(c);
+        const createChecked = () => {
+          try {
+            create(id, c);
+          } catch (err) {
+            const msg = (err as Error).message;
+            if (/exists/i.test(msg) && !nl.getLink(c.overlay.vxlan)) throw new VniTakenError(c.overlay.vni, c.overlay.port);
+            throw err;
+          }
+        };
+        this.layout.placeVxlan(id, c, createChecked, undo);
       },
       ensure: (id, c) => {
-        if (!nl.getLink(c.overlay.vxlan)) create(id, c);
-        attach(c);
+        // idempotent: what is missing in the network's namespace is made again
+        this.layout.gatewayLink(id, c, new Undo());
+        this.layout.placeVxlan(id, c, () => create(id, c));
       },
-      teardown: (_id, c) => nl.deleteLink(c.overlay.vxlan, { ignoreMissing: true }),
+      teardown: (id, c) => {
+        this.layout.removeNamespace(id);
+        nl.deleteLink(c.overlay.vxlan, { ignoreMissing: true });
+      },
       links: (c) => [c.overlay.vxlan],
+      placement: this.layout,
     };
   }
 
@@ -215,6 +225,7 @@ export class OverlayDriver implements ManagedDriver {
 
   restore(): void {
     this.bridge.restore();
+    this.layout.sweep(this.localNetworks().map((n) => n.id));
   }
 
   ownedLinks(): string[] {

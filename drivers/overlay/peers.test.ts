@@ -102,7 +102,7 @@ function setUp(endpoints: Pick<EndpointRecord, 'id' | 'address' | 'mac' | 'state
     listNetworks: () => [net],
     listEndpoints: () => endpoints,
   } as unknown as OverlayPeersDeps['repo'];
-  const peers = new OverlayPeers({ repo, netlink: kernel, cluster: cluster as unknown as ClusterStore, log: silentLogger });
+  const peers = new OverlayPeers({ repo, netlinkOf: () => kernel, cluster: cluster as unknown as ClusterStore, log: silentLogger });
   return { net, kernel, cluster, peers };
 }
 

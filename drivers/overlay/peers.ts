@@ -25,7 +25,8 @@ export type OverlayNetwork = NetworkRecord<BridgeNetworkConfig & OverlayConfig>;
 
 export interface OverlayPeersDeps {
   repo: Pick<NetworkRepo, 'listNetworks' | 'listEndpoints'>;
-  netlink: Pick<Netlink, 'listFdb' | 'listNeighbours' | 'replaceFdb' | 'deleteFdb' | 'replaceNeighbour' | 'deleteNeighbour'>;
+  /** netlink where the network's VXLAN device is (its own namespace, netns-layout.ts) */
+  netlinkOf: (net: OverlayNetwork) => Pick<Netlink, 'listFdb' | 'listNeighbours' | 'replaceFdb' | 'deleteFdb' | 'replaceNeighbour' | 'deleteNeighbour'>;
   /** undefined: single-host overlays only, nothing to announce or program */
   cluster?: ClusterStore;
   log: Logger;
@@ -82,13 +83,14 @@ export class OverlayPeers {
 
   /** Makes the overlay's VXLAN device hold exactly the remote containers the cluster announces. */
   reconcile(overlay: string): void {
-    const vxlan = this.vxlanOf(overlay);
-    if (!vxlan || !this.d.cluster) return;
-    const nl = this.d.netlink;
+    const net = this.networkOf(overlay);
+    if (!net || !this.d.cluster) return;
+    const vxlan = net.config.overlay.vxlan;
     try {
+      const nl = this.d.netlinkOf(net);
       const wanted = remoteEntries(this.announced.get(overlay)?.values() ?? [], overlay, this.d.cluster.host);
       const ch = diffEntries(wanted, kernelEntries(nl.listFdb(vxlan), nl.listNeighbours(vxlan)));
-      this.apply(vxlan, ch);
+      this.apply(net, ch);
       const counts = changeCounts(ch);
       if (Object.values(counts).some((n) => n > 0)) this.d.log.info({ overlay, ...counts }, 'remote endpoints reconciled');
     } catch (err) {
@@ -125,10 +127,10 @@ export class OverlayPeers {
   /** One new remote container: its entries, without listing the device's tables. */
   private program(a: EndpointAnnouncement): void {
     if (a.host === this.d.cluster?.host) return;
-    const vxlan = this.vxlanOf(a.overlay);
-    if (!vxlan) return;
+    const net = this.networkOf(a.overlay);
+    if (!net) return;
     try {
-      this.apply(vxlan, diffEntries([{ ip: a.ip, mac: a.mac, vtep: a.vtep }], NO_ENTRIES));
+      this.apply(net, diffEntries([{ ip: a.ip, mac: a.mac, vtep: a.vtep }], NO_ENTRIES));
       this.d.log.info({ overlay: a.overlay, ip: a.ip, host: a.host }, 'remote endpoint programmed');
     } catch (err) {
       this.d.log.error({ err, announcement: a }, 'could not program a remote endpoint');
@@ -136,8 +138,9 @@ export class OverlayPeers {
   }
 
   /** Applies a diff: removals first, then additions. */
-  private apply(vxlan: string, ch: EntryChanges): void {
-    const nl = this.d.netlink;
+  private apply(net: OverlayNetwork, ch: EntryChanges): void {
+    const nl = this.d.netlinkOf(net);
+    const vxlan = net.config.overlay.vxlan;
     for (const e of ch.removeFdb) nl.deleteFdb({ dev: vxlan, mac: e.mac, dst: e.dst, self: true }, { ignoreMissing: true });
     for (const mac of ch.removeBridge) nl.deleteFdb({ dev: vxlan, mac, master: true }, { ignoreMissing: true });
     for (const e of ch.removeNeighbours) nl.deleteNeighbour(vxlan, e.ip, { ignoreMissing: true });
@@ -147,8 +150,8 @@ export class OverlayPeers {
     for (const e of ch.addNeighbours) nl.replaceNeighbour({ dev: vxlan, ip: e.ip, mac: e.mac });
   }
 
-  private vxlanOf(overlay: string): string | undefined {
-    return this.localNetworks().find((n) => n.config.overlay.name === overlay && n.state === 'ready')?.config.overlay.vxlan;
+  private networkOf(overlay: string): OverlayNetwork | undefined {
+    return this.localNetworks().find((n) => n.config.overlay.name === overlay && n.state === 'ready');
   }
 
   private localNetworks(): OverlayNetwork[] {

@@ -109,6 +109,15 @@ export function overlayLinkNames(networkId: string): { bridge: string; vxlan: st
   return { bridge: `tob-${id}`, vxlan: `tox-${id}` };
 }
 
+/** Inside the network's own namespace (netns-layout.ts): its bridge and the bridge's end of the gateway veth. */
+export const NS_BRIDGE = 'br0';
+export const NS_GATEWAY = 'gw0';
+
+/** The network's own namespace, under /run/netns: the daemon's instance name keeps two daemons' apart. */
+export function overlayNetnsName(instance: string, networkId: string): string {
+  return `${instance}-ov-${networkId.slice(0, 12)}`;
+}
+
 /** The lowest VNI from FIRST_LOCAL_VNI up that no overlay of this host uses. */
 export function firstFreeLocalVni(used: number[]): number {
   const taken = new Set(used);
