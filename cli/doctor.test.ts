@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   CHECKS,
@@ -5,7 +7,6 @@ import {
   exitCode,
   formatReport,
   kernelFeature,
-  parseForwardChain,
   parseKernelConfig,
   parseModuleList,
   parseProcModules,
@@ -44,18 +45,22 @@ describe('tsnet doctor: kernel features', () => {
   });
 });
 
-describe('tsnet doctor: the iptables FORWARD chain', () => {
-  it("finds Docker's drop policy and its DOCKER-USER jump", () => {
-    const json = JSON.stringify({
-      nftables: [
-        { metainfo: { version: '1.0.6' } },
-        { chain: { family: 'ip', table: 'filter', name: 'FORWARD', hook: 'forward', prio: 0, policy: 'drop' } },
-        { rule: { family: 'ip', table: 'filter', chain: 'FORWARD', expr: [{ counter: { packets: 0, bytes: 0 } }, { jump: { target: 'DOCKER-USER' } }] } },
-      ],
-    });
-    expect(parseForwardChain(json)).toEqual({ kind: 'present', policy: 'drop', jumpsToDockerUser: true });
-    expect(parseForwardChain('{"nftables": []}')).toEqual({ kind: 'absent' });
-    expect(parseForwardChain('not json').kind).toBe('error');
+describe("tsnet doctor: Docker's firewall", () => {
+  // `nft -j list ruleset` of the Docker 28 and 29 fixtures (see firewall/docker-firewall.test.ts)
+  const load = (name: string) => (JSON.parse(readFileSync(join(import.meta.dirname, '..', 'firewall', 'testdata', name), 'utf8')) as { nftables: Record<string, unknown>[] }).nftables;
+  const check = (dockerFirewall: HostFacts['dockerFirewall']) => evaluate(facts({ dockerFirewall })).find((c) => c.name === 'Docker firewall')!;
+  const tsnet = { bridges: ['tsnet-a'], tag: 'tsnet:' };
+
+  it('names the backend and says whether tsnet\'s traffic is admitted', () => {
+    expect(check({ objects: [], tsnet })).toMatchObject({ outcome: 'ok', detail: "none: tsnet's traffic is admitted" });
+    const d28 = check({ objects: load('docker28-ruleset.json'), tsnet });
+    expect(d28.outcome).toBe('missing');
+    expect(d28.detail).toMatch(/^iptables with DOCKER-FORWARD \(Docker 28\+\): tsnet's traffic is dropped; ip filter FORWARD drops by policy and tsnet's accepts are missing in DOCKER-USER for tsnet-a/);
+    expect(check({ objects: load('docker28-ruleset.json'), tsnet: { bridges: [], tag: 'tsnet:' } }).outcome).toBe('ok');
+    const d29 = check({ objects: load('docker29-ruleset.json'), tsnet });
+    expect(d29).toMatchObject({ outcome: 'ok' });
+    expect(d29.detail).toMatch(/^nftables \(Docker 29, table docker-bridges\): tsnet's traffic is admitted; bridge-accept-fwmark covers tsnet's mark/);
+    expect(check({ error: 'cannot run nft: ENOENT' })).toMatchObject({ outcome: 'unknown', detail: 'cannot run nft: ENOENT' });
   });
 });
 
@@ -66,7 +71,7 @@ function facts(over: Partial<HostFacts> = {}): HostFacts {
     kernel: { config: parseKernelConfig('CONFIG_BRIDGE=y\nCONFIG_VETH=y\nCONFIG_VXLAN=y\nCONFIG_MACVLAN=y\nCONFIG_NF_TABLES=y\nCONFIG_NFT_NAT=y\nCONFIG_NFT_MASQ=y\nCONFIG_NFT_FIB_INET=y\n'), loaded: new Set() },
     ipForward: '1',
     bridgeNfCallIptables: '1',
-    forwardChain: { kind: 'present', policy: 'drop', jumpsToDockerUser: true },
+    dockerFirewall: { objects: [], tsnet: { bridges: [], tag: 'tsnet:' } },
     docker: { socket: '/var/run/docker.sock', answers: true },
     pluginSocket: { path: '/run/docker/plugins/tsnet.sock', present: true, answers: true },
     ...over,
@@ -77,17 +82,17 @@ describe('tsnet doctor: checks and report', () => {
   it('checks everything the host needs, each once', () => {
     const names = CHECKS.map((c) => c.name);
     expect(new Set(names).size).toBe(names.length);
-    for (const want of ['running as root', 'bridge links', 'veth links', 'vxlan links', 'macvlan links', '802.1Q VLAN links (8021q)', 'dummy links', 'nf_tables', 'nf_tables nat', 'nf_tables masquerade', 'nf_tables fib', 'br_netfilter', 'IPv4 forwarding', 'libnftables.so.1', 'iptables FORWARD policy', 'Docker engine', 'tsnet plugin socket', 'etcd']) {
+    for (const want of ['running as root', 'bridge links', 'veth links', 'vxlan links', 'macvlan links', '802.1Q VLAN links (8021q)', 'dummy links', 'nf_tables', 'nf_tables nat', 'nf_tables masquerade', 'nf_tables fib', 'br_netfilter', 'IPv4 forwarding', 'libnftables.so.1', 'Docker firewall', 'Docker engine', 'tsnet plugin socket', 'etcd']) {
       expect(names).toContain(want);
     }
   });
 
-  it("with made-up facts like a project machine's (no 8021q, no dummy, Docker's drop policy): only those two are missing, and tsnet can run", () => {
+  it("with made-up facts like a project machine's (no 8021q, no dummy): only those two are missing, and tsnet can run", () => {
     const results = evaluate(facts());
     const byName = new Map(results.map((r) => [r.name, r]));
     expect(results.filter((r) => r.outcome === 'missing').map((r) => r.name)).toEqual(['802.1Q VLAN links (8021q)', 'dummy links']);
     expect(byName.get('etcd')?.outcome).toBe('skipped');
-    expect(byName.get('iptables FORWARD policy')?.detail).toBe("policy drop (Docker's): tsnet accepts its bridges in DOCKER-USER");
+    expect(byName.get('Docker firewall')?.detail).toBe("none: tsnet's traffic is admitted");
     expect(exitCode(results)).toBe(0);
   });
 

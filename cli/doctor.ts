@@ -12,6 +12,8 @@ import { release } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import koffi from 'koffi';
 import { storeEndpoints, type DaemonSettings } from '../daemon/settings.js';
+import { instanceOf } from '../daemon/paths.js';
+import { assessDockerFirewall, DOCKER_FIREWALL_LABELS, DOCKER_NFT_TABLE, type TsnetSide } from '../firewall/docker-firewall.js';
 import { describeConnection, readClusterState, writerAlive, type ConnectionState } from '../daemon/cluster-connection.js';
 
 export type Outcome = 'ok' | 'missing' | 'unknown' | 'skipped';
@@ -41,10 +43,12 @@ export interface KernelSources {
   loaded: Set<string>;
 }
 
-export type ForwardChain =
-  | { kind: 'absent' }
-  | { kind: 'present'; policy: string; jumpsToDockerUser: boolean }
-  | { kind: 'error'; message: string };
+/**
+ * What nft lists of Docker's firewall (firewall/docker-firewall.ts reads it): the tables, and
+ * `ip`/`ip6 filter` and Docker's nftables tables whole; and tsnet's bridges (from its table) and
+ * the tag of its accepts.
+ */
+export type DockerFirewallFacts = { objects: Record<string, unknown>[]; tsnet: TsnetSide } | { error: string };
 
 export interface HostFacts {
   uid: number;
@@ -55,7 +59,7 @@ export interface HostFacts {
   bridgeNfCallIptables?: string;
   /** undefined when libnftables.so.1 loads, else why not */
   libnftablesError?: string;
-  forwardChain: ForwardChain;
+  dockerFirewall: DockerFirewallFacts;
   docker: { socket: string; answers: boolean };
   pluginSocket: { path: string; present: boolean; answers: boolean };
   /** undefined when the daemon has no cluster store (--store / TSNET_STORE) */
@@ -109,28 +113,6 @@ export function kernelFeature(src: KernelSources, f: KernelFeature): { outcome: 
   if (src.loadable?.has(f.module)) return { outcome: 'ok', detail: `module ${f.module} can be loaded` };
   if (src.builtin || src.loadable) return { outcome: 'missing', detail: `no module ${f.module} in /lib/modules/${release()}` };
   return { outcome: 'unknown', detail: `no kernel config or module list to read; ${f.module} is not loaded` };
-}
-
-/** Reads the FORWARD chain out of `nft -j list chain ip filter FORWARD` output. */
-export function parseForwardChain(json: string): ForwardChain {
-  try {
-    const items = (JSON.parse(json) as { nftables?: Record<string, unknown>[] }).nftables ?? [];
-    let policy: string | undefined;
-    let jumpsToDockerUser = false;
-    for (const item of items) {
-      const chain = item.chain as { name?: string; policy?: string } | undefined;
-      if (chain?.name === 'FORWARD') policy = chain.policy ?? 'accept';
-      const rule = item.rule as { expr?: Record<string, unknown>[] } | undefined;
-      for (const e of rule?.expr ?? []) {
-        const target = (e.jump as { target?: string } | undefined)?.target;
-        if (target === 'DOCKER-USER') jumpsToDockerUser = true;
-      }
-    }
-    if (policy === undefined) return { kind: 'absent' };
-    return { kind: 'present', policy, jumpsToDockerUser };
-  } catch (err) {
-    return { kind: 'error', message: `cannot read nft output: ${(err as Error).message}` };
-  }
 }
 
 // ---------------------------------------------------------------- the checks, as data
@@ -208,20 +190,15 @@ export const CHECKS: Check[] = [
         : { outcome: 'missing', detail: `does not load (install Debian's libnftables1; make up does): ${f.libnftablesError}` },
   },
   {
-    name: 'iptables FORWARD policy',
-    disables: '',
+    name: 'Docker firewall',
+    disables: "traffic of tsnet's networks: Docker's firewall drops it",
     essential: false,
     evaluate: (f) => {
-      const c = f.forwardChain;
-      if (c.kind === 'absent') return { outcome: 'ok', detail: 'no ip filter FORWARD chain: nothing else filters forwarded traffic' };
-      if (c.kind === 'error') return { outcome: 'unknown', detail: c.message };
-      if (c.policy === 'accept') return { outcome: 'ok', detail: 'policy accept' };
-      return {
-        outcome: 'ok',
-        detail: c.jumpsToDockerUser
-          ? `policy ${c.policy} (Docker's): tsnet accepts its bridges in DOCKER-USER`
-          : `policy ${c.policy}, no DOCKER-USER: tsnet accepts its bridges at the top of FORWARD`,
-      };
+      const d = f.dockerFirewall;
+      if ('error' in d) return { outcome: 'unknown', detail: d.error };
+      const r = assessDockerFirewall(d.objects, d.tsnet);
+      const head = `${DOCKER_FIREWALL_LABELS[r.kind]}: tsnet's traffic is ${r.admitted ? 'admitted' : 'dropped'}`;
+      return { outcome: r.admitted ? 'ok' : 'missing', detail: [head, ...r.findings].join('; ') };
     },
   },
   {
@@ -340,14 +317,33 @@ function readKernelSources(): KernelSources {
   };
 }
 
-function readForwardChain(): ForwardChain {
-  const r = spawnSync('nft', ['-j', 'list', 'chain', 'ip', 'filter', 'FORWARD'], { encoding: 'utf8', timeout: 5000 });
-  if (r.error) return { kind: 'error', message: `cannot run nft: ${r.error.message}` };
-  if (r.status !== 0) {
-    if (/No such file or directory/.test(r.stderr)) return { kind: 'absent' };
-    return { kind: 'error', message: `nft failed: ${r.stderr.trim().split('\n')[0]}` };
+/** `nft -j LIST...`'s objects; throws with nft's first line of complaint. */
+function nftObjects(...list: string[]): Record<string, unknown>[] {
+  const r = spawnSync('nft', ['-j', 'list', ...list], { encoding: 'utf8', timeout: 5000, maxBuffer: 64 << 20 });
+  if (r.error) throw new Error(`cannot run nft: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`nft -j list ${list.join(' ')} failed: ${r.stderr.trim().split('\n')[0]}`);
+  return (JSON.parse(r.stdout) as { nftables?: Record<string, unknown>[] }).nftables ?? [];
+}
+
+/** What firewall/docker-firewall.ts needs, read with nft; only the tables it looks at are listed. */
+function readDockerFirewall(socketPath: string): DockerFirewallFacts {
+  try {
+    const { table, tag } = instanceOf(socketPath);
+    const tables = nftObjects('tables');
+    const has = (family: string, name: string) =>
+      tables.some((o) => (o.table as { family?: string } | undefined)?.family === family && (o.table as { name?: string } | undefined)?.name === name);
+    const objects = [...tables];
+    for (const family of ['ip', 'ip6']) {
+      for (const name of ['filter', DOCKER_NFT_TABLE]) {
+        if (has(family, name)) objects.push(...nftObjects('table', family, name).filter((o) => !o.table));
+      }
+    }
+    const set = has('inet', table) ? nftObjects('set', 'inet', table, 'bridges') : [];
+    const elems = (set.find((o) => o.set)?.set as { elem?: unknown[] } | undefined)?.elem ?? [];
+    return { objects, tsnet: { bridges: elems.filter((e): e is string => typeof e === 'string'), tag } };
+  } catch (err) {
+    return { error: (err as Error).message };
   }
-  return parseForwardChain(r.stdout);
 }
 
 function answers(socketPath: string, method: string, path: string): Promise<boolean> {
@@ -393,7 +389,7 @@ export async function gatherFacts(settings: DaemonSettings): Promise<HostFacts> 
     ipForward: readText('/proc/sys/net/ipv4/ip_forward')?.trim(),
     bridgeNfCallIptables: readText('/proc/sys/net/bridge/bridge-nf-call-iptables')?.trim(),
     libnftablesError,
-    forwardChain: readForwardChain(),
+    dockerFirewall: readDockerFirewall(settings.socketPath),
     docker: { socket: settings.dockerSocket, answers: dockerAnswers },
     pluginSocket: { path: settings.socketPath, present: existsSync(settings.socketPath), answers: pluginAnswers },
     etcd: etcdEndpoints.length === 0 ? undefined : { endpoints: etcdEndpoints, healthy: etcdEndpoints.filter((_, i) => etcdUp[i]) },
