@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listNamedNetns } from '../native/named-netns.js';
+import { overlayNetnsName } from '../drivers/overlay/plan.js';
 
 // ---------------------------------------------------------------- commands
 
@@ -160,4 +162,6 @@ export function removeDaemonKernelState(instance: string, table = instance.repla
   for (const l of JSON.parse(sh('ip', ['-j', 'link', 'show'])) as { ifname: string; ifalias?: string }[]) {
     if (l.ifalias?.startsWith(`${instance}:`)) spawnSync('ip', ['link', 'del', l.ifname]);
   }
+  // its overlays' own namespaces (drivers/overlay/netns-layout.ts), with what is inside
+  for (const ns of listNamedNetns()) if (ns.startsWith(overlayNetnsName(instance, ''))) spawnSync('ip', ['netns', 'delete', ns]);
 }
