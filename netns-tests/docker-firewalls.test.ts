@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { startTsnetDaemon, type TsnetDaemon } from '../docker-tests/harness.js';
 import type { DockerBridge } from '../test-support/docker-iptables.js';
 import { docker28Iptables } from '../test-support/docker28-iptables.js';
@@ -151,6 +151,7 @@ afterAll(async () => {
   // the namespace takes the daemon's links and tables, and Docker's fixtures, with it
   namespaces.removeAll();
   rmSync(stateDir, { recursive: true, force: true });
+  rmSync(dirname(socket), { recursive: true, force: true });
   expect({ errors, exit }).toEqual({ errors: [], exit: { code: 0, signal: null, hung: false } });
 });
 
