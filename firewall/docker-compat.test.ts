@@ -146,12 +146,13 @@ describe('DockerCompat', () => {
     expect(nft.scripts).toEqual([]);
   });
 
-  it('puts rules in DOCKER-USER of both families, idempotently', () => {
+  it('puts rules in DOCKER-USER of both families, in one transaction, idempotently', () => {
     const nft = new FakeDockerTables().docker('ip').docker('ip6');
     const c = new DockerCompat(nft);
     c.allowBridge('br0');
     c.allowBridge('br0');
-    expect(nft.scripts).toHaveLength(2);
+    expect(nft.scripts).toHaveLength(1);
+    expect(nft.scripts[0]).toMatch(/ ip filter DOCKER-USER [^]* ip6 filter DOCKER-USER /);
     expect(nft.tsnetRules('ip')).toEqual(['DOCKER-USER tsnet:br0', 'DOCKER-USER tsnet:br0']);
     expect(nft.tsnetRules('ip6')).toEqual(['DOCKER-USER tsnet:br0', 'DOCKER-USER tsnet:br0']);
     // Docker's own return stays last

@@ -59,19 +59,19 @@ export class DockerCompat {
   /** Accepts the bridge's traffic in Docker's forward chains. Idempotent; no-op without them. */
   allowBridge(bridge: string): void {
     checkIfname(bridge);
-    for (const family of FAMILIES) this.apply(family, [bridge], (b) => b === bridge);
+    this.apply([bridge], (b) => b === bridge);
   }
 
   /** Removes the bridge's rules from Docker's chains; no error when there are none. */
   removeBridge(bridge: string): void {
     checkIfname(bridge);
-    for (const family of FAMILIES) this.apply(family, [], (b) => b === bridge);
+    this.apply([], (b) => b === bridge);
   }
 
   /** Leaves exactly the rules of these bridges, in the right chain; removes every other tsnet rule. */
   syncBridges(bridges: string[]): void {
     bridges.forEach((b) => checkIfname(b));
-    for (const family of FAMILIES) this.apply(family, bridges, () => true);
+    this.apply(bridges, () => true);
   }
 
   /** The chain tsnet's rules belong in for a family, or null when Docker's rules need none. */
@@ -90,14 +90,17 @@ export class DockerCompat {
   }
 
   /**
-   * Brings one family's rules for the bridges `concerns` selects to exactly `wanted`, in one
+   * Brings the rules of both families for the bridges `concerns` selects to exactly `wanted`, in one
    * transaction; retried once if Docker changed its chains between listing and applying.
    */
-  private apply(family: CompatFamily, wanted: string[], concerns: (bridge: string) => boolean): void {
+  private apply(wanted: string[], concerns: (bridge: string) => boolean): void {
     for (let attempt = 0; ; attempt++) {
-      const target = this.targetChain(family);
-      const present = this.listRules(family).filter((r) => concerns(r.bridge));
-      const script = planCompat(family, target, present, wanted, this.tag);
+      const script = FAMILIES.map((family) => {
+        const present = this.listRules(family).filter((r) => concerns(r.bridge));
+        return planCompat(family, this.targetChain(family), present, wanted, this.tag);
+      })
+        .filter((s) => s !== '')
+        .join('\n');
       if (script === '') return;
       try {
         this.nft.run(script);
