@@ -47,6 +47,13 @@ describe('ip monitor lines', () => {
     expect(parseIpMonitorLine('Deleted 44: tsv0a1b2c3d4e5@if43: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master tsbr1 state UP')).toEqual({ type: 'link', link: 'tsv0a1b2c3d4e5' });
   });
 
+  it('a link moved into another namespace (a container\'s end of a veth, by dockerd or CNI) is not a deletion', () => {
+    // `ip -o monitor link` as a veth end is moved with `ip link set mvB netns x` (kernel 6.x, iproute2 6.1)
+    const moved = 'Deleted 11878: mvB@mvA: <BROADCAST,MULTICAST,M-DOWN> mtu 1500 qdisc noop state DOWN group default \\    link/ether c6:f7:94:c8:6c:4d brd ff:ff:ff:ff:ff:ff new-netnsid 0 new-ifindex 11878';
+    expect(parseIpMonitorLine(moved)).toBeNull();
+    expect(parseIpMonitorLine(moved.replace(' new-netnsid 0 new-ifindex 11878', ''))).toEqual({ type: 'link', link: 'mvB' });
+  });
+
   it('a deleted address, v4 and v6', () => {
     expect(parseIpMonitorLine('Deleted 1215: drbr0    inet 198.51.100.1/24 scope global drbr0\\       valid_lft forever preferred_lft forever')).toEqual({ type: 'address', link: 'drbr0', cidr: '198.51.100.1/24' });
     expect(parseIpMonitorLine('Deleted 9: tsbr1    inet6 fd00:1::1/64 scope global \\       valid_lft forever preferred_lft forever')).toEqual({ type: 'address', link: 'tsbr1', cidr: 'fd00:1::1/64' });

@@ -95,12 +95,14 @@ export type IpMonitorLine = { type: 'link'; link: string } | { type: 'address'; 
  * Classifies a line of `ip -o monitor link address`; only deletions matter:
  * `Deleted 12: br-x: <BROADCAST,...> ...` (a link; a veth shows as `name@ifN`) and
  * `Deleted 12: br-x    inet 10.1.0.1/24 scope global br-x\ ...` (an address).
+ * A link moved to another namespace is reported as deleted too, with `new-netnsid N`: that is a
+ * runtime moving a container's end of a veth into the container (dockerd, CNI), not drift.
  */
 export function parseIpMonitorLine(line: string): IpMonitorLine {
   const m = /^Deleted (?:\[\w+\]\s*)?\d+: ([^\s:@]+)(@\S+?)?(:?)\s+(.*)$/.exec(line.trim());
   if (!m) return null;
   const [, link, , colon, rest] = m;
-  if (colon === ':') return { type: 'link', link };
+  if (colon === ':') return / new-netnsid \S+/.test(rest) ? null : { type: 'link', link };
   const addr = /^inet6? (\S+)/.exec(rest);
   return addr ? { type: 'address', link, cidr: addr[1] } : null;
 }
