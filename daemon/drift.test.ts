@@ -12,6 +12,8 @@ describe('nft monitor lines', () => {
     ['delete chain inet tsnet forward', 'tables'],
     ['delete element inet tsnet tsnet_ports4 { tcp . 8080 }', 'tables'],
     ['add rule inet tsnet forward counter packets 0 bytes 0 accept', 'tables'],
+    ['flush table bridge tsnet', 'tables'],
+    ['delete rule bridge tsnet forward handle 7', 'tables'],
     ['delete rule ip filter DOCKER-USER handle 2', 'dockerChains'],
     ['delete rule ip6 filter FORWARD handle 9', 'dockerChains'],
     ['create chain ip filter DOCKER-USER', 'dockerChains'],
@@ -33,6 +35,11 @@ describe('nft monitor lines', () => {
     'delete table ip mangle',
     'add rule ip docker-bridges filter-forward-in__br-1 counter accept', // a Docker network's own chain
     'add rule ip filter DOCKER-FORWARD iifname "br-1" counter accept', // Docker 28: after DOCKER-USER
+    // a container port's own anti-spoofing chain, made and removed by the daemon with each endpoint
+    'add chain bridge tsnet port_tsc0123456789a',
+    'flush chain bridge tsnet port_tsc0123456789a',
+    'add rule bridge tsnet port_tsc0123456789a ether saddr != 02:42:0a:00:00:02 counter drop comment "not its MAC"',
+    'delete chain bridge tsnet port_tsc0123456789a',
     '',
     'table inet tsnet {', // a listing, not an event
   ])('%j does not', (line) => {

@@ -34,6 +34,7 @@ import { createInterface } from 'node:readline';
 import type { Logger } from '../core/log.js';
 import type { Firewall } from '../firewall/firewall.js';
 import { DOCKER_NFT_TABLE } from '../firewall/docker-firewall.js';
+import { isPortChain } from '../firewall/rules/spoofing.js';
 import type { Netlink } from '../native/netlink/netlink.js';
 import type { Controller } from './controller.js';
 import { countRepairs } from '../core/metrics.js';
@@ -78,7 +79,13 @@ export function parseNftMonitorLine(line: string, table: string): NftMonitorLine
   // verb object family table [chain or set name] ...
   const [verb, object, family, tableName, name] = line.trim().split(/\s+/);
   if (!verb || !['add', 'create', 'delete', 'flush', 'replace', 'insert', 'destroy'].includes(verb)) return null;
-  if ((family === 'inet' || family === 'bridge') && tableName === table) return 'tables';
+  if ((family === 'inet' || family === 'bridge') && tableName === table) {
+    // a container port's own chain: the daemon makes, flushes and removes one with every attach and
+    // detach, and a pass for each would list both whole tables, O(endpoints) per attach, blocking
+    // the daemon (bench/scale.ts). The table deleted or flushed, or a base chain's rules, still count.
+    if (family === 'bridge' && (object === 'chain' || object === 'rule') && name !== undefined && isPortChain(name)) return null;
+    return 'tables';
+  }
   if ((family === 'ip' || family === 'ip6') && tableName === 'filter') {
     if (object === 'table' || ((object === 'chain' || object === 'rule') && DOCKER_CHAINS.has(name))) return 'dockerChains';
   }

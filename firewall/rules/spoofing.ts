@@ -78,8 +78,15 @@ export function removeEndpointSpoofRules(t: TableRef, e: Pick<FirewallEndpoint, 
   ].join('\n');
 }
 
+const PORT_CHAIN_PREFIX = 'port_';
+
 function chainOf(port: string): string {
-  return `port_${port.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  return `${PORT_CHAIN_PREFIX}${port.replace(/[^A-Za-z0-9_]/g, '_')}`;
+}
+
+/** Whether a chain of the bridge-family table is a container port's own (made and removed with its endpoint). */
+export function isPortChain(name: string): boolean {
+  return name.startsWith(PORT_CHAIN_PREFIX);
 }
 
 function checked(e: FirewallEndpoint): { port: string; chain: string; mac: string; ipv4: string[]; ipv6: string[] } {
