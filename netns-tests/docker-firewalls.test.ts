@@ -3,7 +3,8 @@
 // versions write are fixtures (test-support/docker28-iptables.ts, docker29-nftables.ts, with their
 // sources), loaded into the namespace a built tsnet daemon runs in (its "host"). Docker's network
 // is a bridge named docker0 in that namespace with a "container" namespace serving port 80
-// (published as host port 18090) and 81 (not published); tsnet's is a CNI network with a container
+// (published as host port 18090) and 81 (not published, reached at a second address of the
+// container that nothing is published on); tsnet's is a CNI network with a container
 // serving its published port; "outside" is a namespace behind the host's uplink.
 //
 // Each case loads one firewall and requires the same flows, positives paired with negatives:
@@ -37,6 +38,12 @@ const docker = `${run}-dk`;
 const HOST = '203.0.113.1';
 const OUTSIDE = '203.0.113.2';
 const DOCKER_CTR = '10.53.0.2';
+/**
+ * A second address of Docker's container, with nothing published on it: Docker's raw-table drop of
+ * packets for a published container's address does not cover it, so only Docker's filter rules
+ * (and whatever tsnet's mark makes them accept) decide whether a tsnet container reaches it.
+ */
+const DOCKER_CTR_UNPUBLISHED = '10.53.0.3';
 const HOST_PORT = 18190;
 const DOCKER_PORT = 18090;
 const DOCKER0: DockerBridge = { name: 'docker0', subnet: '10.53.0.0/24', published: [{ containerIp: DOCKER_CTR, containerPort: 80, hostPort: DOCKER_PORT }] };
@@ -72,7 +79,7 @@ function flows(): Record<string, string> {
     dockerToTsnetDirect: get(docker, tsnet.ip, 80),
     tsnetToDockerPublished: get(tsnet.ns, HOST, DOCKER_PORT),
     tsnetToDockerDirect: get(tsnet.ns, DOCKER_CTR, 80),
-    tsnetToDockerUnpublished: get(tsnet.ns, DOCKER_CTR, 81),
+    tsnetToDockerUnpublished: get(tsnet.ns, DOCKER_CTR_UNPUBLISHED, 81),
   };
 }
 const EXPECTED = {
@@ -124,6 +131,7 @@ beforeAll(async () => {
   execIn(host, 'ip', ['link', 'set', 'docker0', 'up']);
   const v = vethBetween(host, docker, { nameA: `${run}d`, nameB: `${run}k`, addrB: `${DOCKER_CTR}/24` });
   execIn(host, 'ip', ['link', 'set', v.a, 'master', 'docker0']);
+  execIn(docker, 'ip', ['addr', 'add', `${DOCKER_CTR_UNPUBLISHED}/24`, 'dev', v.b]);
   execIn(docker, 'ip', ['route', 'add', 'default', 'via', '10.53.0.1']);
 
   daemon = await startTsnetDaemon({ stateDir, socketPath: socket, netns: host });
