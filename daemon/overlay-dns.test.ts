@@ -71,7 +71,7 @@ describe('the responder\'s settings', () => {
 
 describe('the responder', () => {
   it('drops what is not a question, without asking anyone', async () => {
-    const dns = new OverlayDns({ listen: '127.0.0.1', dockerSocket: '/nonexistent', plugin: 'tsnet', peers: () => Promise.reject(new Error('not asked')), upstream: [], log: silentLogger });
+    const dns = new OverlayDns({ listen: '127.0.0.1', dockerSocket: '/nonexistent', networks: () => new Set(['n1']), peers: () => Promise.reject(new Error('not asked')), upstream: [], log: silentLogger });
     expect(await dns.handle(Buffer.from('garbage'), '10.239.0.2')).toBeUndefined();
   });
 });
@@ -103,7 +103,7 @@ describe('the responder and its engine', () => {
   it('finds names and --network-aliases on an overlay in its engine, and nothing else', async () => {
     const engine = await fakeEngine();
     try {
-      const dns = new OverlayDns({ listen: '127.0.0.1', dockerSocket: engine.socket, plugin: 'tsnet', peers: async () => [], upstream: [], log: silentLogger });
+      const dns = new OverlayDns({ listen: '127.0.0.1', dockerSocket: engine.socket, networks: () => new Set(['n1', 'n2']), peers: async () => [], upstream: [], log: silentLogger });
       expect(await dns.localAddresses('blue', 'web')).toEqual(['10.239.0.2']);
       expect(await dns.localAddresses('blue', 'frontend')).toEqual(['10.239.0.2']);
       expect(await dns.localAddresses('blue', 'db')).toEqual(['10.239.0.3']);

@@ -30,8 +30,8 @@ export interface OverlayDnsOptions {
   port?: number;
   /** this host's engine */
   dockerSocket: string;
-  /** Docker networks of this driver name are tsnet's */
-  plugin: string;
+  /** IDs of the networks tsnet has (Docker's network IDs): the plugin's name in Docker may differ from its instance's */
+  networks: () => ReadonlySet<string>;
   /** the other live hosts' responders (their VTEPs) */
   peers: () => Promise<string[]>;
   /** resolvers for every other name */
@@ -127,7 +127,7 @@ export class OverlayDns {
   async localOverlays(): Promise<LocalOverlay[]> {
     const rows = await dockerGet<NetworkListRow[]>(this.o.dockerSocket, '/networks');
     return rows
-      .filter((r) => r.Driver === this.o.plugin && r.Options?.overlay)
+      .filter((r) => this.o.networks().has(r.Id) && r.Options?.overlay)
       .map((r) => ({ id: r.Id, overlay: r.Options!.overlay, subnets: (r.IPAM?.Config ?? []).map((c) => c.Subnet ?? '').filter(Boolean) }));
   }
 
@@ -200,7 +200,7 @@ export function resolvConfServers(text: string, own: string): string[] {
 /** The responder of `tsnet serve --dns IP`, started; its upstream is --dns-upstream or /etc/resolv.conf's. */
 export async function startOverlayDns(
   settings: { dns: string; dnsUpstream: string[]; dockerSocket: string },
-  plugin: string,
+  networks: () => ReadonlySet<string>,
   peers: () => Promise<string[]>,
   log: Logger,
 ): Promise<OverlayDns> {
@@ -212,7 +212,7 @@ export async function startOverlayDns(
       upstream = [];
     }
   }
-  const dns = new OverlayDns({ listen: settings.dns, dockerSocket: settings.dockerSocket || '/var/run/docker.sock', plugin, peers, upstream, log });
+  const dns = new OverlayDns({ listen: settings.dns, dockerSocket: settings.dockerSocket || '/var/run/docker.sock', networks, peers, upstream, log });
   await dns.start();
   return dns;
 }

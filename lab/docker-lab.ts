@@ -3,21 +3,23 @@
 // and `docker run` on a lab host go through the real engine to the real daemon. lab.ts calls these
 // at up and down; `tsnet lab docker --host H -- ARGS` runs the docker CLI against host H's engine.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, symlinkSync } from 'node:fs';
 import { ConflictError } from '../core/errors.js';
 import { bareIp } from '../core/text.js';
 import { dockerBinary, engineEnv, enginePaths, engineRunning, importImage, removeEngineFiles, startEngine, stopEngine, waitEngine, type EngineProcess } from './engine.js';
 import { hostOf, requireState, type LabHost, type LabState } from './state.js';
 
 /**
- * Gives host h an engine, before its daemon starts: the daemon's socket moves into the engine's
- * plugin directory as tsnet.sock (dockerd finds plugins only there), and the state names the
- * engine's API socket.
+ * Gives host h an engine, before its daemon starts: the engine's plugin directory gets tsnet.sock,
+ * a link to the daemon's socket (dockerd finds plugins only there, by that name), and the state
+ * names the engine's API socket. The daemon keeps its own socket name (hI.sock), so its instance
+ * (nftables table, link tags, overlay namespaces hI-ov-*) is its host's alone: daemons that
+ * shared the name 'tsnet' on one machine would take each other's overlay namespaces for leftovers.
  */
 export function planEngine(h: LabHost): void {
   const p = enginePaths(h.stateDir);
   mkdirSync(p.pluginDir, { recursive: true });
-  h.socket = p.pluginSocket;
+  symlinkSync(h.socket, p.pluginSocket);
   h.docker = { socket: p.socket };
 }
 

@@ -1,7 +1,7 @@
 // A Docker engine of its own for one lab host: dockerd (and the containerd it supervises) in the
 // host's network namespace and in a mount namespace of its own, where a private directory is
-// bound over /run/docker/plugins (dockerd looks for plugin sockets only there) and the host's
-// tsnet daemon puts its socket as tsnet.sock. Data root, exec root, pid file, API socket, config
+// bound over /run/docker/plugins (dockerd looks for plugin sockets only there) holds tsnet.sock,
+// a link to the host's tsnet daemon's socket. Data root, exec root, pid file, API socket, config
 // file and containerd's run directory are the host's own, so engines never see each other.
 //
 // A reusable unit: enginePaths (pure) says where everything is, startEngine / stopEngine /
@@ -31,7 +31,7 @@ export interface EnginePaths {
   socket: string;
   /** bound over /run/docker/plugins in the engine's mount namespace */
   pluginDir: string;
-  /** the tsnet daemon's socket, as dockerd finds it */
+  /** the name dockerd finds the tsnet daemon by: a link to its socket (lab/docker-lab.ts) */
   pluginSocket: string;
   /** bound over /run/containerd (containerd's shim sockets), so no engine sees another's */
   containerdRun: string;
