@@ -45,6 +45,8 @@ export interface DaemonOptions {
   hostName?: string;
   /** seconds */
   leaseTtl?: number;
+  /** where kernel settings are written; /proc/sys when not given */
+  procSys?: string;
 }
 
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
@@ -67,7 +69,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const ports = new PortReserver({ log });
   const reaper = new LinkReaper(log);
 
-  const bridge = new BridgeDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: (k, v) => writeSysctl(k, v), log });
+  const bridge = new BridgeDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: (k, v) => writeSysctl(k, v, { root: opts.procSys }), log });
   const macvlan = new MacvlanDriver({ repo, netlink, reaper, owner, log });
   // resolved once to fail early on a bad --vtep; each overlay create reads the underlay again
   const underlay = () => discoverUnderlay(netlink, opts.vtep || undefined);
@@ -84,7 +86,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   } else {
     removeClusterState(opts.stateDir);
   }
-  const overlay = new OverlayDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: (k, v) => writeSysctl(k, v), log, cluster, underlay });
+  const overlay = new OverlayDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: (k, v) => writeSysctl(k, v, { root: opts.procSys }), log, cluster, underlay });
   const controller = new Controller([bridge, macvlan, overlay], repo, netlink, firewall, owner, log);
   const started = Date.now();
   controller.restore();

@@ -23,6 +23,8 @@ export interface DaemonSettings {
   leaseTtl: number;
   /** where dockerd answers (doctor and `tsnet port` ask it) */
   dockerSocket: string;
+  /** where kernel settings are written: /proc/sys, or a writable view of it (the managed plugin's own is read-only) */
+  procSys: string;
 }
 
 export type SettingKey = keyof DaemonSettings;
@@ -46,6 +48,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { key: 'hostName', flag: '--host-name', env: 'TSNET_HOST_NAME', fallback: () => hostname(), help: "NAME  this host's name in the cluster (default the hostname)" },
   { key: 'leaseTtl', flag: '--lease-ttl', env: 'TSNET_LEASE_TTL', fallback: () => '10', help: "SEC   seconds before a dead host's containers vanish from the others (default 10)" },
   { key: 'dockerSocket', flag: '', env: 'DOCKER_SOCKET', fallback: () => '/var/run/docker.sock', help: '' },
+  { key: 'procSys', flag: '', env: 'TSNET_PROC_SYS', fallback: () => '/proc/sys', help: '' },
 ];
 
 /** Each setting's value before flags: its variable in `env` when set and not empty, else the default. */
@@ -101,6 +104,7 @@ export function resolveSettings(values: Record<SettingKey, string>): DaemonSetti
     hostName: checkHostName(values.hostName),
     leaseTtl: parseLeaseTtl(values.leaseTtl),
     dockerSocket: values.dockerSocket,
+    procSys: values.procSys,
   };
 }
 

@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
+. scripts/product-files.sh
 destdir=${DESTDIR:-}
 prefix=${PREFIX:-/usr/local}
 lib=$destdir$prefix/lib/tsnet
@@ -25,22 +26,8 @@ defaults=$destdir/etc/default/tsnet
 
 [ -f dist/.built ] && [ -x dist/cni/tsnet ] || { echo "install: no build in $repo/dist: run make build first" >&2; exit 1; }
 
-default_version() {
-  local v
-  v="$(node -p 'require("./package.json").version')-g$(git rev-parse --short HEAD)"
-  if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-    v="$v-dirty.$(find dist bin package.json package-lock.json -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-8)"
-  fi
-  echo "$v"
-}
 version=${VERSION:-$(default_version)}
 [[ "$version" =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]] || { echo "install: VERSION '$version' is not a plain name" >&2; exit 1; }
-
-# The top-level packages npm needs at run time (nested ones come with their parent). npm ls also
-# complains about extraneous packages; what matters is checked after the copy (install_version).
-production_modules() {
-  { npm ls --omit=dev --parseable --all 2>/dev/null || true; } | sed "s|^$repo/||" | grep -E '^node_modules/(@[^/]+/)?[^/]+$' | sort -u
-}
 
 # A complete copy in a temporary directory of the same file system, renamed into place: a
 # version directory is either whole or absent.
@@ -54,17 +41,8 @@ install_version() {
   rm -rf "$lib"/.installing-*   # what an interrupted install left
   tmp=$(mktemp -d "$lib/.installing-$version.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
-  mkdir -p "$tmp/dist" "$tmp/libexec"
-  # the product, without the compiled tests and benchmarks
-  for d in dist/*/; do
-    case "$d" in dist/docker-tests/ | dist/netns-tests/ | dist/test-support/ | dist/bench/) continue ;; esac
-    cp -a "$d" "$tmp/dist/"
-  done
-  cp -a bin package.json package-lock.json README.md "$tmp/"
-  production_modules | xargs cp -a --parents -t "$tmp"
-  for dep in $(node -p 'Object.keys(require("./package.json").dependencies).join(" ")'); do
-    [ -d "$tmp/node_modules/$dep" ] || { echo "install: the run-time package $dep is missing from node_modules: run npm ci" >&2; exit 1; }
-  done
+  copy_product "$tmp" || { echo "install: no complete copy made" >&2; exit 1; }
+  mkdir -p "$tmp/libexec"
   install -m 0755 packaging/systemd/tsnet-wait-ready "$tmp/libexec/"
   chmod -R a+rX,go-w "$tmp"
   mv -T "$tmp" "$dir"

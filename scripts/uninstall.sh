@@ -9,8 +9,10 @@
 # daemon/settings.ts): its plugin name is the socket's file name, which also names its table, its
 # rule comments ("<name>:") and its link aliases ("<name>:..."), so another instance (tsnet-e2e of
 # the tests) and Docker's own chains, rules and bridges are never touched.
-# Variables: FORCE=1, DESTDIR and PREFIX as for scripts/install.sh, TSNET_STATE_DIR, TSNET_SOCKET,
-# TSNET_LOG.
+# The managed Docker plugin of the same name (make plugin) is disabled and removed too; its state
+# and log folders are the same as the service's (/var/lib/NAME, /var/log/NAME).
+# Variables: FORCE=1, DESTDIR and PREFIX as for scripts/install.sh, PLUGIN (another instance's name,
+# as for make plugin), TSNET_STATE_DIR, TSNET_SOCKET, TSNET_LOG.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 destdir=${DESTDIR:-}
@@ -26,9 +28,9 @@ if [ -f "$defaults" ]; then
     [ -n "${!key:-}" ] || export "$key=$value"
   done < <(grep -E '^TSNET_[A-Z_]+=' "$defaults")
 fi
-state_dir=${TSNET_STATE_DIR:-/var/lib/tsnet}
-socket=${TSNET_SOCKET:-/run/docker/plugins/tsnet.sock}
-log=${TSNET_LOG:-/var/log/tsnet/tsnet.log}
+state_dir=${TSNET_STATE_DIR:-/var/lib/${PLUGIN:-tsnet}}
+socket=${TSNET_SOCKET:-/run/docker/plugins/${PLUGIN:-tsnet}.sock}
+log=${TSNET_LOG:-/var/log/${PLUGIN:-tsnet}/tsnet.log}
 name=$(basename "$socket" .sock)
 table=${name//-/_}
 
@@ -53,6 +55,12 @@ fi
 # ---------------------------------------------------------------- stop the daemon
 if [ -z "$destdir" ] && [ -d /run/systemd/system ] && [ -f "$unit" ]; then
   systemctl disable --now --quiet tsnet.service
+fi
+# the managed plugin of this name (make plugin): dockerd stops its daemon
+if command -v docker >/dev/null && docker plugin inspect "$name:latest" >/dev/null 2>&1; then
+  docker plugin disable --force "$name:latest" >/dev/null
+  docker plugin rm --force "$name:latest" >/dev/null
+  echo "removed the managed Docker plugin $name:latest"
 fi
 # whatever serves this instance's socket (the unit's daemon without systemd, or make up's)
 pid=$(ss -xlpnH | awk -v s="$socket" '$5 == s' | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2 || true)
