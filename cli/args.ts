@@ -18,11 +18,15 @@ Commands:
             from the cluster store, and the overlays it was the last member of (--force: also
             while HOST is registered live)
   lab       multi-host overlay on this machine, hosts and containers in namespaces:
-              lab up [--hosts N]          hosts h1..hN, etcd, a daemon per host, one overlay
+              lab up [--hosts N] [--etcd M]  hosts h1..hN, etcd (M members), a daemon per host, one overlay
               lab attach --host H NAME    a container on host H; prints its address
               lab detach NAME             removes the container
               lab kill --host H           kills H's daemon (SIGKILL, as a crash)
               lab start --host H          starts H's daemon again
+              lab kill|start --etcd K     kills (SIGKILL) or starts again etcd member K
+              lab cut|heal --host H       cuts H off the underlay, or plugs it back
+              lab up --docker             ... and a Docker engine per host, tsnet its driver
+              lab docker --host H -- ARGS runs the docker CLI against host H's engine
               lab status [--json]         hosts and containers
               lab down                    removes everything the lab made
             every lab command takes --name LAB (default lab)
@@ -39,8 +43,14 @@ export type Flags = Record<SettingKey, string> & {
   name: string;
   hosts: string;
   host: string;
+  /** lab: etcd members (up) or which member (kill, start) */
+  etcd: string;
   json: boolean;
   force: boolean;
+  /** lab up: a Docker engine per host */
+  docker: boolean;
+  /** what follows `--`, untouched (lab docker --host H -- ARGS) */
+  rest: string[];
 };
 
 export interface Parsed {
@@ -56,15 +66,19 @@ export function parseArgs(argv: string[]): Parsed {
     name: 'lab',
     hosts: '3',
     host: '',
+    etcd: '',
     json: false,
     force: false,
+    docker: false,
+    rest: [],
   };
   const args: string[] = [];
-  const valued: Record<string, Exclude<keyof Flags, 'json' | 'force'>> = {
+  const valued: Record<string, Exclude<keyof Flags, 'json' | 'force' | 'docker' | 'rest'>> = {
     ...Object.fromEntries(SETTINGS.filter((s) => s.flag).map((s) => [s.flag, s.key])),
     '--name': 'name',
     '--hosts': 'hosts',
     '--host': 'host',
+    '--etcd': 'etcd',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -77,6 +91,11 @@ export function parseArgs(argv: string[]): Parsed {
       flags.json = true;
     } else if (a === '--force') {
       flags.force = true;
+    } else if (a === '--docker') {
+      flags.docker = true;
+    } else if (a === '--') {
+      flags.rest = argv.slice(i + 1);
+      break;
     } else if (a === '-h' || a === '--help') {
       args.unshift('help');
     } else if (a.startsWith('-') && a !== '-') {

@@ -3,10 +3,15 @@ import { CliError } from './status.js';
 import type { Parsed } from './args.js';
 import { parseLeaseTtl } from '../daemon/settings.js';
 import { labAttach, labDetach, labDown, labKill, labStart, labStatus, labUp } from '../lab/lab.js';
+import { labKillEtcd, labStartEtcd } from '../lab/etcd-cluster.js';
+import { labSetCut } from '../lab/partition.js';
+import { labDocker } from '../lab/docker-lab.js';
 import { PluginError } from '../lab/plugin-client.js';
+import { findProgram } from '../lab/processes.js';
 import { formatStatus, readState } from '../lab/state.js';
 
-const LAB_USAGE = 'usage: tsnet lab up [--hosts N] | attach --host H NAME | detach NAME | kill --host H | start --host H | status [--json] | down   (each with --name LAB)';
+const LAB_USAGE =
+  'usage: tsnet lab up [--hosts N] [--etcd M] [--docker] | attach --host H NAME | detach NAME | kill --host H | start --host H | kill --etcd K | start --etcd K | cut --host H | heal --host H | docker --host H -- ARGS | status [--json] | down   (each with --name LAB)';
 
 export async function runLab(args: string[], flags: Parsed['flags']): Promise<number> {
   const [sub, ...rest] = args;
@@ -15,7 +20,8 @@ export async function runLab(args: string[], flags: Parsed['flags']): Promise<nu
       case 'up': {
         const hosts = Number(flags.hosts);
         const leaseTtl = parseLeaseTtl(flags.leaseTtl);
-        await labUp({ name: flags.name, hosts, leaseTtl, say: (l) => console.log(l) });
+        const etcd = flags.etcd ? Number(flags.etcd) : undefined;
+        await labUp({ name: flags.name, hosts, leaseTtl, etcd, docker: flags.docker, say: (l) => console.log(l) });
         console.log(`lab ${flags.name} is up: tsnet lab attach --name ${flags.name} --host h1 NAME`);
         return 0;
       }
@@ -31,8 +37,21 @@ export async function runLab(args: string[], flags: Parsed['flags']): Promise<nu
         return 0;
       case 'kill':
       case 'start':
+        if (rest.length !== 0 || !flags.host === !flags.etcd) throw new CliError(`usage: tsnet lab ${sub} --host H | --etcd K`);
+        if (flags.etcd) {
+          const k = Number(flags.etcd);
+          await (sub === 'kill' ? labKillEtcd(flags.name, k) : labStartEtcd(flags.name, k, findProgram('etcd', 'etcd-server')));
+        } else {
+          await (sub === 'kill' ? labKill : labStart)(flags.name, flags.host);
+        }
+        return 0;
+      case 'docker':
+        if (rest.length !== 0 || !flags.host || flags.rest.length === 0) throw new CliError('usage: tsnet lab docker --host H -- ARGS...');
+        return labDocker(flags.name, flags.host, flags.rest);
+      case 'cut':
+      case 'heal':
         if (rest.length !== 0 || !flags.host) throw new CliError(`usage: tsnet lab ${sub} --host H`);
-        await (sub === 'kill' ? labKill : labStart)(flags.name, flags.host);
+        await labSetCut(flags.name, flags.host, sub === 'cut');
         return 0;
       case 'status': {
         if (flags.json) {

@@ -27,16 +27,24 @@ import { ClusterIpam, withClusterPools } from '../ipam/cluster-ipam.js';
 import { parseStoreUrl, type ClusterStore } from '../store/cluster/cluster-store.js';
 import { EtcdClusterStore } from '../store/cluster/etcd-store.js';
 import { ClusterConnection, gatedClusterStore, removeClusterState } from './cluster-connection.js';
+import { startOverlayDns } from './overlay-dns.js';
+import { cutOffTakenEndpoint } from './address-taken.js';
 import { CniRepo } from '../store/cni-repo.js';
 import { CniService } from '../cni/cni-service.js';
 import { keepServingOnStrayErrors } from './last-resort.js';
 import { watchDrift } from './drift.js';
+import { dockerOps, scheduleDockerRestore } from './docker-restore.js';
 import { armFaultPoint } from '../core/fault-points.js';
+import { CappedLogFile } from '../core/log.js';
+import type { ListenAddress } from './settings.js';
+import { exportState, startMetricsServer } from './metrics-server.js';
 
 export interface DaemonOptions {
   stateDir: string;
   socketPath: string;
   logFile: string;
+  /** pino level; 'info' when not given */
+  logLevel?: string;
   /** etcd://HOST:PORT[,...] for multi-host overlays; '' for none */
   store?: string;
   /** VTEP address; '' to take the default route's source */
@@ -45,13 +53,23 @@ export interface DaemonOptions {
   hostName?: string;
   /** seconds */
   leaseTtl?: number;
+  /** where dockerd answers; containers it gave up on while tsnet was down are started (docker-restore.ts) */
+  dockerSocket?: string;
+  /** the log file is rotated to FILE.1 past this size; 10 MiB when not given */
+  logMaxBytes?: number;
+  /** where Prometheus scrapes GET /metrics; no listener when not given */
+  metrics?: ListenAddress | null;
   /** where kernel settings are written; /proc/sys when not given */
   procSys?: string;
+  /** IPv4 address of the overlay name responder; none when not given (overlay-dns.ts) */
+  dns?: string;
+  /** its resolvers for other names; /etc/resolv.conf's when not given */
+  dnsUpstream?: string[];
 }
 
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
   mkdirSync(dirname(opts.logFile), { recursive: true });
-  const log = pino({ base: { pid: process.pid } }, pino.destination({ dest: opts.logFile, mkdir: true, sync: false }));
+  const log = pino({ base: { pid: process.pid }, level: opts.logLevel || 'info' }, new CappedLogFile(opts.logFile, opts.logMaxBytes));
   log.info({ stateDir: opts.stateDir, socket: opts.socketPath }, 'tsnet starting');
   // tests only (fault-points.ts): dies at the named step
   const fault = armFaultPoint(process.env);
@@ -59,6 +77,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   // an error that escapes every request is logged with its stack, not the end of the daemon
   // (last-resort.ts says why, and when it does exit)
   keepServingOnStrayErrors(process, { log, exit: (code) => log.flush(() => process.exit(code)) });
+  // first of all that listens: a taken or wrong address stops the start before anything is held
+  const metrics = opts.metrics ? await startMetricsServer(opts.metrics, log) : undefined;
 
   const db = openDatabase(databasePath(opts.stateDir));
   const repo = new NetworkRepo(db);
@@ -79,7 +99,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   if (opts.store) {
     const { hosts } = parseStoreUrl(opts.store);
     if (!vtep) throw new Error('a cluster store needs this host\'s VTEP address: give --vtep IP (the host has no default route to take it from)');
-    const store = new EtcdClusterStore({ hosts, host: opts.hostName || hostname(), vtep, leaseTtl: opts.leaseTtl, instance: installationId(opts.stateDir), log });
+    const onAddressTaken = cutOffTakenEndpoint({ repo, netlink, log });
+    const store = new EtcdClusterStore({ hosts, host: opts.hostName || hostname(), vtep, leaseTtl: opts.leaseTtl, instance: installationId(opts.stateDir), onAddressTaken, log });
     // reached in the background; until then overlay work that needs it is refused (cluster-connection.ts)
     connection = new ClusterConnection({ store, stateDir: opts.stateDir, log });
     cluster = gatedClusterStore(store, connection, log);
@@ -105,7 +126,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
 
   const app = buildServer({ network: controller, ipam, logger: log, cni, queue });
   await listenUnix(app, opts.socketPath);
-  log.info({ socket: opts.socketPath }, 'tsnet serving');
+  // names of other hosts' containers on overlays, for the engine's `dns` setting (overlay-dns.ts)
+  const dns = opts.dns ? await startOverlayDns({ dns: opts.dns, dnsUpstream: opts.dnsUpstream ?? [], dockerSocket: opts.dockerSocket ?? '' }, () => new Set(repo.listNetworks().map((n) => n.id)), async () => ((await cluster?.listHosts()) ?? []).map((h) => h.vtep).filter((v) => v !== vtep), log) : undefined;
+  // the state gauges (networks, endpoints, ports, IPAM, overlay peers, store) read at each scrape
+  if (metrics) exportState({ repo, ipam: ipamRecords, netlink, cluster: connection });
+  log.info({ socket: opts.socketPath, ...(metrics ? { metrics: `${metrics.address.host}:${metrics.address.port}` } : {}) }, 'tsnet serving');
   // local networks are served already; the cluster store is joined in the background, and the
   // control plane's start (announce, watch, reconcile) runs in line with the requests
   void connection?.run(() => queue.run(() => overlay.startControlPlane()));
@@ -113,18 +138,23 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   // what others change of tsnet's work (its tables, its accepts in Docker's chains when dockerd
   // starts after tsnet or re-creates them, its bridges and addresses) is put back (drift.ts)
   const drift = watchDrift({ table: instance.table, queue, controller, firewall, netlink, log });
+  // containers dockerd gave up on at boot, before tsnet answered, are started (docker-restore.ts)
+  const dockerRestore = scheduleDockerRestore({ ops: dockerOps(opts.dockerSocket || '/var/run/docker.sock'), networks: () => new Set(repo.listNetworks().map((n) => n.id)), log });
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     drift.stop();
+    dockerRestore.stop();
+    dns?.close();
     log.info({ signal }, 'tsnet stopping; networks and containers keep working');
     app
       .close()
       .then(() => connection?.stop())
       .then(() => cluster?.close())
       .then(() => reaper.close())
+      .then(() => metrics?.close())
       .catch((err: unknown) => log.error({ err }, 'closing the server'))
       .finally(() => {
         db.close();

@@ -10,10 +10,11 @@
 // dockerd, when the harness had to start it, is stopped once at the end of the docker project by
 // docker-tests/global-setup.ts (stopDockerdIfStarted).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { buildBusyboxRootfs } from '../lab/busybox-image.js';
 import { onCleanup, removeDaemonKernelState, repoRoot, run, runCleanups, uniqueName, wait, type CommandResult } from '../test-support/commands.js';
 import { daemonStatus, internalErrors, leftoversOf, type DaemonStatus, type HostPort } from '../test-support/daemon-leftovers.js';
 
@@ -92,9 +93,18 @@ function isDockerd(pid: number): boolean {
  */
 export async function ensureDockerd(): Promise<void> {
   if (dockerAnswers()) return;
+  await startDockerd();
+}
+
+/**
+ * Starts `dockerd FLAGS` in the background as ensureDockerd does (its pid and log in
+ * DOCKERD_MARKER, so stopDockerdIfStarted stops it at the end) and waits until it answers. For
+ * tests that stop the harness's dockerd and start it again (survival.test.ts).
+ */
+export async function startDockerd(flags: string[] = []): Promise<void> {
   const logPath = join(mkdtempSync(join(tmpdir(), 'tsnet-dockerd-')), 'dockerd.log');
   const log = openSync(logPath, 'a');
-  const child = spawn('dockerd', [], { detached: true, stdio: ['ignore', log, log] });
+  const child = spawn('dockerd', flags, { detached: true, stdio: ['ignore', log, log] });
   closeSync(log);
   const spawned = await new Promise<boolean>((resolve) => {
     child.once('spawn', () => resolve(true));
@@ -116,6 +126,17 @@ export async function ensureDockerd(): Promise<void> {
     // no log
   }
   throw new Error(`dockerd did not become ready (log ${logPath}):\n${tail}`);
+}
+
+/** The dockerd the harness started (DOCKERD_MARKER), when it still runs; undefined otherwise. */
+export function harnessDockerd(): { pid: number; logPath?: string } | undefined {
+  try {
+    const [first, second] = readFileSync(DOCKERD_MARKER, 'utf8').split('\n');
+    const pid = Number(first);
+    return Number.isInteger(pid) && pid > 0 && isDockerd(pid) ? { pid, logPath: second || undefined } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Stops the dockerd that ensureDockerd started, if it did; a dockerd found running is left alone. */
@@ -148,40 +169,19 @@ export async function stopDockerdIfStarted(): Promise<void> {
 
 // ---------------------------------------------------------------- the image
 
-/** busybox applet names, from the static busybox itself. */
-function busyboxApplets(busybox: string): string[] {
-  const r = run(busybox, ['--list']);
-  if (r.code !== 0) throw new Error(`${busybox} --list failed: ${r.stderr}`);
-  return r.stdout.split('\n').filter((a) => a && a !== 'busybox');
-}
-
 /**
  * A tiny image with busybox and its applets in /bin, made with `docker import` (no registry is
- * reachable). Skipped when the image exists.
+ * reachable; the root file system is lab/busybox-image.ts's, which the lab's engines import too).
+ * Skipped when the image exists.
  */
 export async function ensureBusyboxImage(tag = 'tsnet-busybox:latest'): Promise<void> {
   if (docker(['image', 'inspect', tag]).code === 0) return;
-  const busybox = '/bin/busybox';
-  if (!existsSync(busybox)) throw new Error(`${busybox} is missing: install busybox-static (make test does)`);
-  const dir = mkdtempSync(join(tmpdir(), 'tsnet-busybox-rootfs-'));
+  const { tar, remove } = buildBusyboxRootfs();
   try {
-    mkdirSync(join(dir, 'bin'));
-    copyFileSync(busybox, join(dir, 'bin', 'busybox'));
-    for (const applet of busyboxApplets(busybox)) symlinkSync('busybox', join(dir, 'bin', applet));
-    for (const d of ['etc', 'tmp', 'root']) mkdirSync(join(dir, d));
-    writeFileSync(join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-    writeFileSync(join(dir, 'etc', 'group'), 'root:x:0:\n');
-    const tarPath = join(dir, '..', `${dir.split('/').pop()}.tar`);
-    try {
-      const tar = run('tar', ['-C', dir, '-cf', tarPath, '.']);
-      if (tar.code !== 0) throw new Error(`tar failed: ${tar.stderr}`);
-      const imp = docker(['import', '--change', 'CMD ["/bin/sh"]', tarPath, tag]);
-      if (imp.code !== 0) throw new Error(`docker import failed: ${imp.stderr}`);
-    } finally {
-      rmSync(tarPath, { force: true });
-    }
+    const imp = docker(['import', '--change', 'CMD ["/bin/sh"]', tar, tag]);
+    if (imp.code !== 0) throw new Error(`docker import failed: ${imp.stderr}`);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    remove();
   }
 }
 
@@ -239,13 +239,22 @@ function tail(path: string, lines = 20): string {
  * Spawns `node dist/cli/main.js serve --state-dir DIR --socket PATH --log DIR/tsnet.log` (the
  * build must be current: make test builds first) and waits until the socket answers.
  */
-export async function startTsnetDaemon(opts: { stateDir: string; socketPath?: string; /** network namespace to run it in (ip netns exec; same pid) */ netns?: string }): Promise<TsnetDaemon> {
+export async function startTsnetDaemon(opts: {
+  stateDir: string;
+  socketPath?: string;
+  /** network namespace to run it in (ip netns exec; same pid) */
+  netns?: string;
+  /** the build's cli/main.js to run: another copy of the build (an upgrade); dist/ by default */
+  main?: string;
+  /** more arguments for serve, e.g. ['--metrics', '127.0.0.1:PORT'] */
+  args?: string[];
+}): Promise<TsnetDaemon> {
   const socketPath = opts.socketPath ?? TEST_PLUGIN_SOCKET;
   const { stateDir } = opts;
   mkdirSync(stateDir, { recursive: true });
   const logPath = join(stateDir, 'tsnet.log');
   const outPath = join(stateDir, 'daemon.out');
-  const main = join(REPO, 'dist/cli/main.js');
+  const main = opts.main ?? join(REPO, 'dist/cli/main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run make build`);
   let child: ChildProcess | undefined;
 
@@ -255,7 +264,7 @@ export async function startTsnetDaemon(opts: { stateDir: string; socketPath?: st
 
   const start = async () => {
     const out = openSync(outPath, 'a');
-    const argv = ['node', main, 'serve', '--state-dir', stateDir, '--socket', socketPath, '--log', logPath];
+    const argv = ['node', main, 'serve', '--state-dir', stateDir, '--socket', socketPath, '--log', logPath, ...(opts.args ?? [])];
     const c = spawn(opts.netns ? 'ip' : 'node', opts.netns ? ['netns', 'exec', opts.netns, ...argv] : argv.slice(1), {
       stdio: ['ignore', out, out],
     });
@@ -332,12 +341,12 @@ export interface E2eDaemon {
  * What every Docker test file starts with: dockerd, the busybox image, and a daemon under test
  * registered as "tsnet-e2e" with a state folder of its own. finishE2e belongs in afterAll.
  */
-export async function startE2e(prefix: string): Promise<E2eDaemon> {
+export async function startE2e(prefix: string, opts: { /** more arguments for serve */ args?: string[] } = {}): Promise<E2eDaemon> {
   await ensureDockerd();
   await ensureBusyboxImage(BUSYBOX_IMAGE);
   const stateDir = mkdtempSync(join(tmpdir(), `${prefix}-`));
   try {
-    const daemon = await startTsnetDaemon({ stateDir, socketPath: TEST_PLUGIN_SOCKET });
+    const daemon = await startTsnetDaemon({ stateDir, socketPath: TEST_PLUGIN_SOCKET, args: opts.args });
     return {
       daemon,
       stateDir,

@@ -7,7 +7,7 @@
 // This file is the orchestration, one function per `tsnet lab` command. The layout and the state
 // file are state.ts's, the processes and namespaces processes.ts's, the requests docker-calls.ts's.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { ConflictError, NotFoundError } from '../core/errors.js';
 import { silentLogger } from '../core/log.js';
 import { shortId } from '../core/text.js';
@@ -24,7 +24,10 @@ import {
   releaseAddressRequest,
   sandboxLink,
 } from './docker-calls.js';
+import { planEngine, startEngines, stopEngines } from './docker-lab.js';
+import { etcdPidsOf, removeEtcdNamespaces, startEtcdMembers, waitForEtcdMembers } from './etcd-cluster.js';
 import { PluginClient } from './plugin-client.js';
+import { overlayNamespacesBehind } from '../drivers/overlay/netns-layout.js';
 import {
   addNetns,
   alive,
@@ -37,9 +40,7 @@ import {
   netnsPath,
   plugIntoUnderlay,
   startDaemon,
-  startEtcd,
   stopAll,
-  waitForEtcd,
   withLog,
 } from './processes.js';
 import {
@@ -48,8 +49,7 @@ import {
   checkHostCount,
   checkLabName,
   containerNetns,
-  etcdOf,
-  etcdUnderlay,
+  checkEtcdCount,
   hostOf,
   netnsPrefix,
   newHost,
@@ -77,6 +77,10 @@ export interface UpOptions {
   name: string;
   hosts: number;
   leaseTtl: number;
+  /** etcd members (default 1) */
+  etcd?: number;
+  /** a Docker engine per host (lab/docker-lab.ts) */
+  docker?: boolean;
   subnet?: string;
   /** progress lines */
   say?: (line: string) => void;
@@ -87,6 +91,7 @@ export interface UpOptions {
 export async function labUp(o: UpOptions): Promise<LabState> {
   checkLabName(o.name);
   checkHostCount(o.hosts);
+  checkEtcdCount(o.etcd ?? 1);
   if (readState(o.name)) throw new ConflictError(`lab '${o.name}' is already up: tsnet lab down --name ${o.name} first, or pick another --name`);
   const etcd = findProgram('etcd', 'etcd-server');
   const say = o.say ?? (() => undefined);
@@ -94,20 +99,18 @@ export async function labUp(o: UpOptions): Promise<LabState> {
   rmSync(s.dir, { recursive: true, force: true });
   mkdirSync(s.dir, { recursive: true });
   saveState(s);
-  const etcdSpec = etcdOf(s);
   try {
     makeUnderlay(s.underlayNs);
-    plugIntoUnderlay(s.underlayNs, s.etcdNs, 'etcd', etcdUnderlay());
-    s.etcdPid = startEtcd(etcdSpec, etcd);
-    saveState(s);
+    startEtcdMembers(s, etcd);
     for (let i = 1; i <= o.hosts; i++) {
       const host = newHost(s, i);
+      if (o.docker) planEngine(host);
       s.hosts.push(host);
       saveState(s);
       plugIntoUnderlay(s.underlayNs, host.netns, host.name, host.underlay);
     }
-    await waitForEtcd(etcdSpec, s.etcdPid);
-    say(`etcd up at ${etcdSpec.endpoint} in namespace ${s.etcdNs}`);
+    await waitForEtcdMembers(s);
+    say(`etcd up at ${s.store.replace('etcd://', '')}`);
     for (const h of s.hosts) h.pid = startDaemon(s, h);
     saveState(s);
     await Promise.all(s.hosts.map((h) => new PluginClient(h.socket).waitReady(20_000, () => alive(h.pid)).catch((err) => Promise.reject(withLog(err, h.log)))));
@@ -118,6 +121,10 @@ export async function labUp(o: UpOptions): Promise<LabState> {
       saveState(s);
     }
     say(`overlay '${s.overlay}' ${s.subnet} on every host`);
+    if (o.docker) {
+      await startEngines(s, () => saveState(s));
+      say(`a Docker engine on every host: tsnet lab docker --name ${s.name} --host h1 -- ps`);
+    }
     return s;
   } catch (err) {
     await labDown(o.name).catch(() => undefined);
@@ -218,11 +225,15 @@ export function labStatus(name: string): LabStatus {
 export async function labDown(name: string): Promise<void> {
   const s = readState(name);
   if (!s) throw new NotFoundError(`no lab '${name}' is up`);
-  // daemons first (they hold the hosts' sockets and watch etcd), then etcd
-  await stopAll([...s.hosts.map((h) => h.pid), s.etcdPid]);
+  // engines first (stopping their containers calls the daemons), then daemons (they hold the hosts' sockets and watch etcd), then etcd
+  await stopEngines(s);
+  // the overlay networks' own namespaces (drivers/overlay/netns-layout.ts), found while the hosts are there
+  const overlays = s.hosts.flatMap((h) => (existsSync(netnsPath(h.netns)) ? inNetns(h.netns, overlayNamespacesBehind) : []));
+  await stopAll([...s.hosts.map((h) => h.pid), ...etcdPidsOf(s)]);
   for (const c of s.containers) delNetns(c.netns);
+  for (const ns of overlays) delNetns(ns);
   for (const h of s.hosts) delNetns(h.netns);
-  delNetns(s.etcdNs);
+  removeEtcdNamespaces(s);
   delNetns(s.underlayNs);
   // containers attached by an interrupted attach are not in the state: their names say whose they are
   for (const ns of listNetns()) if (ns.startsWith(netnsPrefix(name))) delNetns(ns);

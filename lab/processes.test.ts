@@ -27,6 +27,7 @@ describe('command lines', () => {
     expect(value('--listen-client-urls')).toBe(s.store.replace('etcd://', 'http://'));
     expect(value('--advertise-client-urls')).toBe(s.store.replace('etcd://', 'http://'));
     expect(value('--data-dir')).toBe(`${s.dir}/etcd`);
-    expect(value('--initial-cluster')).toBe(`${value('--name')}=http://127.0.0.1:2380`);
+    expect(value('--initial-cluster')).toBe(`${value('--name')}=${value('--listen-peer-urls')}`);
+    expect(value('--listen-peer-urls')).toBe('http://198.51.100.2:2380');
   });
 });

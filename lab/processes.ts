@@ -94,10 +94,14 @@ export interface EtcdSpec {
   dataDir: string;
   /** the client address, ADDRESS:PORT */
   endpoint: string;
+  /** the peer URL, http://ADDRESS:PORT */
+  peer: string;
+  /** every member, NAME=PEER_URL,... (read only at the first start: a restart keeps its data dir's) */
+  cluster: string;
   log: string;
 }
 
-/** etcd's command line: one member, clients on the underlay, peers on its loopback. */
+/** etcd's command line: clients and peers on the member's underlay address. */
 export function etcdArgs(e: EtcdSpec): string[] {
   const client = `http://${e.endpoint}`;
   return [
@@ -105,9 +109,10 @@ export function etcdArgs(e: EtcdSpec): string[] {
     '--data-dir', e.dataDir,
     '--listen-client-urls', client,
     '--advertise-client-urls', client,
-    '--listen-peer-urls', 'http://127.0.0.1:2380',
-    '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
-    '--initial-cluster', `${e.name}=http://127.0.0.1:2380`,
+    '--listen-peer-urls', e.peer,
+    '--initial-advertise-peer-urls', e.peer,
+    '--initial-cluster', e.cluster,
+    '--initial-cluster-state', 'new',
     '--log-level', 'warn',
   ];
 }
@@ -145,19 +150,23 @@ export function daemonArgs(s: LabState, h: LabHost): string[] {
     '--vtep', bareIp(h.underlay),
     '--host-name', h.name,
     '--lease-ttl', String(s.leaseTtl),
+    // with an engine: answer its containers' questions for other hosts' names (lab/docker-lab.ts)
+    ...(h.docker ? ['--dns', bareIp(h.underlay)] : []),
   ];
 }
 
 export function startDaemon(s: LabState, h: LabHost): number {
   const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
   mkdirSync(h.stateDir, { recursive: true });
-  return spawnDetached(h.netns, process.execPath, [main, ...daemonArgs(s, h)], h.log);
+  return spawnDetached(h.netns, process.execPath, [main, ...daemonArgs(s, h)], h.log, h.docker ? { DOCKER_SOCKET: h.docker.socket } : {});
 }
 
-function spawnDetached(netns: string, cmd: string, args: string[], logFile: string): number {
+function spawnDetached(netns: string, cmd: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): number {
   const out = openSync(logFile, 'a');
   try {
-    const child = spawn('ip', ['netns', 'exec', netns, cmd, ...args], { detached: true, stdio: ['ignore', out, out] });
+    // nsenter, not `ip netns exec`: no mount namespace of its own, so the namespaces a daemon
+    // names (an overlay network's, /run/netns) are seen by all and outlive the daemon
+    const child = spawn('nsenter', [`--net=${netnsPath(netns)}`, '--', cmd, ...args], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, ...env } });
     child.unref();
     if (child.pid === undefined) throw new UnavailableError(`could not start ${cmd}`);
     return child.pid;

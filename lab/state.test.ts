@@ -15,8 +15,10 @@ const root = vi.hoisted(() => {
 
 import {
   checkContainerName,
+  checkEtcdCount,
   checkHostCount,
   checkLabName,
+  etcdMember,
   etcdOf,
   etcdUnderlay,
   formatStatus,
@@ -54,6 +56,7 @@ describe('layout', () => {
       dir: join(root, 'lab1'),
       underlayNs: 'tsl-lab1-ul',
       etcdNs: 'tsl-lab1-etcd',
+      etcdMembers: 1,
       store: 'etcd://198.51.100.2:2379',
       overlay: 'lab1',
       subnet: '10.77.0.0/24',
@@ -78,6 +81,28 @@ describe('layout', () => {
     expect(s.store).toBe(`etcd://${e.endpoint}`);
     expect(etcdUnderlay().split('/')[0]).toBe(e.endpoint.split(':')[0]);
     expect(e).toMatchObject({ netns: s.etcdNs, dataDir: join(s.dir, 'etcd'), log: join(s.dir, 'etcd.log') });
+  });
+
+  it('with --etcd 3: three members on the underlay below the hosts, each in its namespace, all in the store and in every initial cluster', () => {
+    const s = newLabState({ name: 'lab1', leaseTtl: 5, etcd: 3 });
+    expect(s.store).toBe('etcd://198.51.100.2:2379,198.51.100.3:2379,198.51.100.4:2379');
+    const cluster = 'tsl-lab1-e1=http://198.51.100.2:2380,tsl-lab1-e2=http://198.51.100.3:2380,tsl-lab1-e3=http://198.51.100.4:2380';
+    expect(etcdOf(s, 3)).toEqual({
+      name: 'tsl-lab1-e3',
+      netns: 'tsl-lab1-etcd3',
+      dataDir: join(s.dir, 'etcd3'),
+      endpoint: '198.51.100.4:2379',
+      peer: 'http://198.51.100.4:2380',
+      cluster,
+      log: join(s.dir, 'etcd3.log'),
+    });
+    expect(etcdOf(s, 1)).toMatchObject({ netns: 'tsl-lab1-etcd', cluster });
+    expect(etcdUnderlay(3)).toBe('198.51.100.4/24');
+    expect(etcdMember(s, 2).netns).toBe('tsl-lab1-etcd2');
+    expect(() => etcdMember(s, 4)).toThrow("lab 'lab1' has no etcd member 4: it has members 1 to 3");
+    expect(() => etcdMember(s, 0)).toThrow(NotFoundError);
+    expect(() => checkEtcdCount(3)).not.toThrow();
+    for (const bad of [0, 8, 1.5, NaN]) expect(() => checkEtcdCount(bad)).toThrow(`--etcd ${bad}: give 1 to 7 members`);
   });
 
   it('takes names that fit namespace and link names, and refuses others saying what fits', () => {
@@ -123,7 +148,7 @@ describe('status', () => {
   const s = halfLab();
   reserveContainer(s, 'h1', 'c1', EP);
   recordAddress(s, 'c1', '10.77.0.2/24');
-  s.etcdPid = 100;
+  s.etcdPids = [100];
 
   it('--json: hosts and containers by name, namespace and address, nothing internal', () => {
     expect(toStatus(s)).toEqual({
@@ -138,7 +163,10 @@ describe('status', () => {
   it('as text: which daemon runs and whether etcd does', () => {
     const running = new Set([101]);
     expect(formatStatus(s, (pid) => pid !== undefined && running.has(pid)).split('\n')).toEqual([
-      "lab lab1: overlay 'lab1' 10.77.0.0/24, store etcd://198.51.100.2:2379 (namespace tsl-lab1-etcd, NOT RUNNING)",
+      "lab lab1: overlay 'lab1' 10.77.0.0/24, store etcd://198.51.100.2:2379",
+      '',
+      'ETCD  NAMESPACE  CLIENT  PROCESS',
+      '1  tsl-lab1-etcd  198.51.100.2:2379  NOT RUNNING',
       '',
       'HOST  NAMESPACE  UNDERLAY  DAEMON',
       'h1  tsl-lab1-h1  198.51.100.11/24  pid 101',
@@ -147,7 +175,8 @@ describe('status', () => {
       'CONTAINER  HOST  NAMESPACE  ADDRESS',
       'c1  h1  tsl-lab1-c-c1  10.77.0.2/24',
     ]);
-    expect(formatStatus({ ...s, containers: [] }, () => true)).toMatch(/store etcd:\/\/198\.51\.100\.2:2379 \(namespace tsl-lab1-etcd\)\n[^]*\(none: tsnet lab attach --host h1 NAME\)$/);
+    expect(formatStatus({ ...s, containers: [] }, () => true)).toMatch(/\n1  tsl-lab1-etcd  198\.51\.100\.2:2379  pid 100\n[^]*\(none: tsnet lab attach --host h1 NAME\)$/);
+    expect(formatStatus({ ...s, hosts: [{ ...s.hosts[1]!, cut: true }] }, () => false)).toContain('\nh2  tsl-lab1-h2  198.51.100.12/24 (CUT)  not running');
   });
 });
 

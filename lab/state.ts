@@ -1,7 +1,8 @@
 // What a lab is and the file that records it. The layout of lab NAME (every name carries the lab's,
 // so labs coexist):
 //   namespace tsl-NAME-ul     bridge ul0, the underlay (198.51.100.0/24)
-//   namespace tsl-NAME-etcd   etcd at 198.51.100.2:2379
+//   namespace tsl-NAME-etcd   etcd at 198.51.100.2:2379 (with --etcd N: member K in tsl-NAME-etcdK
+//                             at 198.51.100.(1+K), member 1 as here; peers talk on the underlay)
 //   namespace tsl-NAME-hI     host hI at 198.51.100.(10+I), daemon socket /run/tsnet-lab/NAME/hI.sock
 //   namespace tsl-NAME-c-C    container C, eth0 on the overlay NAME (10.77.0.0/24 unless given)
 // What exists is written to /run/tsnet-lab/NAME/state.json step by step, so `lab down` removes
@@ -16,8 +17,10 @@ import { alive, type EtcdSpec } from './processes.js';
 export const LAB_ROOT = process.env.TSNET_LAB_DIR || '/run/tsnet-lab';
 const UNDERLAY_PREFIX = '198.51.100';
 const UNDERLAY_LEN = 24;
-const ETCD_ADDRESS = `${UNDERLAY_PREFIX}.2`;
 const ETCD_PORT = 2379;
+const ETCD_PEER_PORT = 2380;
+/** members at .2 to .8, below the hosts (.11 on) */
+export const MAX_ETCD_MEMBERS = 7;
 export const DEFAULT_OVERLAY_SUBNET = '10.77.0.0/24';
 export const MAX_HOSTS = 200;
 const LAB_NAME = /^[a-z0-9][a-z0-9-]{0,15}$/;
@@ -36,6 +39,10 @@ export interface LabHost {
   networkId?: string;
   poolId?: string;
   gateway?: string;
+  /** its underlay is cut (lab cut): its port on the underlay bridge is down */
+  cut?: boolean;
+  /** its Docker engine (lab up --docker): API socket, and dockerd's process once started (lab/engine.ts) */
+  docker?: { socket: string; pid?: number; mntNs?: string; netNs?: string };
 }
 
 export interface LabContainer {
@@ -51,8 +58,12 @@ export interface LabState {
   name: string;
   dir: string;
   underlayNs: string;
+  /** member 1's namespace (etcdOf names the others') */
   etcdNs: string;
-  etcdPid?: number;
+  /** how many etcd members; absent in a lab made before clusters: 1 */
+  etcdMembers?: number;
+  /** pid of member K at K-1 (0: not started) */
+  etcdPids?: number[];
   store: string;
   overlay: string;
   subnet: string;
@@ -63,7 +74,7 @@ export interface LabState {
 
 /** What `tsnet lab status --json` prints. */
 export interface LabStatus {
-  hosts: { name: string; netns: string; underlay: string }[];
+  hosts: { name: string; netns: string; underlay: string; docker?: string }[];
   containers: { name: string; host: string; netns: string; address: string }[];
 }
 
@@ -75,6 +86,10 @@ export function checkLabName(name: string): void {
 
 export function checkContainerName(name: string): void {
   if (!CONTAINER_NAME.test(name)) throw new UserError(`container name '${name}': use 1-32 lower-case letters, digits and '-'`);
+}
+
+export function checkEtcdCount(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_ETCD_MEMBERS) throw new UserError(`--etcd ${n}: give 1 to ${MAX_ETCD_MEMBERS} members (3 tolerates one down)`);
 }
 
 export function checkHostCount(hosts: number): void {
@@ -95,13 +110,15 @@ export function containerNetns(labName: string, container: string): string {
 }
 
 /** A new lab, before anything is made: no hosts yet (newHost adds them one by one). */
-export function newLabState(o: { name: string; subnet?: string; leaseTtl: number }): LabState {
+export function newLabState(o: { name: string; subnet?: string; leaseTtl: number; etcd?: number }): LabState {
+  const members = o.etcd ?? 1;
   return {
     name: o.name,
     dir: labDir(o.name),
     underlayNs: `${netnsPrefix(o.name)}ul`,
     etcdNs: `${netnsPrefix(o.name)}etcd`,
-    store: `etcd://${ETCD_ADDRESS}:${ETCD_PORT}`,
+    etcdMembers: members,
+    store: `etcd://${range(members).map((k) => `${etcdAddress(k)}:${ETCD_PORT}`).join(',')}`,
     overlay: o.name,
     subnet: o.subnet ?? DEFAULT_OVERLAY_SUBNET,
     leaseTtl: o.leaseTtl,
@@ -123,13 +140,53 @@ export function newHost(s: LabState, i: number): LabHost {
   };
 }
 
-/** Where etcd's underlay port gets its address. */
-export function etcdUnderlay(): string {
-  return `${ETCD_ADDRESS}/${UNDERLAY_LEN}`;
+function etcdAddress(k: number): string {
+  return `${UNDERLAY_PREFIX}.${1 + k}`;
 }
 
-export function etcdOf(s: LabState): EtcdSpec {
-  return { name: `tsl-${s.name}`, netns: s.etcdNs, dataDir: join(s.dir, 'etcd'), endpoint: `${ETCD_ADDRESS}:${ETCD_PORT}`, log: join(s.dir, 'etcd.log') };
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i + 1);
+}
+
+/** How many etcd members lab s has. */
+export function etcdCount(s: LabState): number {
+  return s.etcdMembers ?? 1;
+}
+
+/** Where etcd member k's underlay port gets its address. */
+export function etcdUnderlay(k = 1): string {
+  return `${etcdAddress(k)}/${UNDERLAY_LEN}`;
+}
+
+/** etcd member k (from 1) of lab s: member 1 in namespace tsl-NAME-etcd, member K in tsl-NAME-etcdK. */
+export function etcdOf(s: LabState, k = 1): EtcdSpec {
+  const suffix = k === 1 ? '' : String(k);
+  const peer = (i: number) => `http://${etcdAddress(i)}:${ETCD_PEER_PORT}`;
+  return {
+    name: `tsl-${s.name}-e${k}`,
+    netns: `${s.etcdNs}${suffix}`,
+    dataDir: join(s.dir, `etcd${suffix}`),
+    endpoint: `${etcdAddress(k)}:${ETCD_PORT}`,
+    peer: peer(k),
+    cluster: range(etcdCount(s)).map((i) => `tsl-${s.name}-e${i}=${peer(i)}`).join(','),
+    log: join(s.dir, `etcd${suffix}.log`),
+  };
+}
+
+/** Every etcd member of lab s. */
+export function etcdMembersOf(s: LabState): EtcdSpec[] {
+  return range(etcdCount(s)).map((k) => etcdOf(s, k));
+}
+
+/** Member k of lab s, refused with what it has when there is none. */
+export function etcdMember(s: LabState, k: number): EtcdSpec {
+  if (!Number.isInteger(k) || k < 1 || k > etcdCount(s)) throw new NotFoundError(`lab '${s.name}' has no etcd member ${k}: it has ${etcdCount(s) === 1 ? 'member 1' : `members 1 to ${etcdCount(s)}`}`);
+  return etcdOf(s, k);
+}
+
+/** The pid of etcd member k (undefined: never started or stopped by lab kill). */
+export function etcdPid(s: LabState, k: number): number | undefined {
+  return s.etcdPids?.[k - 1] || undefined;
 }
 
 // ---------------------------------------------------------------- lookups and changes (pure)
@@ -180,15 +237,17 @@ export function removeContainer(s: LabState, name: string): void {
 
 export function toStatus(s: LabState): LabStatus {
   return {
-    hosts: s.hosts.map((h) => ({ name: h.name, netns: h.netns, underlay: h.underlay })),
+    hosts: s.hosts.map((h) => ({ name: h.name, netns: h.netns, underlay: h.underlay, ...(h.docker ? { docker: h.docker.socket } : {}) })),
     containers: s.containers.map((c) => ({ name: c.name, host: c.host, netns: c.netns, address: c.address })),
   };
 }
 
 /** `tsnet lab status`; isAlive tells whether a recorded pid still runs. */
 export function formatStatus(s: LabState, isAlive: (pid: number | undefined) => boolean = alive): string {
-  const lines = [`lab ${s.name}: overlay '${s.overlay}' ${s.subnet}, store ${s.store} (namespace ${s.etcdNs}${isAlive(s.etcdPid) ? '' : ', NOT RUNNING'})`, '', 'HOST  NAMESPACE  UNDERLAY  DAEMON'];
-  for (const h of s.hosts) lines.push(`${h.name}  ${h.netns}  ${h.underlay}  ${isAlive(h.pid) ? `pid ${h.pid}` : 'not running'}`);
+  const lines = [`lab ${s.name}: overlay '${s.overlay}' ${s.subnet}, store ${s.store}`, '', 'ETCD  NAMESPACE  CLIENT  PROCESS'];
+  for (const [i, e] of etcdMembersOf(s).entries()) lines.push(`${i + 1}  ${e.netns}  ${e.endpoint}  ${isAlive(etcdPid(s, i + 1)) ? `pid ${etcdPid(s, i + 1)}` : 'NOT RUNNING'}`);
+  lines.push('', 'HOST  NAMESPACE  UNDERLAY  DAEMON');
+  for (const h of s.hosts) lines.push(`${h.name}  ${h.netns}  ${h.underlay}${h.cut ? ' (CUT)' : ''}  ${isAlive(h.pid) ? `pid ${h.pid}` : 'not running'}`);
   lines.push('', 'CONTAINER  HOST  NAMESPACE  ADDRESS');
   for (const c of s.containers) lines.push(`${c.name}  ${c.host}  ${c.netns}  ${c.address}`);
   if (s.containers.length === 0) lines.push('(none: tsnet lab attach --host h1 NAME)');

@@ -4,7 +4,7 @@
 // and `nft`; every step that makes something registers its undo.
 import { isIPv6 } from 'node:net';
 import { existsSync } from 'node:fs';
-import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type ProgramExternalConnectivityRequest } from '../driver.js';
+import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type PortBindingRequest, type ProgramExternalConnectivityRequest } from '../driver.js';
 import type { NetworkRepo, NetworkRecord, EndpointRecord, PublishedPort } from '../../store/network-repo.js';
 import type { Netlink } from '../../native/netlink/netlink.js';
 import type { NetworkFirewall } from '../../firewall/api.js';
@@ -13,7 +13,7 @@ import type { LinkOwner } from '../owner.js';
 import { canonicalCidr } from '../../ipam/address.js';
 import { closeFd, openNetnsFd } from '../../native/netns.js';
 import { refuseSubnetOverlap } from '../subnets.js';
-import { HELD_BY_RUNTIME, refusePublishedElsewhere, reserveBindings, releaseBindings, toFirewallMappings, type HostPortReserver } from '../ports.js';
+import { HELD_BY_RUNTIME, goneOwnersOf, refusePublishedElsewhere, reserveBindings, releaseBindings, toFirewallMappings, type HostPortReserver } from '../ports.js';
 import {
   firewallNetwork,
   planEndpoint,
@@ -49,6 +49,26 @@ export interface BridgeExtension<X extends object> {
   teardown(networkId: string, config: BridgeNetworkConfig & X): void;
   /** links the extras own, for the start-up sweep */
   links(config: BridgeNetworkConfig & X): string[];
+  /** where the bridge and the container ports live when not in the host's namespace */
+  placement?: PortPlacement<X>;
+}
+
+/**
+ * A bridge kept out of the host's namespace (the overlay's, drivers/overlay/netns-layout.ts). The
+ * host then has a link named config.bridge with the gateway address on it (the firewall and the
+ * routes treat it as they treat a bridge), and the container ports go where the placement says.
+ */
+export interface PortPlacement<X extends object> {
+  /** instead of making the bridge: makes the host's link config.bridge and what lies behind it */
+  gatewayLink(networkId: string, config: BridgeNetworkConfig & X, undo: Undo): void;
+  /** a container's port, made in the host's namespace: onto its bridge, with its per-port rules */
+  attachPort(networkId: string, config: BridgeNetworkConfig & X, hostIf: string, fw: FirewallEndpoint | undefined, undo: Undo): void;
+  /** start-up: attaches the port again; false when it is gone */
+  restorePort(networkId: string, config: BridgeNetworkConfig & X, hostIf: string, fw: FirewallEndpoint | undefined): boolean;
+  /** removes the port's rules and link */
+  removePort(networkId: string, config: BridgeNetworkConfig & X, hostIf: string): void;
+  /** start-up, first: moves a network made in an older layout over; true when it did */
+  migrate(networkId: string, config: BridgeNetworkConfig & X, hostIfs: string[]): boolean;
 }
 
 export interface BridgeDriverDeps {
@@ -101,8 +121,12 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
   /** Makes the kernel objects of a network; used by create and by restore after a reboot. */
   private buildNetwork(id: string, c: BridgeNetworkConfig & X, undo: Undo): void {
     const nl = this.d.netlink;
-    nl.createLink({ kind: 'bridge', name: c.bridge, mtu: c.mtu, mac: macFromIPv4(c.gatewayAddresses[0]), alias: this.d.owner.alias(id) });
-    undo.push(`bridge ${c.bridge}`, () => nl.deleteLink(c.bridge, { ignoreMissing: true }));
+    if (this.placement) {
+      this.placement.gatewayLink(id, c, undo);
+    } else {
+      nl.createLink({ kind: 'bridge', name: c.bridge, mtu: c.mtu, mac: macFromIPv4(c.gatewayAddresses[0]), alias: this.d.owner.alias(id) });
+      undo.push(`bridge ${c.bridge}`, () => nl.deleteLink(c.bridge, { ignoreMissing: true }));
+    }
     this.configureBridge(c);
     if (!c.internal) {
       this.d.writeSysctl('net.ipv4.ip_forward', '1');
@@ -172,6 +196,10 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
       if (fd !== undefined) closeFd(fd);
     }
     undo.push(`veth ${c.hostIf}`, () => nl.deleteLink(c.hostIf, { ignoreMissing: true }));
+    if (this.placement) {
+      this.placement.attachPort(net.id, net.config, c.hostIf, needsPortRules(net.config) ? firewallEndpoint(ep, net.config) : undefined, undo);
+      return;
+    }
     // before the port joins the bridge, so no forged frame gets through in between
     if (needsPortRules(net.config)) {
       const fw = firewallEndpoint(ep, net.config);
@@ -190,6 +218,12 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
 
   private teardownEndpoint(ep: BridgeEndpoint): void {
     this.unpublish(ep.id);
+    const net = this.placement && this.d.repo.getNetwork<BridgeNetworkConfig & X>(ep.networkId);
+    if (net) {
+      this.placement!.removePort(net.id, net.config, ep.config.hostIf);
+      this.d.repo.deleteEndpoint(ep.id);
+      return;
+    }
     this.d.firewall.removeEndpoint({ port: ep.config.hostIf });
     this.d.repo.deleteEndpoint(ep.id);
     // deleting either end of a veth removes both; the container end may be gone with its netns
@@ -227,6 +261,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     // Docker re-sends this when a container's gateway endpoint changes: what is published stays
     if (this.d.repo.listPorts({ endpointId: ep.id }).length > 0) return;
     if (net.config.internal || req.options.portBindings.length === 0) return;
+    this.unpublishGoneOwners(req.options.portBindings, ep);
     const bindings = reserveBindings(
       req.options.portBindings,
       { ipv4: ep.address ? bareIp(ep.address) : '', ipv6: ep.addressIpv6 ? bareIp(ep.addressIpv6) : '' },
@@ -245,6 +280,26 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
 
   async revokeExternalConnectivity(ref: EndpointRef): Promise<void> {
     this.unpublish(ref.endpointId);
+  }
+
+  /**
+   * Frees the host ports `requests` ask for that endpoints of gone containers still publish
+   * (ports.ts goneOwnersOf): after a reboot, or a dockerd that restarted a container as a new
+   * endpoint, Docker never revoked them. Gone: its sandbox no longer exists, or Docker gave its
+   * address on the network to `ep` (so Docker let go of it). Their records stay for Docker's own
+   * DeleteEndpoint.
+   */
+  private unpublishGoneOwners(requests: PortBindingRequest[], ep: BridgeEndpoint): void {
+    const gone = (id: string) => {
+      const owner = this.d.repo.getEndpoint(id);
+      if (!owner) return false;
+      const addressTaken = owner.networkId === ep.networkId && owner.address !== '' && owner.address === ep.address;
+      return addressTaken || (owner.sandboxKey !== null && !existsSync(owner.sandboxKey));
+    };
+    for (const owner of goneOwnersOf(requests, (proto, port) => this.d.repo.portsOn(proto, port), ep.id, gone)) {
+      this.d.log.warn({ endpoint: owner, for: ep.id }, 'unpublishing the host ports of an endpoint whose container is gone');
+      this.unpublish(owner);
+    }
   }
 
   private unpublish(endpointId: string): void {
@@ -286,6 +341,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
         this.removeNetwork(net);
         continue;
       }
+      this.placement?.migrate(net.id, net.config, repo.listEndpoints<BridgeEndpointState>(net.id).map((ep) => ep.config.hostIf));
       if (!this.d.netlink.getLink(net.config.bridge)) {
         log.warn({ network: net.id, bridge: net.config.bridge }, 'bridge missing: rebuilding it');
         withUndo(log, (undo) => this.buildNetwork(net.id, net.config, undo));
@@ -308,19 +364,23 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     }
   }
 
-  private restoreEndpoint(net: BridgeNetwork, ep: BridgeEndpoint): void {
+  private restoreEndpoint(net: BridgeNetwork<X>, ep: BridgeEndpoint): void {
     const { netlink: nl, log } = this.d;
     if (ep.state !== 'ready') {
       log.info({ endpoint: ep.id }, 'rolling back an interrupted endpoint creation');
       this.teardownEndpoint(ep);
       return;
     }
-    const link = nl.getLink(ep.config.hostIf);
-    if (link) {
+    if (this.placement) {
+      const fw = needsPortRules(net.config) ? firewallEndpoint(ep, net.config) : undefined;
+      if (this.placement.restorePort(net.id, net.config, ep.config.hostIf, fw)) return;
+    } else if (nl.getLink(ep.config.hostIf)) {
       // the bridge may have been rebuilt: put the port back on it
       nl.setLink(ep.config.hostIf, { master: net.config.bridge, up: true });
       nl.setBridgePort(ep.config.hostIf, bridgePortSettings());
-    } else if (ep.sandboxKey === null || !existsSync(ep.sandboxKey)) {
+      return;
+    }
+    if (ep.sandboxKey === null || !existsSync(ep.sandboxKey)) {
       // container gone (e.g. after a reboot): Docker deletes such endpoints itself when it
       // starts, through DeleteEndpoint, which also frees their host ports
       log.info({ endpoint: ep.id }, 'endpoint link gone with its container');
@@ -345,12 +405,17 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     const ids = new Set(networks.map((n) => n.id));
     const ports = this.d.repo.listPorts().filter((p) => ids.has(p.networkId));
     const endpoints = ready
-      .filter((n) => needsPortRules(n.config))
+      // a placement keeps its ports' rules where the ports are, not in the host's table
+      .filter((n) => needsPortRules(n.config) && !this.placement)
       .flatMap((n) => this.d.repo.listEndpoints<BridgeEndpointState>(n.id).filter((ep) => ep.state === 'ready').map((ep) => firewallEndpoint(ep, n.config)));
     return { networks, mappings: mappingsOf(ports), endpoints };
   }
 
   // ---------------------------------------------------------------- lookups
+
+  private get placement(): PortPlacement<X> | undefined {
+    return this.ext?.extension.placement;
+  }
 
   private readyNetwork(id: string): BridgeNetwork<X> {
     return readyNetwork<BridgeNetworkConfig & X>(this.d.repo, id);
