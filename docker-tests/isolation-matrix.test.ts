@@ -327,8 +327,24 @@ function sources(): { source: string; argv: string[] }[] {
   ];
 }
 
+/**
+ * The matrix is Docker's as Docker sets it up when it turns IP forwarding on itself: FORWARD policy
+ * drop. A dockerd that found forwarding on already (a tsnet or another router enabled it first, or
+ * a reboot simulation of survival.test.ts left the kernel so) keeps policy accept, and then nothing
+ * but its isolation chains stands between the outside and Docker's unpublished ports. That posture
+ * is set here for the file and put back after.
+ */
+function dockerForwardDrop(): void {
+  const chain = run('nft', ['list', 'chain', 'ip', 'filter', 'FORWARD']);
+  if (chain.code !== 0) throw new Error(`dockerd made no FORWARD chain: ${chain.stderr}`);
+  if (/policy drop;/.test(chain.stdout)) return;
+  sh('nft', ['chain ip filter FORWARD { policy drop; }']);
+  onCleanup(() => run('nft', ['chain ip filter FORWARD { policy accept; }']));
+}
+
 beforeAll(async () => {
   e2e = await startE2e('tsnet-e2e-im');
+  dockerForwardDrop();
   makeOutside();
   makeServer('host', [], HOST_IP);
   makeServer('outside', ['ip', 'netns', 'exec', outsideNs], OUTSIDE_IP);
