@@ -94,6 +94,8 @@ export class OverlayDns {
       socket.once('error', reject);
       socket.bind(this.o.port ?? 53, this.o.listen, () => {
         socket.off('error', reject);
+        // later errors (an unreachable asker, a closed port) are logged, never thrown at the daemon
+        socket.on('error', (err) => this.o.log.warn({ err: String(err) }, 'name responder socket error'));
         resolve();
       });
     });
@@ -179,7 +181,7 @@ export class OverlayDns {
       };
       const timer = setTimeout(() => done(), timeoutMs);
       s.on('error', () => done());
-      s.on('message', (reply) => (reply.readUInt16BE(0) === msg.readUInt16BE(0) ? done(reply) : undefined));
+      s.on('message', (reply) => (reply.length >= 2 && reply.readUInt16BE(0) === msg.readUInt16BE(0) ? done(reply) : undefined));
       s.send(msg, port, server);
     });
   }
