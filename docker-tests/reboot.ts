@@ -10,11 +10,13 @@
 // only Docker's rules and the CNI test plugins' chains, which those plugins make again), docker0,
 // every mount under /var/lib/docker and /run/docker (the containers' root filesystems and network
 // namespaces), Docker's exec-root /run/docker (plugin sockets of other daemons excepted), its
-// socket and pid file, and the conntrack entries of the scene's addresses. Disks (Docker's
+// socket and pid file, the conntrack entries of the scene's addresses, and IP forwarding (off at
+// boot: whoever starts first turns it on, and dockerd sets FORWARD's drop policy only when that is
+// itself; the value found is put back at the end of the file). Disks (Docker's
 // /var/lib/docker, tsnet's state) stay. The test's own "world" (the outside namespace, the LAN
 // behind the macvlan parent) stays too: it stands for other machines.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDaemonKernelState, run, sh, until, wait } from '../test-support/commands.js';
 import { BUSYBOX_IMAGE, docker, dockerOk, harnessDockerd, onCleanup, startDockerd, stopDockerdIfStarted } from './harness.js';
@@ -387,6 +389,24 @@ export function forgetWhatRebootForgets(opts: Pick<RebootOptions, 'instance' | '
     run('conntrack', ['-D', '-s', a]);
     run('conntrack', ['-D', '-d', a]);
   }
+  forwardingOffAsAtBoot();
+}
+
+const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
+/** ip_forward as the file found it before its first simulated reboot; put back by its clean-ups */
+let forwardingFound: string | undefined;
+
+/** net.ipv4.ip_forward is 0 after a reboot (the kernel's default); the value found first is put back after the file. */
+function forwardingOffAsAtBoot(): void {
+  if (forwardingFound === undefined) {
+    const found = readFileSync(IP_FORWARD, 'utf8').trim();
+    forwardingFound = found;
+    onCleanup(() => {
+      writeFileSync(IP_FORWARD, found);
+      forwardingFound = undefined;
+    });
+  }
+  writeFileSync(IP_FORWARD, '0');
 }
 
 /**
