@@ -233,9 +233,9 @@ export function gatedClusterStore(store: ClusterStore, conn: Pick<ClusterConnect
       return false;
     },
     joinedOverlays: () => through('the joined overlays cannot be listed', () => store.joinedOverlays()),
-    claimPool: (overlay, want) => through(`the pool of overlay '${overlay}' cannot be claimed`, () => store.claimPool(overlay, want)),
-    getPool: (overlay) => through(`the pool of overlay '${overlay}' cannot be read`, () => store.getPool(overlay)),
-    setGateway: (overlay, address) => through(`the gateway of overlay '${overlay}' cannot be set`, () => store.setGateway(overlay, address)),
+    claimPool: (overlay, want, family) => through(`the pool of overlay '${overlay}' cannot be claimed`, () => store.claimPool(overlay, want, family)),
+    getPool: (overlay, family) => through(`the pool of overlay '${overlay}' cannot be read`, () => store.getPool(overlay, family)),
+    setGateway: (overlay, address, family) => through(`the gateway of overlay '${overlay}' cannot be set`, () => store.setGateway(overlay, address, family)),
     listAddresses: (overlay) => through(`the addresses of overlay '${overlay}' cannot be read`, () => store.listAddresses(overlay)),
     claimAddress: (overlay, address, kind) => through(`overlay '${overlay}' cannot allocate address ${address}`, () => store.claimAddress(overlay, address, kind)),
     releaseAddress: (overlay, address) => through(`address ${address} of overlay '${overlay}' cannot be released`, () => store.releaseAddress(overlay, address)),

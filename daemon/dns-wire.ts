@@ -1,9 +1,11 @@
 // The few DNS messages tsnet's name responder (overlay-dns.ts) reads and writes, in RFC 1035's
-// wire format: a query with one question, an answer of A records to it, an empty answer or a
-// name error, and a query of its own to another host. Pure functions over buffers; anything
+// wire format: a query with one question, an answer of A or AAAA records to it, an empty answer
+// or a name error, and a query of its own to another host. Pure functions over buffers; anything
 // else (several questions, compressed names in a question) is refused by parseQuery.
+import { formatIp, parseIp } from '../native/netlink/ip.js';
 
 export const TYPE_A = 1;
+export const TYPE_AAAA = 28;
 const CLASS_IN = 1;
 const FLAG_RESPONSE = 0x8000;
 const FLAG_RD = 0x0100;
@@ -53,7 +55,7 @@ export function parseQuery(msg: Buffer): DnsQuery | undefined {
   };
 }
 
-/** The answer to q: an A record per address (ttl seconds), or none with rcode (0: the name exists, no record of that type). */
+/** The answer to q: an A or AAAA record per address (by its family; ttl seconds), or none with rcode (0: the name exists, no record of that type). */
 export function buildAnswer(q: DnsQuery, addresses: string[], ttl: number, rcode = 0): Buffer {
   const header = Buffer.alloc(12);
   header.writeUInt16BE(q.id, 0);
@@ -61,20 +63,21 @@ export function buildAnswer(q: DnsQuery, addresses: string[], ttl: number, rcode
   header.writeUInt16BE(1, 4);
   header.writeUInt16BE(addresses.length, 6);
   const records = addresses.map((ip) => {
-    const r = Buffer.alloc(16);
+    const data = parseIp(ip);
+    const r = Buffer.alloc(12 + data.length);
     r.writeUInt16BE(0xc00c, 0); // the name: a pointer to the question's
-    r.writeUInt16BE(TYPE_A, 2);
+    r.writeUInt16BE(data.length === 4 ? TYPE_A : TYPE_AAAA, 2);
     r.writeUInt16BE(CLASS_IN, 4);
     r.writeUInt32BE(ttl, 6);
-    r.writeUInt16BE(4, 10);
-    ip.split('.').forEach((octet, i) => r.writeUInt8(Number(octet), 12 + i));
+    r.writeUInt16BE(data.length, 10);
+    data.copy(r, 12);
     return r;
   });
   return Buffer.concat([header, q.question, ...records]);
 }
 
-/** A query for name's A records with recursion off (id chosen by the caller). */
-export function buildQuery(id: number, name: string): Buffer {
+/** A query for name's A (or AAAA) records with recursion off (id chosen by the caller). */
+export function buildQuery(id: number, name: string, type = TYPE_A): Buffer {
   const header = Buffer.alloc(12);
   header.writeUInt16BE(id, 0);
   header.writeUInt16BE(0, 2);
@@ -84,12 +87,12 @@ export function buildQuery(id: number, name: string): Buffer {
     return Buffer.concat([Buffer.from([b.length]), b]);
   });
   const tail = Buffer.alloc(5);
-  tail.writeUInt16BE(TYPE_A, 1);
+  tail.writeUInt16BE(type, 1);
   tail.writeUInt16BE(CLASS_IN, 3);
   return Buffer.concat([header, ...labels, tail]);
 }
 
-/** The A records' addresses of an answer (the answers follow the one question; names may be pointers). */
+/** The A and AAAA records' addresses of an answer (the answers follow the one question; names may be pointers). */
 export function answerAddresses(msg: Buffer): string[] {
   const q = parseQueryOfAnswer(msg);
   if (!q) return [];
@@ -101,7 +104,8 @@ export function answerAddresses(msg: Buffer): string[] {
     const type = msg.readUInt16BE(at);
     const len = msg.readUInt16BE(at + 8);
     at += 10;
-    if (type === TYPE_A && len === 4 && at + 4 <= msg.length) out.push([...msg.subarray(at, at + 4)].join('.'));
+    const size = type === TYPE_A ? 4 : type === TYPE_AAAA ? 16 : 0;
+    if (size > 0 && len === size && at + size <= msg.length) out.push(formatIp(msg.subarray(at, at + size)));
     at += len;
   }
   return out;

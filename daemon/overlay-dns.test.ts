@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { answerAddresses, buildAnswer, buildQuery, parseQuery, RCODE_NXDOMAIN } from './dns-wire.js';
+import { answerAddresses, buildAnswer, buildQuery, parseQuery, RCODE_NXDOMAIN, TYPE_AAAA } from './dns-wire.js';
 import { inSubnet, OverlayDns, peerQuestion, resolvConfServers } from './overlay-dns.js';
 import { resolveSettings, settingDefaults } from './settings.js';
 import { silentLogger } from '../core/log.js';
@@ -24,6 +24,17 @@ describe('DNS messages', () => {
     expect(a.readUInt16BE(2) & 0x8000).toBe(0x8000);
     expect(a.readUInt16BE(6)).toBe(2);
     expect(answerAddresses(a)).toEqual(['10.239.0.2', '10.239.0.9']);
+  });
+
+  it('answers an AAAA question with AAAA records, readable back in the kernel\'s text form', () => {
+    const q = parseQuery(buildQuery(8, 'web', TYPE_AAAA))!;
+    expect(q.type).toBe(TYPE_AAAA);
+    const a = buildAnswer(q, ['fd00:239:0:0::2', 'fd00:239::9'], 5);
+    expect(a.readUInt16BE(6)).toBe(2);
+    // type AAAA, 16 bytes of data per record
+    expect(a.readUInt16BE(12 + q.question.length + 2)).toBe(TYPE_AAAA);
+    expect(a.readUInt16BE(12 + q.question.length + 10)).toBe(16);
+    expect(answerAddresses(a)).toEqual(['fd00:239::2', 'fd00:239::9']);
   });
 
   it('says a name does not exist with no record', () => {
@@ -85,7 +96,8 @@ async function fakeEngine(): Promise<{ socket: string; close: () => void }> {
       { Id: 'n1', Driver: 'tsnet', Options: { type: 'overlay', overlay: 'blue' }, IPAM: { Config: [{ Subnet: '10.239.0.0/24' }] } },
       { Id: 'n2', Driver: 'bridge', Options: {}, IPAM: { Config: [{ Subnet: '172.17.0.0/16' }] } },
     ],
-    '/networks/n1': { Containers: { c1: { Name: 'web', IPv4Address: '10.239.0.2/24' }, c2: { Name: 'db', IPv4Address: '10.239.0.3/24' } } },
+    // web is dual-stack, db has IPv4 only
+    '/networks/n1': { Containers: { c1: { Name: 'web', IPv4Address: '10.239.0.2/24', IPv6Address: 'fd00:239::2/64' }, c2: { Name: 'db', IPv4Address: '10.239.0.3/24', IPv6Address: '' } } },
     '/containers/c1/json': { NetworkSettings: { Networks: { blue: { NetworkID: 'n1', Aliases: ['frontend', 'c1'], IPAddress: '10.239.0.2' } } } },
     '/containers/c2/json': { NetworkSettings: { Networks: { blue: { NetworkID: 'n1', Aliases: null, IPAddress: '10.239.0.3' } } } },
   };
@@ -115,6 +127,17 @@ describe('the responder and its engine', () => {
       // another host's question, recursion off
       expect(answerAddresses((await dns.handle(buildQuery(6, 'db.blue.tsnet-overlay'), '198.51.100.12'))!)).toEqual(['10.239.0.3']);
       expect((await dns.handle(buildQuery(7, 'nobody.blue.tsnet-overlay'), '198.51.100.12'))!.readUInt16BE(2) & 0xf).toBe(RCODE_NXDOMAIN);
+
+      // AAAA: the IPv6 address of a dual-stack container, by name and alias, to containers and hosts
+      const aaaa = (id: number, name: string) => buildQuery(id, name, TYPE_AAAA).fill(0x01, 2, 3);
+      expect(await dns.localAddresses('blue', 'web', 6)).toEqual(['fd00:239::2']);
+      expect(answerAddresses((await dns.handle(aaaa(10, 'frontend'), '10.239.0.9'))!)).toEqual(['fd00:239::2']);
+      expect(answerAddresses((await dns.handle(buildQuery(11, 'web.blue.tsnet-overlay', TYPE_AAAA), '198.51.100.12'))!)).toEqual(['fd00:239::2']);
+      // a container with IPv4 only: the name exists, no AAAA (not an error, not passed upstream)
+      const nodata = (await dns.handle(aaaa(12, 'db'), '10.239.0.9'))!;
+      expect(nodata.readUInt16BE(2) & 0xf).toBe(0);
+      expect(nodata.readUInt16BE(6)).toBe(0);
+      expect((await dns.handle(buildQuery(13, 'db.blue.tsnet-overlay', TYPE_AAAA), '198.51.100.12'))!.readUInt16BE(2) & 0xf).toBe(RCODE_NXDOMAIN);
     } finally {
       engine.close();
     }

@@ -1,4 +1,4 @@
-// Names across hosts on cluster overlays (issue 13 item 3). Docker's embedded DNS (127.0.0.11 in a
+// Names across hosts on cluster overlays (issue 13 items 3 and 4: A, and AAAA on dual-stack ones). Docker's embedded DNS (127.0.0.11 in a
 // container) answers only the names its own engine knows, and sends every other question to the
 // container's DNS servers, from inside the container's namespace (moby libnetwork resolver.go,
 // sandbox_dns_unix.go: `--dns` / daemon.json `dns` addresses are dialled from the container, and
@@ -15,7 +15,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../core/log.js';
 import { dockerGet } from '../runtime/docker-api.js';
-import { answerAddresses, buildAnswer, buildQuery, parseQuery, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A, type DnsQuery } from './dns-wire.js';
+import { answerAddresses, buildAnswer, buildQuery, parseQuery, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA, type DnsQuery } from './dns-wire.js';
 
 /** The suffix of one host's question to another: NAME.OVERLAY.tsnet-overlay */
 export const PEER_SUFFIX = 'tsnet-overlay';
@@ -54,8 +54,15 @@ interface NetworkListRow {
 }
 
 interface NetworkDetail {
-  Containers?: Record<string, { Name: string; IPv4Address: string }>;
+  Containers?: Record<string, { Name: string; IPv4Address: string; IPv6Address?: string }>;
 }
+
+/** Which records a question asks for: A (IPv4) or AAAA (IPv6, on a dual-stack overlay). */
+type Family = 4 | 6;
+const FAMILY_OF_TYPE = new Map<number, Family>([
+  [TYPE_A, 4],
+  [TYPE_AAAA, 6],
+]);
 
 interface ContainerDetail {
   NetworkSettings: { Networks: Record<string, { NetworkID: string; Aliases?: string[] | null; IPAddress: string }> };
@@ -114,15 +121,20 @@ export class OverlayDns {
     const q = parseQuery(msg);
     if (!q) return undefined; // not a question tsnet reads: dropped, never passed on
     const peer = peerQuestion(q.name);
+    const family = FAMILY_OF_TYPE.get(q.type);
     if (peer && !q.rd) {
       // another host asks what this one's engine has
-      const ips = q.type === TYPE_A ? await this.localAddresses(peer.overlay, peer.name) : [];
+      const ips = family ? await this.localAddresses(peer.overlay, peer.name, family) : [];
       return buildAnswer(q, ips, TTL, ips.length > 0 ? 0 : RCODE_NXDOMAIN);
     }
     const net = (await this.localOverlays()).find((n) => n.subnets.some((s) => inSubnet(from, s)));
-    if (!net || q.type !== TYPE_A || q.name.includes('.')) return this.forward(msg, q);
-    const ips = await this.clusterAddresses(net.overlay, q.name);
-    return ips.length > 0 ? buildAnswer(q, ips, TTL) : this.forward(msg, q);
+    if (!net || !family || q.name.includes('.')) return this.forward(msg, q);
+    const ips = await this.clusterAddresses(net.overlay, q.name, family);
+    if (ips.length > 0) return buildAnswer(q, ips, TTL);
+    // a container of the overlay without an IPv6 address: the name exists, no AAAA record (not
+    // passed on: a container's name means nothing to the upstream resolvers)
+    if (family === 6 && (await this.clusterAddresses(net.overlay, q.name, 4)).length > 0) return buildAnswer(q, [], TTL);
+    return this.forward(msg, q);
   }
 
   /** This host's tsnet networks on cluster overlays. */
@@ -133,13 +145,14 @@ export class OverlayDns {
       .map((r) => ({ id: r.Id, overlay: r.Options!.overlay, subnets: (r.IPAM?.Config ?? []).map((c) => c.Subnet ?? '').filter(Boolean) }));
   }
 
-  /** Addresses of the containers named or aliased `name` on overlay `overlay` in this host's engine. */
-  async localAddresses(overlay: string, name: string): Promise<string[]> {
+  /** Addresses (of `family`) of the containers named or aliased `name` on overlay `overlay` in this host's engine. */
+  async localAddresses(overlay: string, name: string, family: Family = 4): Promise<string[]> {
     const out: string[] = [];
     for (const net of (await this.localOverlays()).filter((n) => n.overlay === overlay)) {
       const detail = await dockerGet<NetworkDetail>(this.o.dockerSocket, `/networks/${net.id}`);
       for (const [id, c] of Object.entries(detail.Containers ?? {})) {
-        const ip = c.IPv4Address.split('/')[0];
+        const ip = ((family === 4 ? c.IPv4Address : c.IPv6Address) ?? '').split('/')[0];
+        if (!ip) continue;
         if (c.Name.toLowerCase() === name) {
           out.push(ip);
           continue;
@@ -153,11 +166,12 @@ export class OverlayDns {
   }
 
   /** This host's answer, else the other hosts' (asked at once; one that does not answer in time counts as knowing nothing). */
-  private async clusterAddresses(overlay: string, name: string): Promise<string[]> {
-    const local = await this.localAddresses(overlay, name);
+  private async clusterAddresses(overlay: string, name: string, family: Family): Promise<string[]> {
+    const local = await this.localAddresses(overlay, name, family);
     if (local.length > 0) return local;
     const peers = await this.o.peers().catch(() => [] as string[]);
-    const answers = await Promise.all(peers.map((p) => this.ask(p, this.o.port ?? 53, buildQuery(randomId(), `${name}.${overlay}.${PEER_SUFFIX}`), PEER_TIMEOUT_MS)));
+    const question = (id: number) => buildQuery(id, `${name}.${overlay}.${PEER_SUFFIX}`, family === 4 ? TYPE_A : TYPE_AAAA);
+    const answers = await Promise.all(peers.map((p) => this.ask(p, this.o.port ?? 53, question(randomId()), PEER_TIMEOUT_MS)));
     return [...new Set(answers.flatMap((a) => (a ? answerAddresses(a) : [])))];
   }
 

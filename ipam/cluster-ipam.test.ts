@@ -17,26 +17,30 @@ class SharedTable {
   membership: string[] = [];
 }
 
+/** the stand-in's pools by family and overlay: the IPv4 pool under the overlay's bare name */
+const poolKey = (overlay: string, family: 4 | 6) => (family === 6 ? `${overlay} v6` : overlay);
+
 function hostView(table: SharedTable, host: string): ClusterStore {
   const addrs = (o: string) => table.addresses.get(o) ?? table.addresses.set(o, new Map()).get(o)!;
   const ipamOnly = {
     host,
-    async claimPool(overlay: string, want: { subnet: string; subPool: string }) {
-      const p = table.pools.get(overlay);
+    async claimPool(overlay: string, want: { subnet: string; subPool: string }, family: 4 | 6 = 4) {
+      const k = poolKey(overlay, family);
+      const p = table.pools.get(k);
       if (p) {
         if (want.subnet && want.subnet !== p.subnet) throw new Error(`subnet mismatch ${p.subnet}`);
         return p;
       }
       if (!want.subnet) throw new Error('no subnet');
       const created = { overlay, subnet: want.subnet, subPool: want.subPool, gateway: '' };
-      table.pools.set(overlay, created);
+      table.pools.set(k, created);
       return created;
     },
-    async getPool(overlay: string) {
-      return table.pools.get(overlay);
+    async getPool(overlay: string, family: 4 | 6 = 4) {
+      return table.pools.get(poolKey(overlay, family));
     },
-    async setGateway(overlay: string, address: string) {
-      const p = table.pools.get(overlay)!;
+    async setGateway(overlay: string, address: string, family: 4 | 6 = 4) {
+      const p = table.pools.get(poolKey(overlay, family))!;
       p.gateway ||= address;
       return p.gateway;
     },
@@ -119,7 +123,33 @@ describe('cluster-wide IPAM for overlay pools', () => {
     expect((await h1.requestAddress({ poolId: 'overlay/o', address: '', options: {} })).address).toBe('10.77.0.2/24');
   });
 
-  it('refuses an exact address another host holds, a different gateway, and IPv6', async () => {
+  it('gives a dual-stack overlay an IPv6 pool of its own beside the IPv4 one, each address unique across hosts', async () => {
+    const table = new SharedTable();
+    const h1 = new ClusterIpam(hostView(table, 'h1'));
+    const h2 = new ClusterIpam(hostView(table, 'h2'));
+    const v4 = await h1.requestPool({ addressSpace: 'local', pool: '10.77.0.0/24', subPool: '', options: { overlay: 'ds' }, v6: false });
+    const v6 = await h1.requestPool({ addressSpace: 'local', pool: 'fd00:77::/64', subPool: '', options: { overlay: 'ds' }, v6: true });
+    expect(v6).toEqual({ poolId: 'overlay6/ds', pool: 'fd00:77::/64', data: {} });
+    // a later host may leave the IPv6 subnet out too and gets the cluster's
+    expect((await h2.requestPool({ addressSpace: 'local', pool: '', subPool: '', options: { overlay: 'ds' }, v6: true })).pool).toBe('fd00:77::/64');
+    expect((await h1.requestAddress({ poolId: v6.poolId, address: '', options: gatewayRequest })).address).toBe('fd00:77::1/64');
+    expect((await h2.requestAddress({ poolId: v6.poolId, address: '', options: gatewayRequest })).address).toBe('fd00:77::1/64');
+    expect((await h1.requestAddress({ poolId: v4.poolId, address: '', options: gatewayRequest })).address).toBe('10.77.0.1/24');
+    const got = await Promise.all([h1, h2, h1, h2].map((h) => h.requestAddress({ poolId: 'overlay6/ds', address: '', options: {} })));
+    const addresses = got.map((g) => g.address);
+    expect(new Set(addresses).size).toBe(4);
+    expect(addresses.every((a) => a.startsWith('fd00:77::') && a.endsWith('/64') && a !== 'fd00:77::1/64')).toBe(true);
+    // the IPv4 pool's allocation does not see the IPv6 addresses, and the other way round
+    expect((await h2.requestAddress({ poolId: 'overlay/ds', address: '', options: {} })).address).toBe('10.77.0.2/24');
+    await h1.releaseAddress('overlay6/ds', addresses[0]);
+    expect([...table.addresses.get('ds')!.keys()]).not.toContain(addresses[0].split('/')[0]);
+    // a family mix-up is refused with what was asked for
+    await expect(h1.requestPool({ addressSpace: 'local', pool: '10.79.0.0/24', subPool: '', options: { overlay: 'x' }, v6: true })).rejects.toThrow(
+      'subnet 10.79.0.0/24 is IPv4 where Docker asked for the overlay\'s IPv6 pool',
+    );
+  });
+
+  it('refuses an exact address another host holds, a different gateway, and a subnet with host bits', async () => {
     const table = new SharedTable();
     const h1 = new ClusterIpam(hostView(table, 'h1'));
     const h2 = new ClusterIpam(hostView(table, 'h2'));
@@ -130,7 +160,6 @@ describe('cluster-wide IPAM for overlay pools', () => {
     await expect(h2.requestAddress({ poolId: 'overlay/o', address: '10.77.0.1', options: gatewayRequest })).rejects.toThrow(
       "overlay 'o' has gateway 10.77.0.254 in the cluster, not 10.77.0.1",
     );
-    await expect(h1.requestPool({ addressSpace: 'local', pool: 'fd00::/64', subPool: '', options: { overlay: 'o' }, v6: true })).rejects.toThrow('IPv4 only');
     await expect(h1.requestPool({ addressSpace: 'local', pool: '10.77.0.1/24', subPool: '', options: { overlay: 'p' }, v6: false })).rejects.toThrow('host bits are set');
   });
 

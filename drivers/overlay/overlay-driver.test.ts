@@ -113,10 +113,10 @@ describe('overlay driver on one host (fake host and firewall)', () => {
   });
 
   describe('refusals before anything is made', () => {
-    it('a cluster name without a cluster store, IPv6, no or two IPv4 subnets, an MTU VXLAN cannot carry, an unknown option', async () => {
+    it('a cluster name without a cluster store, --ipv6 without an IPv6 subnet, no or two IPv4 subnets, an MTU VXLAN cannot carry, an unknown option', async () => {
       const cases: [string, CreateNetworkRequest, RegExp][] = [
         ['cluster name', overlayRequest('10.237.17.0/24', { overlay: 'blue' }), /overlay 'blue' spans hosts and needs the cluster store/],
-        ['ipv6', networkRequest('10.237.18.0/24', { options: { type: 'overlay' }, v6: 'fd00:237:18::/64' }), /IPv6 on tsnet overlay networks is not supported/],
+        ['ipv6 without a subnet', { ...networkRequest('10.237.18.0/24', { options: { type: 'overlay' } }), enableIpv6: true }, /--ipv6 needs an IPv6 subnet for a tsnet overlay network/],
         ['no subnet', { ...overlayRequest('10.237.19.0/24'), ipv4: [] }, /needs an IPv4 subnet/],
         ['two subnets', { ...overlayRequest('10.237.20.0/24'), ipv4: [...overlayRequest('10.237.20.0/24').ipv4, ...overlayRequest('10.237.21.0/24').ipv4] }, /takes one IPv4 subnet/],
         ['mtu', overlayRequest('10.237.22.0/24', { 'com.docker.network.driver.mtu': '1351' }), /MTU 1351 does not fit through VXLAN: the underlay eth0 has MTU 1400.*1350 is the largest/],
@@ -160,6 +160,24 @@ describe('overlay driver on one host (fake host and firewall)', () => {
       expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete chain bridge tsnet port_${hostIf}`);
       expect(w.firewall.mappings()).toEqual([]);
       expect(w.host.heldPorts.size).toBe(0);
+      await driver.deleteNetwork(net.networkId);
+      expectNothingLeft();
+    });
+
+    it('dual-stack (--ipv6): the IPv6 gateway on the host end of the gateway veth, each endpoint an IPv6 address and gateway too', async () => {
+      const net = overlayRequest('10.237.26.0/24', {}, { enableIpv6: true, ipv6: [{ addressSpace: 'local', pool: 'fd00:237:26::/64', gateway: 'fd00:237:26::1/64', auxAddresses: {} }] });
+      await driver.createNetwork(net);
+      const n = names(net.networkId);
+      expect(w.host.links.get(n.bridge)).toMatchObject({ kind: 'veth', addresses: ['10.237.26.1/24', 'fd00:237:26::1/64'] });
+      const ep = endpointRequest(net.networkId, '10.237.26.2/24', { addressIpv6: 'fd00:237:26::2/64' });
+      await driver.createEndpoint(ep);
+      const hostIf = `tsv${ep.endpointId.slice(0, 12)}`;
+      // anti-spoofing knows the IPv6 address too
+      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.join('\n')).toContain('fd00:237:26::2');
+      const join = await driver.join({ networkId: net.networkId, endpointId: ep.endpointId, sandboxKey: '/var/run/docker/netns/o6', options: NO_ENDPOINT_OPTIONS });
+      expect(join).toMatchObject({ gateway: '10.237.26.1', gatewayIpv6: 'fd00:237:26::1' });
+      await driver.deleteEndpoint({ networkId: net.networkId, endpointId: ep.endpointId });
+      expect(own(net.networkId).links.has(hostIf)).toBe(false);
       await driver.deleteNetwork(net.networkId);
       expectNothingLeft();
     });

@@ -14,7 +14,7 @@ import { BridgeDriver, type BridgeDriverDeps, type BridgeExtension } from '../br
 import type { BridgeNetworkConfig } from '../bridge/plan.js';
 import type { FirewallState } from '../../firewall/model.js';
 import type { ClusterStore } from '../../store/cluster/cluster-store.js';
-import { bridgeRequest, firstFreeLocalVni, overlayLinkNames, overlayMtu, parseOverlayOptions, VXLAN_PORT, type OverlayConfig, type Underlay } from './plan.js';
+import { bridgeRequest, firstFreeLocalVni, overlayLinkNames, overlayMtu, overlaySubnets, parseOverlayOptions, VXLAN_PORT, type OverlayConfig, type Underlay } from './plan.js';
 import { OverlayPeers, type OverlayNetwork } from './peers.js';
 import { NetnsLayout, type NamespaceKernel } from './netns-layout.js';
 import { Undo } from '../../core/undo.js';
@@ -64,9 +64,7 @@ export class OverlayDriver implements ManagedDriver {
     if (cluster && opts.name === undefined) {
       throw new UserError('name the overlay with -o overlay=NAME, the same on every host that joins it (this daemon has a cluster store)');
     }
-    const subnet = req.ipv4.find((d) => d.pool !== '0.0.0.0/0')?.pool;
-    if (!subnet) throw new UserError('a tsnet overlay network needs an IPv4 subnet: give --subnet');
-    if (req.ipv4.length > 1) throw new UserError('a tsnet overlay network takes one IPv4 subnet');
+    const { subnet, subnet6 } = overlaySubnets(req);
     const underlay = this.d.underlay();
     const mtu = overlayMtu(underlay, opts.mtu);
     const bridgeReq = bridgeRequest(req, opts, mtu);
@@ -79,7 +77,7 @@ export class OverlayDriver implements ManagedDriver {
       if (local) throw new UserError(`overlay '${opts.name}' is already joined on this host by network ${shortId(local.id)}`);
       // a member first: a last member leaving elsewhere cannot remove the definition under us
       await cluster.joinOverlay(opts.name);
-      const def = await cluster.defineOverlay({ name: opts.name, vni: opts.vni, subnet, port: opts.port }).catch(this.leavingOnError(opts.name));
+      const def = await cluster.defineOverlay({ name: opts.name, vni: opts.vni, subnet, subnet6, port: opts.port }).catch(this.leavingOnError(opts.name));
       vni = def.vni;
       port = def.port;
     } else {
@@ -110,7 +108,7 @@ export class OverlayDriver implements ManagedDriver {
     const net = this.d.repo.getNetwork<BridgeNetworkConfig & OverlayConfig>(networkId);
     if (!net) return;
     // the other hosts forget these containers before their links go
-    for (const ep of this.d.repo.listEndpoints(networkId)) await this.peers.withdraw(net, ep.id, ep.address);
+    for (const ep of this.d.repo.listEndpoints(networkId)) await this.peers.withdraw(net, ep);
     await this.bridge.deleteNetwork(networkId);
     // the last host to leave takes the overlay's definition and pool with it
     await this.leaveCluster(net.config.overlay.name);
@@ -194,7 +192,7 @@ export class OverlayDriver implements ManagedDriver {
   async deleteEndpoint(ref: EndpointRef): Promise<void> {
     const ep = this.d.repo.getEndpoint(ref.endpointId);
     const net = this.d.repo.getNetwork<BridgeNetworkConfig & OverlayConfig>(ref.networkId);
-    if (ep && net) await this.peers.withdraw(net, ep.id, ep.address);
+    if (ep && net) await this.peers.withdraw(net, ep);
     await this.bridge.deleteEndpoint(ref);
   }
 

@@ -23,7 +23,7 @@ describe('remote entries', () => {
 });
 
 describe('kernel entries of a VXLAN device', () => {
-  it('keeps remote forwarding entries, bridge entries on the port (static or learned) and IPv4 neighbours', () => {
+  it('keeps remote forwarding entries, bridge entries on the port (static or learned) and neighbours of both families but link-local ones', () => {
     const listed = [
       fdb({ mac: '00:00:00:00:00:00', dst: '198.51.100.2', self: true, state: ['permanent'] }),
       fdb({ mac: '02:42:0a:00:00:03', dst: '198.51.100.2', self: true, state: ['noarp', 'permanent'] }),
@@ -33,14 +33,17 @@ describe('kernel entries of a VXLAN device', () => {
       fdb({ mac: '02:42:0a:00:00:09', master: true, state: ['reachable'] }),
       fdb({ mac: '02:42:0a:00:00:0a', master: true, state: ['stale'] }),
     ];
-    expect(kernelEntries(listed, [neigh('10.0.0.3', '02:42:0a:00:00:03'), neigh('10.0.0.4', undefined), neigh('fd00::3', '02:42:0a:00:00:03', 6)])).toEqual({
+    expect(kernelEntries(listed, [neigh('10.0.0.3', '02:42:0a:00:00:03'), neigh('10.0.0.4', undefined), neigh('fd00::3', '02:42:0a:00:00:03', 6), neigh('fe80::ac11:22ff:fe33:4455', 'ae:11:22:33:44:55', 6)])).toEqual({
       fdb: [{ mac: '02:42:0a:00:00:03', dst: '198.51.100.2' }],
       bridge: [
         { mac: '02:42:0a:00:00:03', learned: false },
         { mac: '02:42:0a:00:00:09', learned: true },
         { mac: '02:42:0a:00:00:0a', learned: true },
       ],
-      neighbours: [{ ip: '10.0.0.3', mac: '02:42:0a:00:00:03' }],
+      neighbours: [
+        { ip: '10.0.0.3', mac: '02:42:0a:00:00:03' },
+        { ip: 'fd00::3', mac: '02:42:0a:00:00:03' },
+      ],
     });
   });
 });

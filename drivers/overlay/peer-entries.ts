@@ -6,7 +6,9 @@
 //  - in the VXLAN device's own table: its MAC -> its host's VTEP (where to tunnel a frame);
 //  - in the bridge's table, on the VXLAN port: its MAC (so the bridge sends frames for it to that
 //    port alone instead of flooding them to every local container);
-//  - a neighbour of the VXLAN device: its IP -> its MAC (answered by the device's ARP proxy).
+//  - a neighbour of the VXLAN device per address: its IPv4 (and on a dual-stack overlay its IPv6)
+//    address -> its MAC (answered by the device's ARP and neighbour-discovery proxy).
+// A dual-stack container is two announcements with one MAC: one forwarding entry, two neighbours.
 // An entry the store does not announce is removed, learned ones included: the VXLAN port must
 // not learn, and one learned before that was switched off (an older tsnet) goes too.
 import type { EndpointAnnouncement } from '../../store/cluster/cluster-store.js';
@@ -24,7 +26,7 @@ export interface KernelEntries {
   fdb: { mac: string; dst: string }[];
   /** the bridge's table, entries on the VXLAN port; learned: not programmed by tsnet */
   bridge: { mac: string; learned: boolean }[];
-  /** neighbours of the VXLAN device: IP -> MAC */
+  /** neighbours of the VXLAN device: IP (either family) -> MAC */
   neighbours: { ip: string; mac: string }[];
 }
 
@@ -50,7 +52,8 @@ export function remoteEntries(announcements: Iterable<EndpointAnnouncement>, ove
 /**
  * What the kernel lists for a VXLAN device (`bridge fdb show dev X`, `ip neigh show dev X`),
  * reduced to the entries of remote containers. Left out: the all-zero flood entries, the bridge's
- * permanent entries for the port's own address, and IPv6 or incomplete neighbours.
+ * permanent entries for the port's own address, incomplete neighbours, and the device's own IPv6
+ * link-local neighbours (fe80::/10, which no container is announced with).
  */
 export function kernelEntries(fdb: FdbInfo[], neighbours: NeighbourInfo[]): KernelEntries {
   return {
@@ -59,7 +62,7 @@ export function kernelEntries(fdb: FdbInfo[], neighbours: NeighbourInfo[]): Kern
       .filter((e) => e.master && !e.state.includes('permanent'))
       // static entries are NUD_NOARP; learned ones are reachable or stale
       .map((e) => ({ mac: e.mac, learned: !e.state.includes('noarp') })),
-    neighbours: neighbours.filter((n) => n.mac && n.family === 4).map((n) => ({ ip: n.ip, mac: n.mac! })),
+    neighbours: neighbours.filter((n) => n.mac && (n.family === 4 || !isLinkLocal6(n.ip))).map((n) => ({ ip: n.ip, mac: n.mac! })),
   };
 }
 
@@ -94,4 +97,8 @@ export function changeCounts(ch: EntryChanges): Record<keyof EntryChanges, numbe
     addNeighbours: ch.addNeighbours.length,
     removeNeighbours: ch.removeNeighbours.length,
   };
+}
+
+function isLinkLocal6(ip: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(ip);
 }

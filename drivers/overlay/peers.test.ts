@@ -25,7 +25,7 @@ class FakeKernel {
     ];
   }
   listNeighbours(): NeighbourInfo[] {
-    return [...this.neighbours].map(([ip, mac]) => ({ index: 7, dev: VXLAN, family: 4 as const, ip, mac, state: ['permanent'], flags: 0 }));
+    return [...this.neighbours].map(([ip, mac]) => ({ index: 7, dev: VXLAN, family: ip.includes(':') ? (6 as const) : (4 as const), ip, mac, state: ['permanent'], flags: 0 }));
   }
   replaceFdb(f: FdbSpec): void {
     if (f.master) this.bridge.set(f.mac, ['reachable', 'noarp']);
@@ -70,6 +70,8 @@ class FakeCluster implements Pick<ClusterStore, 'host' | 'announce' | 'withdraw'
   }
 
   async announce(a: Omit<EndpointAnnouncement, 'host' | 'vtep'>): Promise<void> {
+    // as the store: an address another endpoint holds is refused
+    if (this.announcements.some((x) => x.overlay === a.overlay && x.ip === a.ip && x.endpointId !== a.endpointId)) throw new Error(`${a.ip} is taken`);
     this.announcements = this.announcements.filter((x) => !(x.overlay === a.overlay && x.ip === a.ip));
     this.announcements.push({ ...a, host: this.host, vtep: this.vtep });
   }
@@ -158,14 +160,54 @@ describe('overlay peers', () => {
 
   it('announces and withdraws only endpoints of a named overlay', async () => {
     const { net, cluster, peers } = setUp();
-    const ep = { id: 'ep2', address: '10.77.0.2/24', mac: '02:42:0a:4d:00:02' };
+    const ep = { id: 'ep2', address: '10.77.0.2/24', addressIpv6: '', mac: '02:42:0a:4d:00:02' };
     await peers.announce(net, ep);
     expect(cluster.announcements).toEqual([{ overlay: 'blue', ip: '10.77.0.2', mac: ep.mac, endpointId: 'ep2', host: 'h1', vtep: '198.51.100.1' }]);
-    await peers.withdraw(net, 'ep2', ep.address);
+    await peers.withdraw(net, ep);
     expect(cluster.announcements).toEqual([]);
 
     const local = { ...net, config: { ...net.config, overlay: { ...net.config.overlay, name: '' } } };
     await peers.announce(local, ep);
     expect(cluster.announcements).toEqual([]);
+  });
+
+  it('announces a dual-stack endpoint once per address with one MAC, and withdraws both', async () => {
+    const { net, cluster, peers } = setUp();
+    // a non-canonical IPv6 text is announced as the kernel writes it
+    const ep = { id: 'ep2', address: '10.77.0.2/24', addressIpv6: 'fd00:77:0:0::2/64', mac: '02:42:0a:4d:00:02' };
+    await peers.announce(net, ep);
+    expect(cluster.announcements.map((a) => [a.ip, a.mac, a.endpointId])).toEqual([
+      ['10.77.0.2', ep.mac, 'ep2'],
+      ['fd00:77::2', ep.mac, 'ep2'],
+    ]);
+    await peers.withdraw(net, ep);
+    expect(cluster.announcements).toEqual([]);
+  });
+
+  it('takes back the IPv4 announcement when the IPv6 address is held by another endpoint: nothing half-announced', async () => {
+    const { net, cluster, peers } = setUp();
+    cluster.announcements = [{ ...remote(3), ip: 'fd00:77::2' }];
+    await expect(peers.announce(net, { id: 'ep2', address: '10.77.0.2/24', addressIpv6: 'fd00:77::2/64', mac: '02:42:0a:4d:00:02' })).rejects.toThrow('fd00:77::2 is taken');
+    expect(cluster.announcements.map((a) => a.endpointId)).toEqual(['ep3']);
+  });
+
+  it('programs a remote dual-stack container as one forwarding entry and two neighbours, and removes all of it', async () => {
+    const { kernel, cluster, peers } = setUp();
+    await peers.start();
+    // the VXLAN device's own link-local neighbour is the kernel's, not the control plane's
+    kernel.neighbours.set('fe80::1', '02:42:0a:4d:00:aa');
+    cluster.listener!.put(remote(3));
+    cluster.listener!.put({ ...remote(3), ip: 'fd00:77::3' });
+    expect(kernel.macs()).toEqual({
+      self: ['02:42:0a:4d:00:03'],
+      bridge: ['02:42:0a:4d:00:03'],
+      neighbours: ['02:42:0a:4d:00:03', '02:42:0a:4d:00:03', '02:42:0a:4d:00:aa'],
+    });
+    expect(kernel.neighbours.get('fd00:77::3')).toBe('02:42:0a:4d:00:03');
+    cluster.listener!.delete({ ...remote(3), ip: 'fd00:77::3' });
+    // the IPv4 address still stands: the forwarding entry stays, the IPv6 neighbour goes
+    expect(kernel.macs()).toEqual({ self: ['02:42:0a:4d:00:03'], bridge: ['02:42:0a:4d:00:03'], neighbours: ['02:42:0a:4d:00:03', '02:42:0a:4d:00:aa'] });
+    cluster.listener!.delete(remote(3));
+    expect(kernel.macs()).toEqual({ self: [], bridge: [], neighbours: ['02:42:0a:4d:00:aa'] });
   });
 });

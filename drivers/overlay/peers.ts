@@ -17,6 +17,7 @@ import type { OverlayConfig } from './plan.js';
 import { changeCounts, diffEntries, kernelEntries, remoteEntries, type EntryChanges, type KernelEntries } from './peer-entries.js';
 import type { Logger } from '../../core/log.js';
 import { bareIp } from '../../core/text.js';
+import { formatIp, parseIp } from '../../native/netlink/ip.js';
 
 /** a VXLAN device with no remote entries: diffing against it gives only additions */
 const NO_ENTRIES: KernelEntries = { fdb: [], bridge: [], neighbours: [] };
@@ -38,16 +39,32 @@ export class OverlayPeers {
 
   constructor(private readonly d: OverlayPeersDeps) {}
 
-  /** Tells the other hosts about a local endpoint whose links exist. */
-  async announce(net: OverlayNetwork, ep: Pick<EndpointRecord, 'id' | 'address' | 'mac'>): Promise<void> {
-    if (!net.config.overlay.name || !this.d.cluster) return;
-    await this.d.cluster.announce({ overlay: net.config.overlay.name, ip: bareIp(ep.address), mac: ep.mac, endpointId: ep.id });
+  /**
+   * Tells the other hosts about a local endpoint whose links exist: one announcement per address
+   * (IPv4, and IPv6 on a dual-stack overlay), the same MAC. When the second is refused (another
+   * endpoint holds that address), the first is withdrawn again: all or nothing.
+   */
+  async announce(net: OverlayNetwork, ep: Pick<EndpointRecord, 'id' | 'address' | 'addressIpv6' | 'mac'>): Promise<void> {
+    const cluster = this.d.cluster;
+    const overlay = net.config.overlay.name;
+    if (!overlay || !cluster) return;
+    const done: string[] = [];
+    try {
+      for (const ip of addressesOf(ep)) {
+        await cluster.announce({ overlay, ip, mac: ep.mac, endpointId: ep.id });
+        done.push(ip);
+      }
+    } catch (err) {
+      for (const ip of done) await cluster.withdraw(overlay, ip, ep.id).catch((e: unknown) => this.d.log.warn({ err: e, ip }, 'could not withdraw a half-made announcement'));
+      throw err;
+    }
   }
 
-  /** The other hosts forget a local endpoint; called before its links go. */
-  async withdraw(net: OverlayNetwork, endpointId: string, address: string): Promise<void> {
-    if (!net.config.overlay.name || !this.d.cluster || !address) return;
-    await this.d.cluster.withdraw(net.config.overlay.name, bareIp(address), endpointId);
+  /** The other hosts forget a local endpoint (each of its addresses); called before its links go. */
+  async withdraw(net: OverlayNetwork, ep: Pick<EndpointRecord, 'id' | 'address' | 'addressIpv6'>): Promise<void> {
+    const overlay = net.config.overlay.name;
+    if (!overlay || !this.d.cluster) return;
+    for (const ip of addressesOf(ep)) await this.d.cluster.withdraw(overlay, ip, ep.id);
   }
 
   /**
@@ -157,4 +174,12 @@ export class OverlayPeers {
   private localNetworks(): OverlayNetwork[] {
     return this.d.repo.listNetworks<BridgeNetworkConfig & OverlayConfig>('overlay');
   }
+}
+
+/**
+ * An endpoint's bare addresses as the cluster announces them: IPv4, then IPv6 when it has one, in
+ * the kernel's text form (RFC 5952), so the entries compare equal to what the kernel lists.
+ */
+function addressesOf(ep: Pick<EndpointRecord, 'address' | 'addressIpv6'>): string[] {
+  return [ep.address, ep.addressIpv6].filter((a): a is string => Boolean(a)).map((a) => formatIp(parseIp(bareIp(a))));
 }

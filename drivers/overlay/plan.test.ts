@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bridgeRequest, firstFreeLocalVni, overlayLinkNames, overlayMtu, parseOverlayOptions } from './plan.js';
+import { bridgeRequest, firstFreeLocalVni, overlaySubnets, overlayLinkNames, overlayMtu, parseOverlayOptions } from './plan.js';
 import { UserError } from '../../core/errors.js';
 
 const underlay = { vtep: '198.51.100.11', link: 'eth0', mtu: 1500 };
@@ -59,6 +59,18 @@ describe('overlay links and VNIs', () => {
       'com.docker.network.bridge.name': 'tob-abcdef01234',
       'com.docker.network.driver.mtu': '1450',
     });
-    expect(() => bridgeRequest({ ...req, enableIpv6: true }, { bridgeOptions: {} }, 1450)).toThrow('IPv6 on tsnet overlay networks is not supported yet');
+  });
+
+  it('takes one IPv4 subnet, and with --ipv6 one IPv6 subnet too', () => {
+    const v4 = { addressSpace: '', pool: '10.77.0.0/24', gateway: '10.77.0.1/24', auxAddresses: {} };
+    const v6 = { addressSpace: '', pool: 'fd00:77::/64', gateway: 'fd00:77::1/64', auxAddresses: {} };
+    const req = { networkId: 'abcdef0123456789', options: {}, enableIpv6: false, internal: false, ipv4: [v4], ipv6: [] };
+    expect(overlaySubnets(req)).toEqual({ subnet: '10.77.0.0/24', subnet6: '' });
+    expect(overlaySubnets({ ...req, enableIpv6: true, ipv6: [v6] })).toEqual({ subnet: '10.77.0.0/24', subnet6: 'fd00:77::/64' });
+    // an IPv6 pool Docker sends without --ipv6 is not the overlay's
+    expect(overlaySubnets({ ...req, ipv6: [v6] }).subnet6).toBe('');
+    expect(() => overlaySubnets({ ...req, enableIpv6: true })).toThrow('--ipv6 needs an IPv6 subnet');
+    expect(() => overlaySubnets({ ...req, enableIpv6: true, ipv6: [v6, { ...v6, pool: 'fd00:78::/64' }] })).toThrow('takes one IPv6 subnet');
+    expect(() => overlaySubnets({ ...req, ipv4: [] })).toThrow('needs an IPv4 subnet');
   });
 });

@@ -2,8 +2,9 @@
 // applies it. An overlay network on a host is a bridge network (bridge, gateway, veths, NAT and
 // published ports: drivers/bridge/) plus a VXLAN port on the bridge that carries its layer 2 to
 // the other hosts. Remote containers are never learned by flooding: each one is a forwarding entry
-// (its MAC -> its host's VTEP) and a neighbour entry (its IP -> its MAC, answered by the VXLAN
-// device's ARP proxy) programmed from the cluster store (peers.ts, peer-entries.ts).
+// (its MAC -> its host's VTEP) and a neighbour entry per address (its IPv4 and, on a dual-stack
+// overlay, its IPv6 address -> its MAC, answered by the VXLAN device's ARP and neighbour-discovery
+// proxy) programmed from the cluster store (peers.ts, peer-entries.ts).
 import { type CreateNetworkRequest } from '../driver.js';
 import { checkOverlayName } from '../../ipam/cluster-ipam.js';
 import { parseMtu, refuseUnknownOptions } from '../options.js';
@@ -125,9 +126,22 @@ export function firstFreeLocalVni(used: number[]): number {
   throw new UserError('no free VNI left on this host');
 }
 
+/**
+ * The overlay's subnets: one IPv4 subnet, and with --ipv6 one IPv6 subnet (dual-stack; '' without).
+ * Every host of a cluster overlay must give the same (the definition in the store checks).
+ */
+export function overlaySubnets(req: CreateNetworkRequest): { subnet: string; subnet6: string } {
+  const subnet = req.ipv4.find((d) => d.pool !== '0.0.0.0/0')?.pool;
+  if (!subnet) throw new UserError('a tsnet overlay network needs an IPv4 subnet: give --subnet');
+  if (req.ipv4.length > 1) throw new UserError('a tsnet overlay network takes one IPv4 subnet');
+  if (!req.enableIpv6) return { subnet, subnet6: '' };
+  if (req.ipv6.length === 0) throw new UserError('--ipv6 needs an IPv6 subnet for a tsnet overlay network: add --subnet with an IPv6 prefix');
+  if (req.ipv6.length > 1) throw new UserError('a tsnet overlay network takes one IPv6 subnet');
+  return { subnet, subnet6: req.ipv6[0].pool };
+}
+
 /** The request the bridge driver underneath sees: the overlay's links and MTU, bridge options only. */
 export function bridgeRequest(req: CreateNetworkRequest, opts: OverlayOptions, mtu: number): CreateNetworkRequest {
-  if (req.enableIpv6) throw new UserError('IPv6 on tsnet overlay networks is not supported yet: leave out --ipv6');
   return {
     ...req,
     options: {

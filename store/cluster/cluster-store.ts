@@ -3,11 +3,12 @@
 // in its SQLite store; the cluster store holds only what other hosts need to see:
 //  - hosts, each with its VTEP address, under a lease: a host that dies disappears when the lease
 //    expires, and with it every endpoint it announced;
-//  - overlay definitions (name -> VNI, subnet, UDP port), written once by the first host to create
-//    the overlay and checked by every later one;
+//  - overlay definitions (name -> VNI, subnet, IPv6 subnet if dual-stack, UDP port), written once
+//    by the first host to create the overlay and checked by every later one;
 //  - endpoint announcements (overlay, IP -> MAC, host, VTEP), under the host's lease; one key per
 //    IP, created only when absent, so two live endpoints never share an address;
-//  - cluster-wide IPAM for overlay pools: the pool of each overlay and its allocated addresses;
+//  - cluster-wide IPAM for overlay pools: the pools of each overlay (IPv4, and IPv6 when it is
+//    dual-stack) and their allocated addresses;
 //  - the members of each overlay (hosts with a network of it): the last one to leave removes the
 //    overlay's definition and pool.
 
@@ -26,6 +27,8 @@ export interface OverlayDefinition {
   vni: number;
   /** IPv4 CIDR */
   subnet: string;
+  /** IPv6 CIDR of a dual-stack overlay; absent (older tsnet) or '' when it is IPv4 only */
+  subnet6?: string;
   /** VXLAN UDP port */
   port: number;
   /** host that created it */
@@ -38,13 +41,15 @@ export interface OverlayRequest {
   /** undefined: the store picks a free one (or keeps the existing definition's) */
   vni?: number;
   subnet: string;
+  /** IPv6 CIDR of a dual-stack overlay, '' or absent for IPv4 only */
+  subnet6?: string;
   /** undefined: the existing definition's, or the IANA port for a new one */
   port?: number;
 }
 
 export interface EndpointAnnouncement {
   overlay: string;
-  /** bare IPv4 address */
+  /** bare IPv4 or IPv6 address: a dual-stack endpoint is announced once per address, same MAC */
   ip: string;
   mac: string;
   endpointId: string;
@@ -62,9 +67,12 @@ export interface AnnouncementListener {
 
 export type AddressKind = 'gateway' | 'static' | 'dynamic';
 
+/** Which of an overlay's pools: every overlay has an IPv4 one, a dual-stack overlay an IPv6 one too. */
+export type PoolFamily = 4 | 6;
+
 export interface ClusterPool {
   overlay: string;
-  /** IPv4 CIDR */
+  /** CIDR of the pool's family */
   subnet: string;
   /** CIDR of the dynamic range, '' for the whole subnet */
   subPool: string;
@@ -121,11 +129,14 @@ export interface ClusterStore {
   joinedOverlays(): Promise<string[]>;
 
   // cluster-wide IPAM
+  // (an overlay's IPv4 and IPv6 pools are kept apart, `family` 4 unless given; their addresses
+  // share one list, told apart by their text)
   /** The overlay's pool, created when absent from `want` (subnet required then); UserError on a mismatch. */
-  claimPool(overlay: string, want: { subnet: string; subPool: string }): Promise<ClusterPool>;
-  getPool(overlay: string): Promise<ClusterPool | undefined>;
+  claimPool(overlay: string, want: { subnet: string; subPool: string }, family?: PoolFamily): Promise<ClusterPool>;
+  getPool(overlay: string, family?: PoolFamily): Promise<ClusterPool | undefined>;
   /** Sets the pool's gateway when none is set; returns the gateway that holds afterwards. */
-  setGateway(overlay: string, address: string): Promise<string>;
+  setGateway(overlay: string, address: string, family?: PoolFamily): Promise<string>;
+  /** Both families' addresses. */
   listAddresses(overlay: string): Promise<ClusterAddress[]>;
   /** Insert-if-absent: false when the address is taken. */
   claimAddress(overlay: string, address: string, kind: AddressKind): Promise<boolean>;

@@ -9,6 +9,7 @@ import type {
   AnnouncementListener,
   ClusterAddress,
   ClusterPool,
+  PoolFamily,
   ClusterStore,
   EndpointAnnouncement,
   HostRecord,
@@ -258,6 +259,7 @@ export class EtcdClusterStore implements ClusterStore {
         name: req.name,
         vni,
         subnet: req.subnet,
+        ...(req.subnet6 ? { subnet6: req.subnet6 } : {}),
         port: req.port ?? VXLAN_PORT,
         createdBy: this.host,
         createdAt: new Date().toISOString(),
@@ -369,13 +371,14 @@ export class EtcdClusterStore implements ClusterStore {
 
   // ---------------------------------------------------------------- cluster IPAM
 
-  async claimPool(overlay: string, want: { subnet: string; subPool: string }): Promise<ClusterPool> {
-    const k = key.pool(overlay);
+  async claimPool(overlay: string, want: { subnet: string; subPool: string }, family: PoolFamily = 4): Promise<ClusterPool> {
+    const k = key.pool(overlay, family);
+    const subnetFlag = family === 6 ? 'IPv6 --subnet' : '--subnet';
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const existing = await this.getPool(overlay);
+      const existing = await this.getPool(overlay, family);
       if (existing) {
         if (want.subnet && want.subnet !== existing.subnet) {
-          throw new UserError(`overlay '${overlay}' has subnet ${existing.subnet} in the cluster, not ${want.subnet}: give the same --subnet on every host, or none`);
+          throw new UserError(`overlay '${overlay}' has subnet ${existing.subnet} in the cluster, not ${want.subnet}: give the same ${subnetFlag} on every host, or none`);
         }
         if (want.subPool && want.subPool !== existing.subPool) {
           throw new UserError(`overlay '${overlay}' has ip-range ${existing.subPool || 'the whole subnet'} in the cluster, not ${want.subPool}: give the same --ip-range on every host, or none`);
@@ -383,7 +386,7 @@ export class EtcdClusterStore implements ClusterStore {
         return existing;
       }
       if (!want.subnet) {
-        throw new UserError(`overlay '${overlay}' has no subnet in the cluster yet: the first host to create it must give --subnet`);
+        throw new UserError(`overlay '${overlay}' has no ${family === 6 ? 'IPv6 ' : ''}subnet in the cluster yet: the first host to create it must give ${subnetFlag}`);
       }
       const value = JSON.stringify({ subnet: want.subnet, subPool: want.subPool, gateway: '' });
       const r = await this.client.if(k, 'Create', '==', 0).then(this.client.put(k).value(value)).commit();
@@ -392,13 +395,13 @@ export class EtcdClusterStore implements ClusterStore {
     throw new Error(`could not claim the pool of overlay '${overlay}': other hosts kept changing the store`);
   }
 
-  async getPool(overlay: string): Promise<ClusterPool | undefined> {
-    const v = await this.client.get(key.pool(overlay)).string();
+  async getPool(overlay: string, family: PoolFamily = 4): Promise<ClusterPool | undefined> {
+    const v = await this.client.get(key.pool(overlay, family)).string();
     return v === null ? undefined : { overlay, ...(JSON.parse(v) as Omit<ClusterPool, 'overlay'>) };
   }
 
-  async setGateway(overlay: string, address: string): Promise<string> {
-    const k = key.pool(overlay);
+  async setGateway(overlay: string, address: string, family: PoolFamily = 4): Promise<string> {
+    const k = key.pool(overlay, family);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const r = await this.client.get(k).exec();
       const kv = r.kvs[0];
@@ -457,6 +460,7 @@ async function removeOverlayIfUnused(client: Etcd3, overlay: string): Promise<bo
       .then(
         client.delete().key(key.overlay(overlay)),
         client.delete().key(key.pool(overlay)),
+        client.delete().key(key.pool(overlay, 6)),
         client.delete().prefix(prefixOf.addresses(overlay)),
         client.delete().key(key.joins(overlay)),
       )
@@ -536,6 +540,8 @@ function firstFreeVni(all: OverlayDefinition[]): number {
 function checkSameOverlay(existing: OverlayDefinition, req: OverlayRequest): void {
   const problems: string[] = [];
   if (existing.subnet !== req.subnet) problems.push(`subnet ${existing.subnet} (not ${req.subnet})`);
+  const [had6, want6] = [existing.subnet6 || '', req.subnet6 || ''];
+  if (had6 !== want6) problems.push(`IPv6 subnet ${had6 || 'none'} (not ${want6 || 'none'})`);
   if (req.vni !== undefined && existing.vni !== req.vni) problems.push(`VNI ${existing.vni} (not ${req.vni})`);
   if (req.port !== undefined && existing.port !== req.port) problems.push(`VXLAN port ${existing.port} (not ${req.port})`);
   if (problems.length > 0) {

@@ -5,7 +5,9 @@
 //   overlays/<name>              {vni, subnet, port, createdBy}    until the last member leaves
 //   endpoints/<overlay>/<ip>     {mac, endpointId, host, vtep}     under the announcing host's lease
 //   pools/<overlay>              {subnet, subPool, gateway}        until the last member leaves
-//   addresses/<overlay>/<ip>     {kind, host}                      until released (or the overlay goes)
+//   pools6/<overlay>             the same for a dual-stack overlay's IPv6 pool
+//   addresses/<overlay>/<ip>     {kind, host}                      until released (or the overlay goes);
+//                                                                  IPv4 and IPv6 alike
 //   members/<overlay>/<host>     {since}                           while the host has a network of it
 //   joins/<overlay>              the last host to join             bumped by every join, so a removal
 //                                                                  can tell that someone joined
@@ -15,7 +17,7 @@ export const key = {
   host: (name: string) => `${PREFIX}hosts/${name}`,
   overlay: (name: string) => `${PREFIX}overlays/${name}`,
   endpoint: (overlay: string, ip: string) => `${PREFIX}endpoints/${overlay}/${ip}`,
-  pool: (overlay: string) => `${PREFIX}pools/${overlay}`,
+  pool: (overlay: string, family: 4 | 6 = 4) => `${PREFIX}${family === 6 ? 'pools6' : 'pools'}/${overlay}`,
   address: (overlay: string, ip: string) => `${PREFIX}addresses/${overlay}/${ip}`,
   member: (overlay: string, host: string) => `${PREFIX}members/${overlay}/${host}`,
   joins: (overlay: string) => `${PREFIX}joins/${overlay}`,
