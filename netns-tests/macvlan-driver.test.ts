@@ -4,7 +4,7 @@
 // what Docker does after Join (moves the sub-interface into a container namespace and configures
 // it). Namespaces have unique names and go in afterEach, also when a test fails.
 import { afterEach, describe, expect, it } from 'vitest';
-import { NO_8021Q, Namespaces, dockerAttach, inNs, kernelHas8021q, pings } from './harness.js';
+import { NO_8021Q, Namespaces, dockerAttach, inNs, kernelHas8021q, pings, tryIn } from './harness.js';
 import { linkSnapshot } from '../test-support/commands.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -463,5 +463,29 @@ describe('macvlan driver against the kernel', () => {
     const c = await w.attach(s, isolated.networkId, '10.236.20.3/24');
     expect(pings(b.ns, '10.236.20.3')).toBe(true);
     expect(c.join.disableGatewayService).toBe(true);
+  });
+
+  it('a container gone without its DeleteEndpoint (killed with the daemon): the next endpoint given its address evicts it and comes up; another endpoint stays', async () => {
+    const w = new World();
+    let s = w.start();
+    const router = w.lan('lan0', '10.236.23.1/24');
+    const req = netRequest('10.236.23.0/24', { parent: 'lan0' });
+    await s.controller.createNetwork(req);
+    const old = await w.attach(s, req.networkId, '10.236.23.2/24');
+    const other = await w.attach(s, req.networkId, '10.236.23.3/24');
+    // the daemon dies and the DeleteEndpoint of `old` never comes; its namespace and its link (on
+    // the parent, with the MAC derived from the address) are left behind, as its records are
+    await s.close();
+    s = w.start();
+    // the runtime gives the address to a new container: its link comes up (else "address already in use")
+    const again = await w.attach(s, req.networkId, '10.236.23.2/24');
+    expect(pings(router, '10.236.23.2')).toBe(true);
+    expect({
+      macSeen: neighbours(router).get('10.236.23.2'),
+      oldLinkLeft: tryIn(old.ns, 'ip', ['link', 'show', 'eth0']).code === 0,
+      oldRecord: s.repo.getEndpoint(old.endpointId)?.id,
+      otherRecord: s.repo.getEndpoint(other.endpointId)?.id,
+      otherOnLan: pings(other.ns, '10.236.23.1'),
+    }).toEqual({ macSeen: again.mac, oldLinkLeft: false, oldRecord: undefined, otherRecord: other.endpointId, otherOnLan: true });
   });
 });

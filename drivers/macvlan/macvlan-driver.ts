@@ -7,6 +7,8 @@
 import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type ProgramExternalConnectivityRequest } from '../driver.js';
 import type { EndpointRecord, NetworkRecord, NetworkRepo } from '../../store/network-repo.js';
 import { Netlink } from '../../native/netlink/netlink.js';
+import type { LinkInfo } from '../../native/netlink/links.js';
+import { existsSync } from 'node:fs';
 import { closeFd, openNetnsFd } from '../../native/netns.js';
 import { isNetlinkError } from '../../native/netlink/errors.js';
 import type { FirewallState } from '../../firewall/model.js';
@@ -18,6 +20,7 @@ import {
   parentToRemove,
   planMacvlanEndpoint,
   planMacvlanNetwork,
+  sameAddressHolders,
   vlanUnsupportedError,
   type LinkFacts,
   type MacvlanEndpointConfig,
@@ -140,6 +143,7 @@ export class MacvlanDriver implements ManagedDriver {
     const net = readyNetwork<MacvlanNetworkState>(this.d.repo, req.networkId);
     const nl = this.d.netlink;
     refuseExistingEndpoint(this.d.repo, req.endpointId);
+    this.evictSameAddressHolders(net, req);
     // only passthru needs to look at the parent and the other endpoints
     const passthru = net.config.mode === 'passthru';
     const plan = planMacvlanEndpoint(req, net.config, {
@@ -165,6 +169,29 @@ export class MacvlanDriver implements ManagedDriver {
       }
     });
     return plan.replyMac ? { macAddress: plan.replyMac } : {};
+  }
+
+  /**
+   * Endpoints of the network still holding the address `req` is given lost their DeleteEndpoint
+   * (plan.ts sameAddressHolders says why): their link, wherever it is (in the host namespace, or
+   * in a container namespace left behind), and their records go before the new link is made.
+   */
+  private evictSameAddressHolders(net: MacvlanNetwork, req: CreateEndpointRequest): void {
+    for (const old of sameAddressHolders(this.d.repo.listEndpoints<MacvlanEndpointConfig>(net.id), req.endpointId, req.address)) {
+      this.d.log.warn(
+        { network: shortId(net.id), endpoint: shortId(old.id), for: shortId(req.endpointId), address: req.address, link: old.config.link },
+        'removing an endpoint whose container is gone: its address is given to a new endpoint (its DeleteEndpoint never came)',
+      );
+      const alias = this.d.owner.alias(old.id);
+      this.d.netlink.deleteLink(old.config.link, { ignoreMissing: true });
+      try {
+        if (old.sandboxKey && existsSync(old.sandboxKey)) deleteLinksIn(old.sandboxKey, (l) => l.alias === alias);
+      } catch (err) {
+        // a sandbox path that is no namespace any more: nothing of the old link can be there
+        this.d.log.info({ err: String(err), sandbox: old.sandboxKey }, 'the gone endpoint\'s sandbox could not be opened');
+      }
+      this.teardownEndpoint(net, old);
+    }
   }
 
   /** The host reaches a container through the shim, from the shim's address. */
@@ -306,9 +333,14 @@ export class MacvlanDriver implements ManagedDriver {
 }
 
 function deleteLinkIn(netnsPath: string, link: string): void {
+  deleteLinksIn(netnsPath, (l) => l.name === link);
+}
+
+/** Deletes the links of another namespace that `which` picks (Docker renamed them there: found by alias). */
+function deleteLinksIn(netnsPath: string, which: (l: LinkInfo) => boolean): void {
   const inside = Netlink.openInNetns(netnsPath);
   try {
-    inside.deleteLink(link, { ignoreMissing: true });
+    for (const l of inside.listLinks().filter(which)) inside.deleteLink(l.name, { ignoreMissing: true });
   } finally {
     inside.close();
   }

@@ -6,6 +6,7 @@ import {
   parseVlanParent,
   planMacvlanEndpoint,
   planMacvlanNetwork,
+  sameAddressHolders,
   shimAddress,
   vlanUnsupportedError,
   type MacvlanNetworkConfig,
@@ -230,5 +231,20 @@ describe('macvlan endpoint plan', () => {
 
   it('needs an IPv4 address', () => {
     expect(() => planMacvlanEndpoint(epReq({ address: '' }), net({ parent: 'eth1' }), ctx)).toThrow(/needs an IPv4 address/);
+  });
+});
+
+describe('endpoints still holding an address given to a new one', () => {
+  const eps = [
+    { id: 'old', address: '10.236.1.2/24' },
+    { id: 'live', address: '10.236.1.3/24' },
+    { id: 'v6only', address: '' },
+  ];
+  it('names the holders of the same IPv4 address, never the new endpoint itself, nothing without an address', () => {
+    expect(sameAddressHolders(eps, 'new', '10.236.1.2/24').map((e) => e.id)).toEqual(['old']);
+    expect(sameAddressHolders(eps, 'new', '10.236.1.2').map((e) => e.id)).toEqual(['old']);
+    expect(sameAddressHolders(eps, 'old', '10.236.1.2/24')).toEqual([]);
+    expect(sameAddressHolders(eps, 'new', '10.236.1.9/24')).toEqual([]);
+    expect(sameAddressHolders(eps, 'new', '')).toEqual([]);
   });
 });

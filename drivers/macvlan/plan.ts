@@ -283,3 +283,17 @@ export function planMacvlanEndpoint(
   const mac = req.macAddress || macFromIPv4(req.address);
   return { config, linkMac: mac, mac, replyMac: req.macAddress ? undefined : mac };
 }
+
+/**
+ * The endpoints of a network that still hold the IPv4 address a new endpoint is given: their
+ * container is gone without its DeleteEndpoint (plugin and containers killed together, a dockerd
+ * that came back without live-restore), since the runtime's IPAM gives out only an address nobody
+ * holds. Such an endpoint's link may still sit on the parent with the MAC derived from that
+ * address, and the new container's link would then fail to come up ("address already in use"), so
+ * they are evicted before the new one is made (drivers/ports.ts goneOwnersOf does the same for the
+ * host ports of gone containers). Pure.
+ */
+export function sameAddressHolders<T extends { id: string; address: string }>(onNetwork: readonly T[], endpointId: string, address: string): T[] {
+  const ip = address ? bareIp(address) : '';
+  return ip ? onNetwork.filter((e) => e.id !== endpointId && e.address !== '' && bareIp(e.address) === ip) : [];
+}
