@@ -15,6 +15,8 @@ import { storeEndpoints, type DaemonSettings } from '../daemon/settings.js';
 import { instanceOf } from '../daemon/paths.js';
 import { assessDockerFirewall, DOCKER_FIREWALL_LABELS, DOCKER_NFT_TABLE, type TsnetSide } from '../firewall/docker-firewall.js';
 import { describeConnection, readClusterState, writerAlive, type ConnectionState } from '../daemon/cluster-connection.js';
+import { readCutOffs, type CutOffRecord } from '../daemon/address-taken.js';
+import { describeHolder } from '../store/cluster/reclaim.js';
 
 export type Outcome = 'ok' | 'missing' | 'unknown' | 'skipped';
 
@@ -66,6 +68,8 @@ export interface HostFacts {
   etcd?: { endpoints: string[]; healthy: string[] };
   /** the daemon's own view of its cluster store (daemon/cluster-connection.ts), when it wrote one */
   daemonStore?: { state: ConnectionState; alive: boolean };
+  /** overlay endpoints the daemon cut off because their address went to another host (daemon/address-taken.ts) */
+  cutOff?: CutOffRecord[];
 }
 
 /** CONFIG_X=y|m lines of a kernel config. */
@@ -244,6 +248,18 @@ export const CHECKS: Check[] = [
       return { outcome: d.state.phase === 'connected' ? 'ok' : 'missing', detail };
     },
   },
+  {
+    name: 'overlay addresses',
+    disables: 'the containers named, until each is disconnected and connected again (a new address)',
+    essential: false,
+    evaluate: (f) => {
+      if (!f.daemonStore) return { outcome: 'skipped', detail: 'the daemon runs without a cluster store' };
+      const cut = f.cutOff ?? [];
+      if (cut.length === 0) return { outcome: 'ok', detail: 'no container of this host is cut off' };
+      const each = cut.map((t) => `endpoint ${t.endpointId.slice(0, 12)} (${t.ip} on '${t.overlay}', now ${describeHolder(t.holder)}, since ${t.since})`);
+      return { outcome: 'missing', detail: `cut off, their addresses went to other containers while this host was away: ${each.join('; ')}` };
+    },
+  },
 ];
 
 export function evaluate(facts: HostFacts, checks: Check[] = CHECKS): CheckResult[] {
@@ -394,6 +410,7 @@ export async function gatherFacts(settings: DaemonSettings): Promise<HostFacts> 
     pluginSocket: { path: settings.socketPath, present: existsSync(settings.socketPath), answers: pluginAnswers },
     etcd: etcdEndpoints.length === 0 ? undefined : { endpoints: etcdEndpoints, healthy: etcdEndpoints.filter((_, i) => etcdUp[i]) },
     daemonStore: daemonStore ? { state: daemonStore, alive: writerAlive(daemonStore) } : undefined,
+    cutOff: readCutOffs(settings.stateDir),
   };
 }
 

@@ -1,8 +1,11 @@
 // The daemon's answer to an address another endpoint took while this host was away: the local
 // endpoint's host-side link goes down where it lives (the host's namespace, or a named one such as
 // an overlay network's own), and the log says what happened and what to do.
-import { describe, expect, it } from 'vitest';
-import { cutOffTakenEndpoint, type AddressTakenDeps } from './address-taken.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cutOffTakenEndpoint, CutOffs, keepCutOff, keepingCutOff, readCutOffs, type AddressTakenDeps } from './address-taken.js';
 import type { Logger } from '../core/log.js';
 
 const EP = 'ab'.repeat(32);
@@ -59,5 +62,49 @@ describe('an address taken while this host was away', () => {
     cutOffTakenEndpoint(gone.deps)({ ...TAKEN, endpointId: 'ef'.repeat(32) });
     expect(gone.down).toEqual([]);
     expect(gone.logged.map((l) => l.level)).toEqual(['warn']);
+  });
+});
+
+describe('a cut-off endpoint across restarts', () => {
+  const dirs: string[] = [];
+  const stateDir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'tsnet-cutoff-'));
+    dirs.push(d);
+    return d;
+  };
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  it('is remembered in the state directory, read by a new daemon, and no longer needed once the endpoint is gone', () => {
+    const dir = stateDir();
+    const w = world({ '': ['tsvabababababab'] });
+    cutOffTakenEndpoint({ ...w.deps, cutOffs: new CutOffs(dir) })(TAKEN);
+    expect(readCutOffs(dir)).toEqual([{ ...TAKEN, since: expect.any(String) }]);
+    const next = new CutOffs(dir);
+    expect(next.has(EP)).toBe(true);
+    expect(next.has('cd'.repeat(32))).toBe(false);
+    next.prune(() => false);
+    expect(readCutOffs(dir)).toEqual([]);
+  });
+
+  it("keeps the link down after each restore: the start-up's and a drift repair's", () => {
+    const dir = stateDir();
+    new CutOffs(dir).add(TAKEN);
+    const w = world({ 'h3-ov-abababababab': ['tsvabababababab'] });
+    const d = { ...w.deps, cutOffs: new CutOffs(dir) };
+    keepCutOff(d);
+    expect(w.down).toEqual(['h3-ov-abababababab:tsvabababababab']);
+    let restored = 0;
+    const controller = { restore: () => void restored++, ownedLinks: () => ['x'] };
+    const wrapped = keepingCutOff(controller, d);
+    wrapped.restore();
+    expect(restored).toBe(1);
+    expect(w.down).toEqual(['h3-ov-abababababab:tsvabababababab', 'h3-ov-abababababab:tsvabababababab']);
+    expect(wrapped.ownedLinks()).toEqual(['x']);
+  });
+
+  it('names the host alone when only its claim of the address is known', () => {
+    const w = world({ '': ['tsvabababababab'] });
+    cutOffTakenEndpoint(w.deps)({ ...TAKEN, holder: { endpointId: '', host: 'h2' } });
+    expect(w.logged[0]?.msg).toMatch(/went to host h2 while this host was away/);
   });
 });

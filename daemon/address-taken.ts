@@ -5,11 +5,16 @@
 // (store/cluster/etcd-store.ts onAddressTaken), and here the local container stops using the
 // address, its host-side link taken down, so the overlay never has two holders of one address.
 // Only the runtime can give the container a new address (disconnect and connect it), so the log
-// says that. A restart of the daemon puts the link up again (the bridge restore) and then fails
-// to announce it, logged.
-import { readdirSync } from 'node:fs';
+// says that.
+//
+// The cut-off is remembered in the state directory (cut-off.json), so it outlives the daemon: the
+// drivers' restore (at start-up, and in a drift repair) puts every port up, and keepCutOff() then
+// takes these links down again before anything is served; the store never announces them again
+// (isCutOff), and `tsnet doctor` lists them. An endpoint the runtime removed leaves the list.
+import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressTaken } from '../store/cluster/etcd-store.js';
+import { describeHolder } from '../store/cluster/reclaim.js';
 import type { NetworkRepo } from '../store/network-repo.js';
 import { Netlink } from '../native/netlink/netlink.js';
 import { errorText } from '../core/errors.js';
@@ -17,6 +22,61 @@ import type { Logger } from '../core/log.js';
 import { shortId } from '../core/text.js';
 
 type Links = Pick<Netlink, 'getLink' | 'setLink'>;
+
+/** One cut-off endpoint, as cut-off.json keeps it. */
+export interface CutOffRecord extends AddressTaken {
+  /** ISO 8601 */
+  since: string;
+}
+
+export function cutOffPath(stateDir: string): string {
+  return join(stateDir, 'cut-off.json');
+}
+
+/** The cut-off endpoints a daemon recorded in stateDir (none when it recorded none). */
+export function readCutOffs(stateDir: string): CutOffRecord[] {
+  try {
+    return JSON.parse(readFileSync(cutOffPath(stateDir), 'utf8')) as CutOffRecord[];
+  } catch {
+    return [];
+  }
+}
+
+/** The cut-off endpoints of this daemon, kept in a file written whole (temporary file, rename). */
+export class CutOffs {
+  private records: CutOffRecord[];
+
+  constructor(private readonly stateDir: string) {
+    this.records = readCutOffs(stateDir);
+  }
+
+  has(endpointId: string): boolean {
+    return this.records.some((r) => r.endpointId === endpointId);
+  }
+
+  list(): readonly CutOffRecord[] {
+    return this.records;
+  }
+
+  add(t: AddressTaken): void {
+    this.records = [...this.records.filter((r) => r.endpointId !== t.endpointId || r.ip !== t.ip), { ...t, since: new Date().toISOString() }];
+    this.save();
+  }
+
+  /** Forgets the endpoints that are gone (the runtime disconnected them). */
+  prune(exists: (endpointId: string) => boolean): void {
+    const kept = this.records.filter((r) => exists(r.endpointId));
+    if (kept.length === this.records.length) return;
+    this.records = kept;
+    this.save();
+  }
+
+  private save(): void {
+    const path = cutOffPath(this.stateDir);
+    writeFileSync(`${path}.tmp`, JSON.stringify(this.records, null, 2));
+    renameSync(`${path}.tmp`, path);
+  }
+}
 
 export interface AddressTakenDeps {
   repo: Pick<NetworkRepo, 'getEndpoint'>;
@@ -27,6 +87,8 @@ export interface AddressTakenDeps {
    * network may keep its ports in a namespace of its own. Default: every one in /run/netns.
    */
   namedNetns?: () => { path: string; open: () => Links & { close(): void } }[];
+  /** where the cut-offs are remembered; none in unit tests that do not need it */
+  cutOffs?: CutOffs;
   log: Logger;
 }
 
@@ -68,16 +130,55 @@ export function cutOffTakenEndpoint(d: AddressTakenDeps): (taken: AddressTaken) 
       d.log.warn(where, 'an address this host announced went to another endpoint, and no local endpoint uses it any more');
       return;
     }
+    // remembered first: whatever happens to the link now, a restart keeps the endpoint cut off
+    d.cutOffs?.add(t);
     try {
       if (!takeDown(d, link)) throw new Error(`link ${link} is in no namespace`);
     } catch (err) {
       d.log.error({ ...where, err: errorText(err) }, 'could not take down the link of an endpoint whose address another host holds now');
       return;
     }
-    d.log.error(
-      where,
-      `endpoint ${shortId(t.endpointId)} is cut off: its address ${t.ip} on overlay '${t.overlay}' went to endpoint ${shortId(t.holder.endpointId)} on host ${t.holder.host} ` +
-        "while this host was away from the cluster store; disconnect and connect the container (or restart it) to give it a new address",
-    );
+    d.log.error(where, cutOffMessage(t));
   };
+}
+
+function cutOffMessage(t: AddressTaken): string {
+  return (
+    `endpoint ${shortId(t.endpointId)} is cut off: its address ${t.ip} on overlay '${t.overlay}' went to ${describeHolder(t.holder)} ` +
+    'while this host was away from the cluster store; disconnect and connect the container (or restart it) to give it a new address'
+  );
+}
+
+/**
+ * After the drivers' restore (which puts every container port up): takes the links of the
+ * remembered cut-off endpoints down again, and forgets those the runtime removed meanwhile.
+ */
+export function keepCutOff(d: AddressTakenDeps & { cutOffs: CutOffs }): void {
+  d.cutOffs.prune((id) => d.repo.getEndpoint(id) !== undefined);
+  for (const t of d.cutOffs.list()) {
+    const link = d.repo.getEndpoint<{ hostIf?: string }>(t.endpointId)?.config.hostIf;
+    try {
+      if (link && takeDown(d, link)) continue;
+      d.log.warn({ endpoint: t.endpointId, link }, 'a cut-off endpoint has no link to keep down');
+    } catch (err) {
+      d.log.error({ endpoint: t.endpointId, link, err: errorText(err) }, 'could not keep the link of a cut-off endpoint down');
+    }
+  }
+  if (d.cutOffs.list().length > 0) d.log.warn({ endpoints: d.cutOffs.list().map((t) => t.endpointId) }, `${d.cutOffs.list().length} endpoint(s) stay cut off: their addresses went to other containers (tsnet doctor lists them)`);
+}
+
+/** The controller as drift repair sees it: each restore is followed by keepCutOff. */
+export function keepingCutOff<C extends { restore(): void }>(controller: C, d: AddressTakenDeps & { cutOffs: CutOffs }): C {
+  return new Proxy(controller, {
+    get: (target, prop) => {
+      if (prop === 'restore') {
+        return () => {
+          target.restore();
+          keepCutOff(d);
+        };
+      }
+      const v: unknown = Reflect.get(target, prop);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }

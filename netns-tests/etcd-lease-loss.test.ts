@@ -2,7 +2,10 @@
 // its announcements went with the lease, and once it registers again it puts them back, except
 // one whose address another endpoint took meanwhile (freed by `tsnet cluster forget`, or handed
 // out by Docker's own IPAM on another host): that one stays the other holder's, and the host is
-// told (onAddressTaken) so its container stops using the address. Real etcd on loopback.
+// told (onAddressTaken) so its container stops using the address. With cluster IPAM it also
+// claims again the addresses `tsnet cluster forget` freed meanwhile, and is a member again of its
+// overlays; an address another host claimed meanwhile is that host's, announced or not yet.
+// Real etcd on loopback.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import { EtcdClusterStore, type AddressTaken } from '../store/cluster/etcd-store.js';
@@ -44,6 +47,44 @@ describe('a lost lease', () => {
       expect(JSON.parse(back.value.toString())).toMatchObject({ endpointId: 'ep-y', host: 'tll-a' });
       expect(back.lease).not.toBe(lease);
       expect(back.lease).not.toBe('0');
+    } finally {
+      await a.close({ withdraw: true });
+      await raw.delete().prefix('/tsnet/');
+    }
+  }, 30_000);
+
+  it('claims again the addresses and membership cluster forget freed, and gives up an address another host claimed meanwhile', async () => {
+    const taken: AddressTaken[] = [];
+    const cutOff = new Set<string>();
+    const a = new EtcdClusterStore({ hosts: [etcd.url], host: 'tlf-a', vtep: '198.51.100.1', leaseTtl: 2, log: silentLogger, onAddressTaken: (t) => (taken.push(t), cutOff.add(t.endpointId)), isCutOff: (id) => cutOff.has(id) });
+    try {
+      await a.start();
+      await a.joinOverlay('tlf');
+      await a.claimPool('tlf', { subnet: '10.2.0.0/24', subPool: '' });
+      for (const [ip, id] of [['10.2.0.2', 'ep-x'], ['10.2.0.3', 'ep-y']]) {
+        expect(await a.claimAddress('tlf', ip, 'dynamic')).toBe(true);
+        await a.announce({ overlay: 'tlf', ip, mac: '02:42:0a:02:00:02', endpointId: id });
+      }
+      const [x, y] = [key.address('tlf', '10.2.0.2'), key.address('tlf', '10.2.0.3')];
+      const lease = (await raw.get(key.endpoint('tlf', '10.2.0.2')).exec()).kvs[0]!.lease;
+      // what cluster forget removes (its addresses and membership), and host b claiming y through
+      // the cluster IPAM before its container is announced; then the lease expires
+      await raw.delete().key(x);
+      await raw.delete().key(key.member('tlf', 'tlf-a'));
+      await raw.put(y).value(JSON.stringify({ kind: 'dynamic', host: 'tlf-b' }));
+      await raw.leaseClient.leaseRevoke({ ID: lease });
+      await until('host a registered again and put x back', async () => (await raw.get(key.endpoint('tlf', '10.2.0.2')).string()) !== null, 15_000);
+      await until('host a told that y was taken', () => taken.length > 0, 5_000);
+      // x: announced and claimed again by a; y: b's claim stands, a's endpoint gives it up
+      expect(JSON.parse((await raw.get(x).string())!)).toEqual({ kind: 'dynamic', host: 'tlf-a' });
+      expect(await raw.get(key.member('tlf', 'tlf-a')).string()).not.toBeNull();
+      expect(taken).toEqual([{ overlay: 'tlf', ip: '10.2.0.3', endpointId: 'ep-y', holder: { endpointId: '', host: 'tlf-b' } }]);
+      expect(JSON.parse((await raw.get(y).string())!)).toEqual({ kind: 'dynamic', host: 'tlf-b' });
+      expect(await raw.get(key.endpoint('tlf', '10.2.0.3')).string()).toBeNull();
+      // a cut-off endpoint is never announced again, also when its address is free once more
+      await raw.delete().key(y);
+      await expect(a.announce({ overlay: 'tlf', ip: '10.2.0.3', mac: '02:42:0a:02:00:03', endpointId: 'ep-y' })).rejects.toThrow(/endpoint ep-y is cut off: its address 10\.2\.0\.3/);
+      expect(await raw.get(key.endpoint('tlf', '10.2.0.3')).string()).toBeNull();
     } finally {
       await a.close({ withdraw: true });
       await raw.delete().prefix('/tsnet/');

@@ -2,9 +2,10 @@
 // member down (the store works on), two down (no majority: running containers keep working and
 // keep their peer entries, a new attach is refused with a clear error, not a hang), the members
 // back (everything resyncs), a host cut off the underlay (the others work on, its containers go
-// from them after the lease) and healed (it resyncs; an address given to another container while
-// it was away stays with that one, and the host takes its own container's link down). Needs the
-// build (make test builds first).
+// from them after the lease) and healed (it resyncs and claims again the addresses `cluster
+// forget` freed; an address given to another container while it was away stays with that one, and
+// the host takes its own container's link down, reported by doctor), and a restart of that host's
+// daemon keeping the container cut off. Needs the build (make test builds first).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -95,6 +96,23 @@ function announcements(k: number): Map<string, string> {
   const m = new Map<string, string>();
   for (let i = 0; i + 1 < lines.length; i += 2) m.set(lines[i]!.split('/').pop()!, (JSON.parse(lines[i + 1]!) as { host: string }).host);
   return m;
+}
+
+/** The address claims of the lab's overlay in etcd, IP -> host, read from member k. */
+function claims(k: number): Map<string, string> {
+  const ns = k === 1 ? `tsl-${LAB}-etcd` : `tsl-${LAB}-etcd${k}`;
+  const out = execIn(ns, 'etcdctl', ['--endpoints', `198.51.100.${1 + k}:2379`, 'get', '--consistency=s', '--prefix', `/tsnet/addresses/${LAB}/`]);
+  const lines = out.split('\n').filter(Boolean);
+  const m = new Map<string, string>();
+  for (let i = 0; i + 1 < lines.length; i += 2) m.set(lines[i]!.split('/').pop()!, (JSON.parse(lines[i + 1]!) as { host: string }).host);
+  return m;
+}
+
+/** `tsnet doctor` as run on a lab host, against its daemon's state and the lab's etcd. */
+function doctorOn(host: string): string {
+  const s = readState(LAB)!;
+  const h = s.hosts.find((x) => x.name === host)!;
+  return tsnet(['doctor', '--state-dir', h.stateDir, '--socket', h.socket, '--store', s.store], hostNs(host)).stdout;
 }
 
 /** Whether etcd member k answers a health check (which needs a leader, so a majority). */
@@ -220,6 +238,16 @@ describe('lab with a three-member etcd cluster', () => {
     await until("h3's remaining container announced again", () => announcements(3).get(container(kept).ip) === 'h3', 30_000);
     const ann = announcements(3);
     expect(ann.get(g!)).toBe('h2');
+    // the address forget freed is claimed again by h3, in the same transaction as its announcement,
+    // so the cluster IPAM hands it to nobody else; g's claim stays h2's
+    expect(claims(3).get(container(kept).ip)).toBe('h3');
+    expect(claims(3).get(g!)).toBe('h2');
+    const next = ok(['lab', 'attach', '--host', 'h1', 'k']).split('/')[0];
+    expect([container(kept).ip, g]).not.toContain(next);
+    ok(['lab', 'detach', 'k']);
+    // doctor on h3 names the cut-off container, and on h1 none
+    expect(doctorOn('h3')).toMatch(new RegExp(`missing +overlay addresses +cut off.*endpoint ${shortId(readState(LAB)!.containers.find((x) => x.name === taken)!.endpointId)} \\(${g!.replace(/\./g, '\\.')} on '${LAB}', now endpoint \\S+ on host h2`));
+    expect(doctorOn('h1')).toMatch(/ok +overlay addresses +no container of this host is cut off/);
     await until('h1 and h2 know h3\'s remaining container again, and h3 knows f and g', () =>
       peerIps('h1').includes(container(kept).ip) && peerIps('h2').includes(container(kept).ip) && ['f', 'g'].every((n) => peerIps('h3').includes(container(n).ip)),
     30_000);
@@ -229,5 +257,27 @@ describe('lab with a three-member etcd cluster', () => {
     const live = containers().filter((x) => x.name !== taken).map((x) => x.ip);
     expect(new Set(live).size).toBe(live.length);
     expect(pings(container(taken).netns, container('a').ip)).toBe(false);
+  }, 120_000);
+
+  it("after a restart of h3's daemon the cut-off container stays cut off, and the rest of h3 works as before", async () => {
+    const s = readState(LAB)!;
+    const taken = s.containers.filter((x) => x.host === 'h3').find((x) => !hostLinkUp(x.name))!.name;
+    const kept = ['c', 'e'].find((n) => n !== taken)!;
+    const kepts = () => hostLog('h3').split('endpoint(s) stay cut off').length;
+    const before = kepts();
+    ok(['lab', 'kill', '--host', 'h3']);
+    ok(['lab', 'start', '--host', 'h3']);
+    await until("h3's remaining container announced again", () => announcements(3).get(container(kept).ip) === 'h3', 30_000);
+    expect(hostLinkUp(taken)).toBe(false);
+    expect(hostLinkUp(kept)).toBe(true);
+    expect(kepts()).toBeGreaterThan(before);
+    expect(announcements(3).get(container(taken).ip)).toBe('h2');
+    expect(allReach([kept], ['a', 'g'])).toEqual([]);
+    expect(pings(container(taken).netns, container('a').ip)).toBe(false);
+    // detach frees it from the list; doctor is clear again
+    ok(['lab', 'detach', taken]);
+    ok(['lab', 'kill', '--host', 'h3']);
+    ok(['lab', 'start', '--host', 'h3']);
+    expect(doctorOn('h3')).toMatch(/ok +overlay addresses +no container of this host is cut off/);
   }, 120_000);
 });
