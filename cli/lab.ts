@@ -70,8 +70,16 @@ export async function runLab(args: string[], flags: Parsed['flags']): Promise<nu
         throw new CliError(sub ? `unknown lab command '${sub}'\n${LAB_USAGE}` : LAB_USAGE);
     }
   } catch (err) {
-    // the daemon's messages are for the user as they are (the lab's own errors are UserErrors already)
-    if (err instanceof PluginError) throw new CliError(err.message);
-    throw err;
+    throw asCliError(err);
   }
+}
+
+/**
+ * A daemon's refusal as the CLI reports it: its message as it is, with the exit code of its kind
+ * (core/errors.ts: 1 for what the user can fix, 69 when something is not there now, 70 for a
+ * daemon's internal error). The lab's own errors are UserErrors already.
+ */
+export function asCliError(err: unknown): unknown {
+  if (!(err instanceof PluginError)) return err;
+  return err.kind === 'internal' ? new Error(err.message) : new CliError(err.message, err.kind);
 }

@@ -79,7 +79,7 @@ describe('attach', () => {
 
   it('refused at Join: deletes the endpoint, releases the address, removes the namespace and the name, newest first', async () => {
     d.failNext('join', 'the overlay is gone');
-    await expect(labAttach('lab1', 'h1', 'c2')).rejects.toThrow(new PluginError('NetworkDriver.Join', 'the overlay is gone'));
+    await expect(labAttach('lab1', 'h1', 'c2')).rejects.toThrow(new PluginError('NetworkDriver.Join', 'the overlay is gone', 'invalid'));
     const made = d.received[1]!.req as { endpointId: string; address: string };
     expect(calls()).toEqual(['requestAddress', 'createEndpoint', 'join', 'deleteEndpoint', 'releaseAddress']);
     expect(d.received.slice(3)).toEqual([

@@ -3,16 +3,27 @@
 // a JSON reply whose Err (NetworkDriver) or Error (IpamDriver) says what went wrong. Methods,
 // bodies and replies are typed by plugin-api/methods.ts.
 import { request } from 'node:http';
-import { PLUGIN_ACCEPT, type PluginMethod, type ReplyOf, type RequestOf } from '../plugin-api/methods.js';
+import { ERROR_KIND_HEADER, PLUGIN_ACCEPT, type PluginMethod, type ReplyOf, type RequestOf } from '../plugin-api/methods.js';
+import type { ErrorKind } from '../core/errors.js';
 
+const KINDS: readonly ErrorKind[] = ['invalid', 'not-found', 'conflict', 'unavailable', 'internal'];
+
+/** A call the daemon refused or could not make; kind is the daemon's class of the error (core/errors.ts). */
 export class PluginError extends Error {
   constructor(
     readonly method: string,
     message: string,
+    readonly kind: ErrorKind = 'internal',
   ) {
     super(`${method}: ${message}`);
     this.name = 'PluginError';
   }
+}
+
+/** The kind a reply's header names; a daemon that names none (an older one) counts as 'invalid'. */
+export function kindOf(header: string | string[] | undefined): ErrorKind {
+  const k = KINDS.find((x) => x === header);
+  return k ?? (header === undefined ? 'invalid' : 'internal');
 }
 
 export class PluginClient {
@@ -46,14 +57,15 @@ export class PluginClient {
               return;
             }
             const err = parsed.Err ?? parsed.Error;
-            if (typeof err === 'string' && err !== '') reject(new PluginError(method, err));
+            if (typeof err === 'string' && err !== '') reject(new PluginError(method, err, kindOf(res.headers[ERROR_KIND_HEADER])));
             else if ((res.statusCode ?? 500) >= 400) reject(new PluginError(method, `HTTP ${res.statusCode}`));
             else resolve(parsed as ReplyOf<M>);
           });
         },
       );
-      req.on('timeout', () => req.destroy(new PluginError(method, `no reply within ${timeoutMs} ms`)));
-      req.on('error', reject);
+      req.on('timeout', () => req.destroy(new PluginError(method, `no reply within ${timeoutMs} ms`, 'unavailable')));
+      // no daemon behind the socket (not started, or gone): try again later
+      req.on('error', (err) => reject(err instanceof PluginError ? err : new PluginError(method, `the daemon at ${this.socketPath} does not answer: ${err.message}`, 'unavailable')));
       req.end(payload);
     });
   }

@@ -232,4 +232,8 @@ describe('the state file', () => {
     await updateState(s.name, (st) => reserveContainer(st, 'h1', 'c2', EP));
     expect(readState(s.name)!.containers.map((c) => c.name)).toEqual(['c2']);
   });
+
+  it('says that a lab is not up, not that its lock cannot be made (an attach on a lab never started)', async () => {
+    await expect(updateState('never', () => undefined)).rejects.toThrow(new NotFoundError("no lab 'never' is up: start one with tsnet lab up --name never"));
+  });
 });

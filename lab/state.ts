@@ -283,6 +283,7 @@ export function saveState(s: LabState): void {
  * whose owner is dead is taken over.
  */
 export async function updateState<T>(name: string, change: (s: LabState) => T): Promise<T> {
+  requireState(name); // a lab that is not up has no folder for the lock either
   const lock = join(labDir(name), 'state.lock');
   const deadline = Date.now() + LOCK_WAIT_MS;
   while (!takeLock(lock)) {

@@ -20,6 +20,12 @@ import type {
 /** What dockerd sends as Accept with every call; it sends no Content-Type (shared/docs/protocol.md). */
 export const PLUGIN_ACCEPT = 'application/vnd.docker.plugins.v1.2+json';
 
+/**
+ * The kind of a failed call's error (core/errors.ts ErrorKind), in a header of the reply: dockerd
+ * reads only the body's Err, tsnet's own clients (the lab's CLI) map the kind to an exit code.
+ */
+export const ERROR_KIND_HEADER = 'x-tsnet-error-kind';
+
 /** A reply that carries nothing but, perhaps, an error. */
 type Done = Record<string, never>;
 

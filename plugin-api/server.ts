@@ -23,6 +23,7 @@ import { dirname } from 'node:path';
 import { type NetworkDriver } from '../drivers/driver.js';
 import type { IpamService } from '../ipam/types.js';
 import { SerialQueue } from './queue.js';
+import { ERROR_KIND_HEADER } from './methods.js';
 import { AJV_OPTIONS, SCHEMAS, describeValidation, type AjvError, type SchemaMethod } from './schemas.js';
 import {
   fromCreateEndpoint,
@@ -274,6 +275,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
 
   const fail = (req: FastifyRequest, res: FastifyReply, method: string, message: string, status = 200, err?: unknown) => {
     failed(req, message, err);
+    res.header(ERROR_KIND_HEADER, record(req).kind ?? 'internal');
     return send(res, status, { [errorKey(method)]: message });
   };
 
