@@ -2,7 +2,10 @@
 // drives them: `tsnet lab docker --host H -- ...` creates the same overlay on every engine and runs
 // busybox containers on it. Shows the engines apart, the overlay across them (full-size packets
 // with DF set), a port published on one host answering on its underlay address from outside the
-// lab's hosts, each host's containers leaving by their own host, and lab down leaving nothing.
+// lab's hosts, each host's containers leaving by their own host, names across hosts, a dual-stack
+// overlay (IPv6 addresses unique across hosts, full-size IPv6 packets, AAAA names), etcd as a
+// three-member cluster losing one member and then two, h3 cut off its underlay and healed, and
+// lab down leaving nothing.
 // Needs the build (make test builds first), docker.io, etcd and busybox-static.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
@@ -21,7 +24,13 @@ const OUTSIDE_IP = '198.51.100.200';
 const HOSTS = ['h1', 'h2', 'h3'] as const;
 const NET = 'blue';
 const SUBNET = '10.239.0.0/24';
+/** the dual-stack overlay's name and subnets */
+const NET6 = 'green';
+const SUBNET6_V4 = '10.239.1.0/24';
+const SUBNET6 = 'fd00:239:1::/64';
 const IMAGE = 'tsnet-busybox';
+/** seconds: short, so a cut-off host's containers go from the others within the test */
+const LEASE_TTL = 3;
 
 interface Status {
   hosts: { name: string; netns: string; underlay: string; docker?: string }[];
@@ -103,7 +112,7 @@ describe('lab hosts with a Docker engine each', () => {
   beforeAll(() => {
     // the daemons' resolver for names that are not the overlays' (a namespace outside the hosts, made below)
     process.env.TSNET_DNS_UPSTREAM = OUTSIDE_IP;
-    ok(['lab', 'up', '--hosts', '3', '--docker']);
+    ok(['lab', 'up', '--hosts', '3', '--docker', '--etcd', '3', '--lease-ttl', String(LEASE_TTL)]);
     delete process.env.TSNET_DNS_UPSTREAM;
     const s = stateFile();
     engines = s.hosts.map((h) => h.docker!).filter(Boolean);
@@ -193,6 +202,83 @@ describe('lab hosts with a Docker engine each', () => {
       upstream.kill();
     }
   });
+
+  it('makes a dual-stack overlay (--ipv6): the same IPv6 subnet on every host or a refusal, IPv6 addresses unique across hosts, full-size IPv6 packets between engines, names with AAAA records', () => {
+    const create = (h: string, subnets: string[], name = NET6) =>
+      docker(h, ['network', 'create', '-d', 'tsnet', '-o', 'type=overlay', '-o', `overlay=${NET6}`, '--ipam-driver', 'tsnet', '--ipam-opt', `overlay=${NET6}`, ...subnets.flatMap((s) => ['--subnet', s]), ...(subnets.length > 1 ? ['--ipv6'] : []), name]);
+    expect(create('h1', [SUBNET6_V4, SUBNET6]).stderr).toBe('');
+    expect(create('h2', [SUBNET6_V4, SUBNET6]).code).toBe(0);
+    // another IPv6 subnet, or none, for the same overlay is refused, and leaves nothing on h3
+    const otherSubnet = create('h3', [SUBNET6_V4, 'fd00:239:9::/64']);
+    expect(otherSubnet.code).not.toBe(0);
+    expect(otherSubnet.stderr).toContain(`overlay '${NET6}' has subnet ${SUBNET6} in the cluster, not fd00:239:9::/64`);
+    const noIpv6 = create('h3', [SUBNET6_V4]);
+    expect(noIpv6.code).not.toBe(0);
+    expect(noIpv6.stderr).toContain(`IPv6 subnet ${SUBNET6} (not none)`);
+    expect(dockerOk('h3', ['network', 'ls', '--format', '{{.Name}}'])).not.toContain(NET6);
+    expect(create('h3', [SUBNET6_V4, SUBNET6]).code).toBe(0);
+
+    for (const h of HOSTS) dockerOk(h, ['run', '-d', '--name', `v6${h}`, '--network', NET6, IMAGE, 'sleep', '600']);
+    const ip6 = (h: string) => dockerOk(h, ['inspect', '-f', `{{(index .NetworkSettings.Networks "${NET6}").GlobalIPv6Address}}`, `v6${h}`]);
+    const ips = HOSTS.map(ip6);
+    expect(new Set(ips).size).toBe(3);
+    for (const ip of ips) expect(ip).toMatch(/^fd00:239:1::[0-9a-f]+$/);
+    const ping6 = (h: string, ip: string, size: number) =>
+      spawnSync('nsenter', ['-t', pidOf(h, `v6${h}`), '-n', 'ping', '-6', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size), ip]).status ?? 1;
+    // MTU 1450: 1402 bytes of payload + 8 of ICMPv6 + 40 of IPv6 fit exactly, one more does not
+    expect(ping6('h1', ips[1], 1402)).toBe(0);
+    expect(ping6('h3', ips[0], 1402)).toBe(0);
+    expect(ping6('h2', ips[2], 1402)).toBe(0);
+    expect(ping6('h1', ips[1], 1403)).not.toBe(0);
+    // by name: Docker's embedded DNS passes the AAAA question on to tsnet's responder
+    const aaaa = docker('h2', ['exec', 'v6h2', 'nslookup', '-type=AAAA', 'v6h1']).stdout;
+    expect(aaaa).toContain(ips[0]);
+    expect(docker('h3', ['exec', 'v6h3', 'ping', '-6', '-c', '1', '-W', '2', 'v6h1']).code).toBe(0);
+    // a container of the IPv4-only overlay has no AAAA record (the name is found, no address made up)
+    expect(docker('h2', ['exec', 'ch2', 'nslookup', '-type=AAAA', 'ch1']).stdout).not.toMatch(/Address: fd00:/);
+  });
+
+  it('with one etcd member down a container starts and is reached; with two down running containers work on and docker run is refused saying why; with them back it starts', async () => {
+    // m1 on h3, reached from h1 and h2 with one member down
+    ok(['lab', 'kill', '--etcd', '1']);
+    dockerOk('h3', ['run', '-d', '--name', 'm1', '--network', NET, IMAGE, 'sleep', '600']);
+    const m1 = ipOf('h3', 'm1');
+    expect(pingFrom('h1', 'ch1', m1, 56)).toBe(0);
+    expect(pingFrom('h2', 'ch2', m1, 56)).toBe(0);
+    // two down: no majority; every daemon finds its lease lost, and the running containers work on
+    ok(['lab', 'kill', '--etcd', '2']);
+    await until("every host has lost its lease", () => HOSTS.every((h) => readOr(join(DIR, `${h}.log`)).includes("lost this host's lease")), 30_000);
+    const refused = docker('h1', ['run', '-d', '--name', 'm2', '--network', NET, IMAGE, 'sleep', '600']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/the cluster store at .+ did not answer .+ until a majority of its members is reachable/);
+    docker('h1', ['rm', '-f', 'm2']);
+    expect(pingFrom('h1', 'ch1', m1, 56)).toBe(0);
+    expect(pingFrom('h3', 'm1', ipOf('h2', 'ch2'), 56)).toBe(0);
+    // back: a new container starts and is reached across hosts
+    ok(['lab', 'start', '--etcd', '2']);
+    ok(['lab', 'start', '--etcd', '1']);
+    await until('docker run works again', () => docker('h1', ['run', '-d', '--name', 'm2', '--network', NET, IMAGE, 'sleep', '600']).code === 0 || (docker('h1', ['rm', '-f', 'm2']), false), 60_000);
+    const m2 = ipOf('h1', 'm2');
+    await until('m2 reached from h3', () => pingFrom('h3', 'm1', m2, 56) === 0);
+    expect(pingFrom('h2', 'ch2', m2, 56)).toBe(0);
+  }, 150_000);
+
+  it("with h3 cut off its underlay h1 and h2 work on and h3's containers go from them after the lease; healed, h3 is reached again", async () => {
+    const m1 = ipOf('h3', 'm1');
+    const announced = () => execIn(`tsl-${LAB}-etcd3`, 'etcdctl', ['--endpoints', '198.51.100.4:2379', 'get', '--consistency=s', '--keys-only', '--prefix', `/tsnet/endpoints/${NET}/`]);
+    expect(announced()).toContain(m1);
+    ok(['lab', 'cut', '--host', 'h3']);
+    expect(pingFrom('h1', 'ch1', m1, 56)).not.toBe(0);
+    expect(pingFrom('h1', 'ch1', ipOf('h2', 'ch2'), 56)).toBe(0);
+    await until("h3's containers gone from the cluster", () => !announced().includes(m1), 30_000);
+    // and from the names h1's containers see
+    expect(docker('h1', ['exec', 'ch1', 'nslookup', 'm1']).stdout).not.toContain(m1);
+    ok(['lab', 'heal', '--host', 'h3']);
+    await until('h3 announces its containers again', () => announced().includes(m1), 30_000);
+    await until('m1 reached from h1 again', () => pingFrom('h1', 'ch1', m1, 56) === 0, 30_000);
+    expect(pingFrom('h3', 'm1', ipOf('h2', 'ch2'), 56)).toBe(0);
+    expect(docker('h2', ['exec', 'ch2', 'nslookup', 'm1']).stdout).toContain(m1);
+  }, 120_000);
 
   it('lab down removes the engines, their containers and files, the daemons, namespaces and mounts', () => {
     const before = engines.flatMap((e) => engineProcesses(e));
