@@ -130,6 +130,23 @@ describe('Firewall', () => {
     expect(nft.anyports4.size).toBe(0);
   });
 
+  it("a container port's elements: its old values go when it changes, all of them when it is removed by name", () => {
+    const nft = new FakeNft();
+    const fw = new Firewall(nft);
+    const e1 = { endpointId: 'e1', port: 'tsv1', mac: '02:42:0a:e7:01:02', ipv4: ['10.231.1.2'], ipv6: [], antiSpoofing: true, icc: true };
+    fw.sync([net], [], [e1]);
+    // the same values again: nothing removed (the positive of the next step)
+    fw.addEndpoint(e1);
+    expect(nft.scripts.at(-1)).not.toMatch(/delete element bridge tsnet port_ipv4/);
+    fw.addEndpoint({ ...e1, ipv4: ['10.231.1.9'] });
+    expect(nft.scripts.at(-1)).toMatch(/delete element bridge tsnet port_ipv4 \{ "tsv1" \. 10\.231\.1\.2 \}/);
+    expect(nft.scripts.at(-1)).toMatch(/add element bridge tsnet port_ipv4 \{ "tsv1" \. 10\.231\.1\.9 \}$/m);
+    fw.removeEndpoint({ port: 'tsv1' });
+    for (const el of ['port_mac { "tsv1" . 02:42:0a:e7:01:02 }', 'port_ipv4 { "tsv1" . 10.231.1.9 }', 'guarded_ports { "tsv1" }']) {
+      expect(nft.scripts.at(-1)).toContain(`delete element bridge tsnet ${el}`);
+    }
+  });
+
   it('takes over a host port still mapped to another container', () => {
     const nft = new FakeNft();
     const warnings: object[] = [];

@@ -119,7 +119,10 @@ export class Firewall implements NetworkFirewall {
 
   /** Lets a container port send only from its own MAC and addresses (creates the table when missing). */
   addEndpoint(e: FirewallEndpoint): void {
-    const script = this.rules.addEndpoint(e);
+    // the port's elements are keyed by its values: a port that had others loses those first
+    const before = this.endpoints.get(e.port);
+    const add = this.rules.addEndpoint(e);
+    const script = before && !sameEndpoint(before, e) ? `${this.rules.removeEndpoint(before)}\n${add}` : add;
     try {
       this.nft.run(script);
     } catch (err) {
@@ -131,8 +134,10 @@ export class Firewall implements NetworkFirewall {
 
   /** Removes a container port's anti-spoofing; no error when it is already gone. */
   removeEndpoint(e: Pick<FirewallEndpoint, 'port'>): void {
+    // what this firewall put there (sync or addEndpoint): every element of it goes
+    const known = this.endpoints.get(e.port) ?? e;
     this.endpoints.delete(e.port);
-    this.runUnlessTableGone('bridge', this.rules.removeEndpoint(e));
+    this.runUnlessTableGone('bridge', this.rules.removeEndpoint(known));
   }
 
   /**
@@ -257,6 +262,10 @@ export class Firewall implements NetworkFirewall {
       return { key: concat(k), value: concat(v) };
     });
   }
+}
+
+function sameEndpoint(a: FirewallEndpoint, b: FirewallEndpoint): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** libnftables said an object the script names does not exist (the table, or something in it). */

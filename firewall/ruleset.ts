@@ -85,10 +85,10 @@ export function rulesFor(tableName: string = TABLE_NAME) {
 
   /** The empty bridge-family table (anti-spoofing, ICC off). */
   const createSpoofTable = (): string => spoofTableRules(B);
-  /** A container port's anti-spoofing chain, replacing whatever it had. */
+  /** A container port's anti-spoofing elements (idempotent; see rules/spoofing.ts). */
   const addEndpoint = (e: FirewallEndpoint): string => addEndpointSpoofRules(B, e);
-  /** Removes a container port's anti-spoofing; no error when it is already gone. */
-  const removeEndpoint = (e: Pick<FirewallEndpoint, 'port'>): string => removeEndpointSpoofRules(B, e);
+  /** Removes a container port's anti-spoofing (all its elements when given the whole endpoint); no error when already gone. */
+  const removeEndpoint = (e: Pick<FirewallEndpoint, 'port'> | FirewallEndpoint): string => removeEndpointSpoofRules(B, e);
 
   /**
    * Both tables with every network, mapping and container port, replacing whatever tables of that

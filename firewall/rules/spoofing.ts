@@ -3,31 +3,64 @@
 // VXLAN port) but the translated frames of a published port reached through a host address, as
 // Docker allows; done here rather than by bridge port isolation, which dropped those too.
 // Anti-spoofing: a container may send only from its own MAC and addresses on its tsnet interface.
-// Enforced where its frames enter the bridge: one chain per container port with its own MAC and addresses as constants, reached
-// through one verdict-map lookup keyed by the port's name, so a frame's cost does not grow with
-// the number of containers. Checked: the Ethernet source; ARP's sender MAC and IP; the IPv4 and
-// IPv6 source (IPv6 also allows the unspecified address, for duplicate address detection, and the
-// link-local address the kernel derives from the MAC); and the target of IPv6 neighbour
-// advertisements, which would otherwise let a container claim another's IPv6 address.
+// Enforced where its frames enter the bridge. Checked: the Ethernet source; ARP's sender MAC and
+// IP; the IPv4 and IPv6 source (IPv6 also allows the unspecified address, for duplicate address
+// detection, and the link-local address the kernel derives from the MAC); and the target of IPv6
+// neighbour advertisements, which would otherwise let a container claim another's IPv6 address.
+//
+// Layout: one fixed chain (`spoof`) whose rules look "port . source" up in sets keyed by the
+// container port's name (port_mac, port_ipv4, ...), entered only for the ports in guarded_ports.
+// So a frame costs a few hash lookups whatever the number of containers, and a container port
+// coming or going is element adds and deletes only. An older tsnet had a chain per port behind a
+// verdict map: libnftables fetches every chain and every set (the anonymous sets of those chains'
+// rules included) before it applies any command, so each transaction of the daemon grew with the
+// number of containers (11x at 4,000 ports; bench/README.md (f)). Such a table is replaced whole
+// at the daemon's start (the host's by the firewall's sync, an overlay's by replaceSpoofTableRules).
 import { checkIfname, checkIp } from '../addr.js';
 import { FirewallInputError, type FirewallEndpoint } from '../model.js';
 import { PUBLISHED_MARK, quote, type TableRef } from './names.js';
 
-/** The verdict map from a container port to its chain. */
-export const PORTS_MAP = 'spoof_ports';
+/** The container ports under anti-spoofing: only their frames enter the `spoof` chain. */
+export const GUARDED_SET = 'guarded_ports';
 /** Container ports of networks with ICC off. */
 export const NO_ICC_SET = 'no_icc_ports';
+/** The chain of checks, the same for every guarded port (its name tells the current layout from an older one). */
+export const SPOOF_CHAIN = 'spoof';
+
+/** What each port may send from: sets keyed by "port . value". */
+const OWN = {
+  mac: 'port_mac',
+  ipv4: 'port_ipv4',
+  /** its IPv6 addresses, its link-local address and :: */
+  ipv6: 'port_ipv6',
+  /** the targets its neighbour advertisements may name: its IPv6 and link-local addresses, as 128-bit integers */
+  ndTarget: 'port_nd_target',
+} as const;
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
-/** The empty bridge-family table: the map and the hook that looks each frame's port up in it. */
+/** The empty bridge-family table: the sets, the checks, and the hooks. */
 export function spoofTableRules(t: TableRef): string {
+  const drop = (match: string, why: string) => `add rule ${t} ${SPOOF_CHAIN} ${match} drop comment "${why}"`;
   return [
     `add table ${t} { comment "tsnet per-port rules: anti-spoofing, ICC off. Managed by the tsnet daemon: it undoes changes by others."; }`,
-    `add map ${t} ${PORTS_MAP} { type ifname : verdict; comment "container port -> its chain"; }`,
+    `add set ${t} ${GUARDED_SET} { type ifname; comment "container ports under anti-spoofing"; }`,
+    `add set ${t} ${OWN.mac} { type ifname . ether_addr; comment "each guarded port's MAC"; }`,
+    `add set ${t} ${OWN.ipv4} { type ifname . ipv4_addr; comment "each guarded port's IPv4 addresses"; }`,
+    `add set ${t} ${OWN.ipv6} { type ifname . ipv6_addr; comment "each guarded port's IPv6 addresses, its link-local address and ::"; }`,
+    // the target of a neighbour advertisement has no nft keyword in 1.0.6: a raw payload, as an integer
+    `add set ${t} ${OWN.ndTarget} { typeof iifname . @th,64,128; comment "the addresses each guarded port may advertise"; }`,
     // before the bridge decides anything (priority -300): a forged frame never reaches a peer or the host
     `add chain ${t} prerouting { type filter hook prerouting priority -300; policy accept; }`,
-    `add rule ${t} prerouting iifname vmap @${PORTS_MAP}`,
+    `add chain ${t} ${SPOOF_CHAIN}`,
+    `add rule ${t} prerouting iifname @${GUARDED_SET} jump ${SPOOF_CHAIN}`,
+    drop(`iifname . ether saddr != @${OWN.mac}`, 'not its MAC'),
+    drop(`iifname . arp saddr ether != @${OWN.mac}`, 'ARP: not its MAC'),
+    // a port without an IPv4 address has no element here: its ARP and IPv4 are dropped whole
+    drop(`iifname . arp saddr ip != @${OWN.ipv4}`, 'ARP: not its address'),
+    drop(`iifname . ip saddr != @${OWN.ipv4}`, 'not its IPv4 address'),
+    drop(`iifname . ip6 saddr != @${OWN.ipv6}`, 'not its IPv6 address'),
+    drop(`icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @${OWN.ndTarget}`, 'neighbour advertisement for an address not its own'),
     `add set ${t} ${NO_ICC_SET} { type ifname; comment "container ports of networks with ICC off"; }`,
     `add chain ${t} forward { type filter hook forward priority filter; policy accept; }`,
     // Whatever a container of an ICC-off network sends to another port of its bridge (a peer, the
@@ -39,57 +72,70 @@ export function spoofTableRules(t: TableRef): string {
   ].join('\n');
 }
 
-/** The port's chain (replaced whole) and its map element. */
+/** The table replaced whole by an empty one of the current layout (an overlay's, made by an older tsnet). */
+export function replaceSpoofTableRules(t: TableRef): string {
+  return [`add table ${t}`, `delete table ${t}`, spoofTableRules(t)].join('\n');
+}
+
+/** A listing that fails unless the table exists with the current layout (small: one chain of fixed rules). */
+export function currentSpoofTableProbe(t: TableRef): string {
+  return `list chain ${t} ${SPOOF_CHAIN}`;
+}
+
+/**
+ * A container port's elements. Adding what exists already is no error, so this is idempotent;
+ * elements of other values the port had are not removed here (the caller removes the port's old
+ * endpoint first when it changed: ../firewall.ts).
+ */
 export function addEndpointSpoofRules(t: TableRef, e: FirewallEndpoint): string {
   const q = quote(checkIfname(e.port));
   const icc = [`add element ${t} ${NO_ICC_SET} { ${q} }`, `delete element ${t} ${NO_ICC_SET} { ${q} }`];
   if (e.icc === false) icc.push(`add element ${t} ${NO_ICC_SET} { ${q} }`);
   if (e.antiSpoofing === false) return [removeEndpointSpoofRules(t, e), ...icc].join('\n');
-  const { port, chain, mac, ipv4, ipv6 } = checked(e);
-  const drop = (match: string, why: string) => `add rule ${t} ${chain} ${match} drop comment "${why}"`;
-  const set = (items: string[]) => (items.length === 1 ? items[0] : `{ ${items.join(', ')} }`);
-  const lines = [`add chain ${t} ${chain}`, `flush chain ${t} ${chain}`, drop(`ether saddr != ${mac}`, 'not its MAC')];
-  if (ipv4.length > 0) {
-    lines.push(drop(`arp saddr ether != ${mac}`, 'ARP: not its MAC'), drop(`arp saddr ip != ${set(ipv4)}`, 'ARP: not its address'));
-    lines.push(drop(`ip saddr != ${set(ipv4)}`, 'not its IPv4 address'));
-  } else {
-    lines.push(drop('ether type { arp, ip }', 'no IPv4 address on this network'));
-  }
-  const own6 = [...ipv6, linkLocalOf(mac)];
-  lines.push(drop(`ip6 saddr != ${set(['::', ...own6])}`, 'not its IPv6 address'));
-  lines.push(drop(`icmpv6 type nd-neighbor-advert @th,64,128 != ${set(own6.map(asInteger))}`, 'neighbour advertisement for an address not its own'));
-  lines.push(`add element ${t} ${PORTS_MAP} { ${quote(port)} : jump ${chain} }`);
-  return [...lines, ...icc].join('\n');
+  return [...ownElements(checked(e)).map(([set, els]) => `add element ${t} ${set} { ${els.join(', ')} }`), ...icc].join('\n');
 }
 
-/** Removes the port's element and chain; no error when they are already gone. */
-export function removeEndpointSpoofRules(t: TableRef, e: Pick<FirewallEndpoint, 'port'>): string {
-  const port = checkIfname(e.port);
-  const chain = chainOf(port);
-  // add-then-delete: succeeds whether or not they exist (the jump needs its chain to exist)
-  return [
-    `add chain ${t} ${chain}`,
-    `add element ${t} ${PORTS_MAP} { ${quote(port)} : jump ${chain} }`,
-    `delete element ${t} ${PORTS_MAP} { ${quote(port)} }`,
-    `flush chain ${t} ${chain}`,
-    `delete chain ${t} ${chain}`,
-    `add element ${t} ${NO_ICC_SET} { ${quote(port)} }`,
-    `delete element ${t} ${NO_ICC_SET} { ${quote(port)} }`,
-  ].join('\n');
+/**
+ * Removes a container port's anti-spoofing; no error when it is already gone (`add` + `delete`).
+ * Given the whole endpoint, every element of it goes; given only the port, the port leaves
+ * guarded_ports (no check applies to it any more) and its address elements stay until the table
+ * is next written whole: they are keyed by the port's name, which no other endpoint gets.
+ */
+export function removeEndpointSpoofRules(t: TableRef, e: Pick<FirewallEndpoint, 'port'> | FirewallEndpoint): string {
+  const q = quote(checkIfname(e.port));
+  const items: [string, string][] = 'mac' in e ? ownElements(checked(e)).flatMap(([set, els]) => els.map((el): [string, string] => [set, el])) : [[GUARDED_SET, q]];
+  items.push([NO_ICC_SET, q]);
+  return items.map(([set, el]) => `add element ${t} ${set} { ${el} }\ndelete element ${t} ${set} { ${el} }`).join('\n');
 }
 
+/** The port's elements, set by set; guarded_ports last. */
+function ownElements(c: CheckedEndpoint): [string, string[]][] {
+  const q = quote(c.port);
+  const own6 = [...c.ipv6, linkLocalOf(c.mac)];
+  const out: [string, string[]][] = [[OWN.mac, [`${q} . ${c.mac}`]]];
+  if (c.ipv4.length > 0) out.push([OWN.ipv4, c.ipv4.map((ip) => `${q} . ${ip}`)]);
+  out.push([OWN.ipv6, ['::', ...own6].map((ip) => `${q} . ${ip}`)]);
+  out.push([OWN.ndTarget, own6.map((ip) => `${q} . ${asInteger(ip)}`)]);
+  out.push([GUARDED_SET, [q]]);
+  return out;
+}
+
+/** The prefix of the per-port chains an older tsnet made (see the header); only those tables have them. */
 const PORT_CHAIN_PREFIX = 'port_';
 
-function chainOf(port: string): string {
-  return `${PORT_CHAIN_PREFIX}${port.replace(/[^A-Za-z0-9_]/g, '_')}`;
-}
-
-/** Whether a chain of the bridge-family table is a container port's own (made and removed with its endpoint). */
+/** Whether a chain of the bridge-family table is a per-port chain of an older tsnet's layout. */
 export function isPortChain(name: string): boolean {
   return name.startsWith(PORT_CHAIN_PREFIX);
 }
 
-function checked(e: FirewallEndpoint): { port: string; chain: string; mac: string; ipv4: string[]; ipv6: string[] } {
+interface CheckedEndpoint {
+  port: string;
+  mac: string;
+  ipv4: string[];
+  ipv6: string[];
+}
+
+function checked(e: FirewallEndpoint): CheckedEndpoint {
   const port = checkIfname(e.port);
   const mac = e.mac.toLowerCase();
   if (!MAC.test(mac)) throw new FirewallInputError(`MAC address '${e.mac}' of port ${port} is not six hex bytes`);
@@ -103,7 +149,7 @@ function checked(e: FirewallEndpoint): { port: string; chain: string; mac: strin
     if (c.family !== 6) throw new FirewallInputError(`'${ip}' is not an IPv6 address`);
     return c.ip;
   });
-  return { port, chain: chainOf(port), mac, ipv4, ipv6 };
+  return { port, mac, ipv4, ipv6 };
 }
 
 /** The EUI-64 link-local address the kernel gives an interface with this MAC (fe80::/64). */
