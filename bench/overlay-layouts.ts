@@ -31,7 +31,7 @@ export interface BuiltLayout {
   toIp: string;
 }
 
-const MTU = '1450';
+export const MTU = '1450';
 /** a subnet and VNI per layout, inside the lab's namespaces only */
 const SUBNET: Record<LayoutKind, { prefix: string; vni: string }> = {
   'bridge-in-host': { prefix: '10.231.1', vni: '7101' },
@@ -39,12 +39,12 @@ const SUBNET: Record<LayoutKind, { prefix: string; vni: string }> = {
   routed: { prefix: '10.231.3', vni: '7103' },
 };
 
-function ip(ns: string, ...args: string[]): void {
+export function ip(ns: string, ...args: string[]): void {
   inNs(ns, 'ip', args);
 }
 
 /** A container namespace with eth0 at ADDR/24 (default route via .1), its peer `hostIf` left in `hostNs`. */
-function container(cleanup: Cleanup, name: string, hostNs: string, hostIf: string, address: string, gateway: string): void {
+export function container(cleanup: Cleanup, name: string, hostNs: string, hostIf: string, address: string, gateway: string): void {
   sh('ip', ['netns', 'add', name]);
   cleanup.add(() => sh('ip', ['netns', 'del', name]));
   ip(name, 'link', 'set', 'lo', 'up');
@@ -55,11 +55,11 @@ function container(cleanup: Cleanup, name: string, hostNs: string, hostIf: strin
   ip(name, 'route', 'add', 'default', 'via', gateway);
 }
 
-function vxlan(ns: string, name: string, vni: string, vtep: string): void {
+export function vxlan(ns: string, name: string, vni: string, vtep: string): void {
   ip(ns, 'link', 'add', name, 'type', 'vxlan', 'id', vni, 'dstport', '4789', 'local', vtep, 'nolearning');
 }
 
-function macOf(ns: string, link: string): string {
+export function macOf(ns: string, link: string): string {
   return inNs(ns, 'cat', [`/sys/class/net/${link}/address`]);
 }
 

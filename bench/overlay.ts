@@ -1,6 +1,9 @@
 // Overlay benchmarks, each beside its reference in the same run:
 //  (1) throughput between containers on two lab hosts beside the bare underlay between those hosts
-//      (iperf3 TCP), with the hosts' fragmentation counters read before and after;
+//      (iperf3 TCP), with the hosts' fragmentation counters read before and after, in rounds that
+//      alternate the paths; each path's ratio is also taken per round (against the underlay's run
+//      of the same round) and as CPU seconds per GB, which the other load on a shared machine
+//      moves far less than Gbit/s; LAYOUTS=1 and STEPS=1 add hand-built paths to the rounds;
 //  (2) endpoint propagation: attach a container on h2 until h1 holds its entries and the attach is
 //      done (so h1's containers reach it), p50 and p99 over ATTACHES attaches;
 //  (3) time added to `docker run --rm IMAGE true` over `--network none`: tsnet's overlay beside
@@ -12,8 +15,9 @@ import { Netlink } from '../native/netlink/netlink.js';
 import { labAttach, readState } from '../lab/lab.js';
 import { docker, ensureBusyboxImage } from '../docker-tests/harness.js';
 import { LAYOUTS, buildLayout } from './overlay-layouts.js';
+import { COST_STEPS, buildStep } from './overlay-costs.js';
 import { overlayNetnsName } from '../drivers/overlay/plan.js';
-import { Cleanup, benchDaemon, inNs, median, percentile, seededRandom, sh, shuffled, table, timed, useDockerd } from './lib.js';
+import { Cleanup, benchDaemon, inNs, median, percentile, report, seededRandom, sh, shuffled, table, timed, useDockerd } from './lib.js';
 
 const ATTACHES = Number(process.env.ATTACHES ?? 50);
 const SECONDS = Number(process.env.SECONDS ?? 5);
@@ -29,8 +33,20 @@ function tsnetLab(args: string[]): string {
   return sh(process.execPath, [MAIN, 'lab', ...args, '--name', LAB], undefined, 120_000);
 }
 
-/** iperf3 TCP for SECONDS from one namespace to a server in another; Gbit/s received. */
-async function iperf(fromNs: string, toNs: string, toIp: string): Promise<number> {
+/** One iperf3 run: Gbit/s received, and CPU seconds per GB carried (both ends' processes). */
+interface Run {
+  gbits: number;
+  /**
+   * user + system time of the sender and the receiver per GB. The kernel here does not account
+   * softirq time apart (no CONFIG_IRQ_TIME_ACCOUNTING), and the path's softirq work runs in those
+   * processes' context, so this is the path's CPU work per byte, and other sessions' load, which
+   * moves Gbit/s by a factor of two, moves it far less (within ~10% across one session's runs).
+   */
+  cpuPerGB: number;
+}
+
+/** iperf3 TCP for SECONDS from one namespace to a server in another. */
+async function iperf(fromNs: string, toNs: string, toIp: string): Promise<Run> {
   const server = spawn('ip', ['netns', 'exec', toNs, 'iperf3', '-s', '-1', '-B', toIp], { stdio: 'ignore' });
   try {
     for (let i = 0; i < 50; i++) {
@@ -38,9 +54,10 @@ async function iperf(fromNs: string, toNs: string, toIp: string): Promise<number
       await new Promise((r) => setTimeout(r, 50));
     }
     const out = JSON.parse(inNs(fromNs, 'iperf3', ['-c', toIp, '-t', String(SECONDS), '-J'], undefined, (SECONDS + 30) * 1000)) as {
-      end: { sum_received: { bits_per_second: number } };
+      end: { sum_received: { bits_per_second: number; bytes: number; seconds: number }; cpu_utilization_percent: { host_total: number; remote_total: number } };
     };
-    return out.end.sum_received.bits_per_second / 1e9;
+    const { sum_received: got, cpu_utilization_percent: cpu } = out.end;
+    return { gbits: got.bits_per_second / 1e9, cpuPerGB: (((cpu.host_total + cpu.remote_total) / 100) * got.seconds) / (got.bytes / 1e9) };
   } finally {
     server.kill();
   }
@@ -66,27 +83,46 @@ async function labBenchmarks(cleanup: Cleanup): Promise<void> {
   const a = await labAttach(LAB, 'h1', 'tp-a');
   const b = await labAttach(LAB, 'h2', 'tp-b');
   const fragBefore = fragCounters(h1.netns) + fragCounters(h2.netns);
-  // LAYOUTS=1: the hand-built layouts (overlay-layouts.ts) measured in the same alternation
+  // LAYOUTS=1: the hand-built layouts (overlay-layouts.ts), STEPS=1: the overlay's path taken
+  // apart (overlay-costs.ts), each measured in the same alternation
+  const labPrefix = s.underlayNs.replace(/ul$/, '');
   const paths = [
     { label: 'underlay (host to host)', from: h1.netns, to: h2.netns, toIp: h2.underlay.split('/')[0] },
     { label: 'tsnet overlay (container to container)', from: a.netns, to: b.netns, toIp: b.address.split('/')[0] },
     ...(process.env.LAYOUTS === '1'
-      ? LAYOUTS.map((kind) => ({ label: `hand-built: ${kind}`, ...buildLayout(kind, [h1, h2], s.underlayNs.replace(/ul$/, ''), cleanup) }))
+      ? LAYOUTS.map((kind) => ({ label: `hand-built: ${kind}`, ...buildLayout(kind, [h1, h2], labPrefix, cleanup) }))
       : []),
+    ...(process.env.STEPS === '1' ? COST_STEPS.map((step) => ({ label: `step: ${step}`, ...buildStep(step, [h1, h2], labPrefix, cleanup) })) : []),
   ];
   // alternate, so drift hits every path alike
-  const gbits = new Map<string, number[]>(paths.map((p) => [p.label, []]));
-  for (let i = 0; i < RUNS; i++) for (const p of paths) gbits.get(p.label)!.push(await iperf(p.from, p.to, p.toIp));
+  const runs = new Map<string, Run[]>(paths.map((p) => [p.label, []]));
+  for (let i = 0; i < RUNS; i++) for (const p of paths) runs.get(p.label)!.push(await iperf(p.from, p.to, p.toIp));
   const fragments = fragCounters(h1.netns) + fragCounters(h2.netns) - fragBefore;
-  const underlay = median(gbits.get(paths[0].label)!);
-  console.log(`\n(1) TCP throughput, h1 -> h2, iperf3, median of ${RUNS} runs of`, SECONDS, 's (every run:', paths.map((p) => gbits.get(p.label)!.map((g) => g.toFixed(1)).join('/')).join(', '), ')');
+  const of = (label: string, key: keyof Run) => runs.get(label)!.map((r) => r[key]);
+  const underlay = paths[0].label;
+  // each run beside the underlay's of the same round: the load of that moment hits both
+  const roundRatio = (label: string) => median(of(label, 'gbits').map((g, i) => g / of(underlay, 'gbits')[i]));
+  console.log(`\n(1) TCP throughput, h1 -> h2, iperf3, ${RUNS} rounds of`, SECONDS, 's (Gbit/s of every run:', paths.map((p) => of(p.label, 'gbits').map((g) => g.toFixed(1)).join('/')).join(', '), ')');
   console.log(
     table(
-      ['path', 'Gbit/s', 'ratio to underlay'],
-      paths.map((p) => [p.label, median(gbits.get(p.label)!).toFixed(2), (median(gbits.get(p.label)!) / underlay).toFixed(2)]),
+      ['path', 'Gbit/s', 'ratio to underlay', 'ratio, median per round', 'CPU s per GB', 'underlay CPU / this'],
+      paths.map((p) => [
+        p.label,
+        median(of(p.label, 'gbits')).toFixed(2),
+        (median(of(p.label, 'gbits')) / median(of(underlay, 'gbits'))).toFixed(2),
+        roundRatio(p.label).toFixed(2),
+        median(of(p.label, 'cpuPerGB')).toFixed(3),
+        (median(of(underlay, 'cpuPerGB')) / median(of(p.label, 'cpuPerGB'))).toFixed(2),
+      ]),
     ),
   );
   console.log(`IP fragments made or reassembled on h1 and h2 during the runs: ${fragments}`);
+  const tsnetPath = paths[1].label;
+  const r2 = (x: number) => Math.round(x * 100) / 100;
+  const ratio = roundRatio(tsnetPath);
+  report({ bench: 'overlay', measure: 'TCP throughput container to container across hosts, per-round ratio to the underlay', tsnet: r2(median(of(tsnetPath, 'gbits'))), peer: r2(median(of(underlay, 'gbits'))), unit: 'Gbit/s', ratio: r2(ratio), goal: 'ratio >= 0.9', met: ratio >= 0.9 });
+  const cpu = median(of(underlay, 'cpuPerGB')) / median(of(tsnetPath, 'cpuPerGB'));
+  report({ bench: 'overlay', measure: 'CPU per GB carried, underlay / overlay', tsnet: r2(median(of(tsnetPath, 'cpuPerGB'))), peer: r2(median(of(underlay, 'cpuPerGB'))), unit: 'CPU s/GB', ratio: r2(cpu), goal: '', met: null });
 
   if (process.env.THROUGHPUT_ONLY === '1') return;
 
@@ -127,6 +163,8 @@ async function labBenchmarks(cleanup: Cleanup): Promise<void> {
       ],
     ),
   );
+  const p99 = percentile(times, 99);
+  report({ bench: 'overlay', measure: 'attach on h2 until reachable from h1, p99', tsnet: Math.round(p99 * 10) / 10, peer: null, unit: 'ms', ratio: null, goal: 'p99 < 100 ms', met: p99 < 100 });
 }
 
 /** Added time of `docker run` on tsnet's overlay and on Docker's overlay (single-node swarm). */
@@ -176,6 +214,8 @@ async function dockerRun(cleanup: Cleanup): Promise<void> {
     ),
   );
   console.log(`tsnet overlay adds ${(tsnetAdded / dockerAdded).toFixed(2)} of the time Docker's overlay adds`);
+  const runRatio = tsnetAdded / dockerAdded;
+  report({ bench: 'overlay', measure: "time an overlay adds to docker run, tsnet / Docker's overlay", tsnet: Math.round(tsnetAdded), peer: Math.round(dockerAdded), unit: 'ms', ratio: Math.round(runRatio * 100) / 100, goal: 'ratio <= 0.2', met: runRatio <= 0.2 });
 }
 
 const cleanup = new Cleanup();

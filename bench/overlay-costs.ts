@@ -1,0 +1,92 @@
+// The overlay's data path taken apart, for the throughput benchmark (bench/overlay.ts, STEPS=1):
+// where the cost per packet between the underlay and tsnet's overlay goes (issue 14 item 1). Each
+// step adds one piece of the overlay to the one before, all built by hand with `ip` on the lab's
+// hosts in namespaces of the step's own (br_netfilter off there, as in tsnet's layout), so they are
+// measured in the same alternation as the underlay and tsnet's overlay:
+//   vxlan          the VXLAN devices alone, each with an address: encapsulation and the underlay
+//   +bridge        the VXLAN device a port of a bridge that has the address
+//   +veth          a container behind a veth on that bridge: tsnet's layout without its gateway
+//                  veth and anti-spoofing table
+//   +veth, GRO     the same with GRO on both ends of the container's veth (what tsnet now does,
+//                  drivers/overlay/netns-layout.ts)
+//   +veth, VXLAN GRO off   +veth with GRO off on the VXLAN device: its decapsulated packets go
+//                  straight to the bridge instead of through its GRO cells (not tsnet's: see
+//                  bench/README.md (d) for why)
+// The entries the control plane would program are written by hand; the cleanup removes it all.
+import { setGro } from './ethtool.js';
+import { withNetns } from '../native/netns.js';
+import { namedNetnsPath } from '../native/named-netns.js';
+import { MTU, container, ip, macOf, vxlan, type LabHostRef } from './overlay-layouts.js';
+import { Cleanup, inNs, sh } from './lib.js';
+
+export type CostStep = 'vxlan' | '+bridge' | '+veth' | '+veth, GRO' | '+veth, VXLAN GRO off';
+export const COST_STEPS: CostStep[] = ['vxlan', '+bridge', '+veth', '+veth, GRO', '+veth, VXLAN GRO off'];
+
+/** where iperf3 runs for one step: from `from` to `toIp` in `to` */
+export interface BuiltStep {
+  from: string;
+  to: string;
+  toIp: string;
+}
+
+/** inside the lab's namespaces only; apart from overlay-layouts.ts's 10.231.1-3 and 7101-7103 */
+const NUMBER: Record<CostStep, number> = { vxlan: 4, '+bridge': 5, '+veth': 6, '+veth, GRO': 7, '+veth, VXLAN GRO off': 8 };
+
+/** Builds step `step` on hosts h1 and h2 of a lab; the cleanup removes it. */
+export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPrefix: string, cleanup: Cleanup): BuiltStep {
+  const n = NUMBER[step];
+  const prefix = `10.231.${n}`;
+  const vni = String(7100 + n);
+  const vx = `lvx${vni}`;
+  const side = hosts.map((h, i) => ({
+    h,
+    vtep: h.underlay.split('/')[0],
+    /** the step's own namespace on host i: the VXLAN device (and bridge) */
+    ns: `${labPrefix}st${vni}-n${i + 1}`,
+    ct: `${labPrefix}st${vni}-c${i + 1}`,
+    address: `${prefix}.${11 + i}`,
+  }));
+  for (const [i, s] of side.entries()) {
+    sh('ip', ['netns', 'add', s.ns]);
+    cleanup.add(() => sh('ip', ['netns', 'del', s.ns]));
+    ip(s.ns, 'link', 'set', 'lo', 'up');
+    inNs(s.ns, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0']);
+    // made in the host's namespace and moved: its UDP socket stays on the host's underlay
+    vxlan(s.h.netns, vx, vni, s.vtep);
+    ip(s.h.netns, 'link', 'set', vx, 'netns', s.ns);
+    ip(s.ns, 'link', 'set', vx, 'mtu', MTU, 'up');
+    if (step === 'vxlan') {
+      ip(s.ns, 'addr', 'add', `${s.address}/24`, 'dev', vx);
+      continue;
+    }
+    ip(s.ns, 'link', 'add', 'br0', 'mtu', MTU, 'type', 'bridge');
+    ip(s.ns, 'link', 'set', 'br0', 'up');
+    ip(s.ns, 'link', 'set', vx, 'master', 'br0');
+    inNs(s.ns, 'bridge', ['link', 'set', 'dev', vx, 'learning', 'off']);
+    if (step === '+bridge') {
+      ip(s.ns, 'addr', 'add', `${s.address}/24`, 'dev', 'br0');
+      continue;
+    }
+    const port = `lp${vni}${i}`;
+    container(cleanup, s.ct, s.ns, port, s.address, `${prefix}.1`);
+    ip(s.ns, 'link', 'set', port, 'master', 'br0');
+    if (step === '+veth, GRO') {
+      withNetns(namedNetnsPath(s.ns), () => setGro(port, true));
+      withNetns(namedNetnsPath(s.ct), () => setGro('eth0', true));
+    }
+    if (step === '+veth, VXLAN GRO off') withNetns(namedNetnsPath(s.ns), () => setGro(vx, false));
+  }
+  // the entries of the other host's end, as the control plane programs them
+  const end = (s: (typeof side)[number]) =>
+    step === 'vxlan' ? { ns: s.ns, dev: vx } : step === '+bridge' ? { ns: s.ns, dev: 'br0' } : { ns: s.ct, dev: 'eth0' };
+  for (const [i, s] of side.entries()) {
+    const o = side[1 - i];
+    const mac = macOf(end(o).ns, end(o).dev);
+    inNs(s.ns, 'bridge', ['fdb', 'add', mac, 'dev', vx, 'dst', o.vtep, 'self', 'permanent']);
+    if (step !== 'vxlan') inNs(s.ns, 'bridge', ['fdb', 'add', mac, 'dev', vx, 'master', 'static']);
+    ip(end(s).ns, 'neigh', 'add', o.address, 'lladdr', mac, 'dev', end(s).dev, 'nud', 'permanent');
+  }
+  const [a, b] = side.map(end);
+  inNs(a.ns, 'ping', ['-c', '1', '-W', '2', side[1].address]);
+  return { from: a.ns, to: b.ns, toIp: side[1].address };
+}
