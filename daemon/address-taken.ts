@@ -14,6 +14,9 @@
 import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressTaken } from '../store/cluster/etcd-store.js';
+import type { EndpointAnnouncement } from '../store/cluster/cluster-store.js';
+import type { OverlayConfig } from '../drivers/overlay/plan.js';
+import { addressesOf } from '../drivers/overlay/peers.js';
 import { describeHolder } from '../store/cluster/reclaim.js';
 import type { NetworkRepo } from '../store/network-repo.js';
 import { Netlink } from '../native/netlink/netlink.js';
@@ -168,17 +171,34 @@ export function keepCutOff(d: AddressTakenDeps & { cutOffs: CutOffs }): void {
 }
 
 /** The controller as drift repair sees it: each restore is followed by keepCutOff. */
-export function keepingCutOff<C extends { restore(): void }>(controller: C, d: AddressTakenDeps & { cutOffs: CutOffs }): C {
+export function keepingCutOff<C extends { restore(): unknown }>(controller: C, d: AddressTakenDeps & { cutOffs: CutOffs }): C {
   return new Proxy(controller, {
     get: (target, prop) => {
       if (prop === 'restore') {
         return () => {
-          target.restore();
+          const done = target.restore();
           keepCutOff(d);
+          return done;
         };
       }
       const v: unknown = Reflect.get(target, prop);
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
+}
+
+/**
+ * This host's overlay endpoints as the store announces them (one per address), for the store's
+ * start: it claims them again before anything else, as after a lost lease (etcd-store.ts).
+ */
+export function localAnnouncements(repo: Pick<NetworkRepo, 'listNetworks' | 'listEndpoints'>): Omit<EndpointAnnouncement, 'host' | 'vtep'>[] {
+  const out: Omit<EndpointAnnouncement, 'host' | 'vtep'>[] = [];
+  for (const net of repo.listNetworks<OverlayConfig>('overlay')) {
+    const overlay = net.config.overlay.name;
+    if (!overlay || net.state !== 'ready') continue;
+    for (const ep of repo.listEndpoints(net.id)) {
+      if (ep.state === 'ready') for (const ip of addressesOf(ep)) out.push({ overlay, ip, mac: ep.mac, endpointId: ep.id });
+    }
+  }
+  return out;
 }

@@ -90,4 +90,29 @@ describe('a lost lease', () => {
       await raw.delete().prefix('/tsnet/');
     }
   }, 30_000);
+
+  it('at a start after the host was forgotten: claims its endpoints\' freed addresses again and gives up one that went to another host', async () => {
+    // what etcd holds after cluster forget of tlr-a (pool and gateway kept: another host is a
+    // member) and another host's container given 10.3.0.3 while tlr-a's daemon was down
+    await raw.put(key.pool('tlr')).value(JSON.stringify({ subnet: '10.3.0.0/24', subPool: '', gateway: '10.3.0.1' }));
+    await raw.put(key.address('tlr', '10.3.0.3')).value(JSON.stringify({ kind: 'dynamic', host: 'tlr-b' }));
+    await raw.put(key.endpoint('tlr', '10.3.0.3')).value(JSON.stringify({ mac: '02:42:0a:03:00:03', endpointId: 'ep-b', host: 'tlr-b', vtep: '198.51.100.2' }));
+    const taken: AddressTaken[] = [];
+    const local = [
+      { overlay: 'tlr', ip: '10.3.0.2', mac: '02:42:0a:03:00:02', endpointId: 'ep-x' },
+      { overlay: 'tlr', ip: '10.3.0.3', mac: '02:42:0a:03:00:03', endpointId: 'ep-y' },
+    ];
+    const a = new EtcdClusterStore({ hosts: [etcd.url], host: 'tlr-a', vtep: '198.51.100.1', leaseTtl: 2, log: silentLogger, onAddressTaken: (t) => taken.push(t), localEndpoints: () => local });
+    try {
+      await a.start();
+      expect(taken).toEqual([{ overlay: 'tlr', ip: '10.3.0.3', endpointId: 'ep-y', holder: { endpointId: 'ep-b', host: 'tlr-b' } }]);
+      expect(JSON.parse((await raw.get(key.address('tlr', '10.3.0.2')).string())!)).toEqual({ kind: 'dynamic', host: 'tlr-a' });
+      expect(JSON.parse((await raw.get(key.endpoint('tlr', '10.3.0.2')).string())!)).toMatchObject({ endpointId: 'ep-x', host: 'tlr-a' });
+      expect(JSON.parse((await raw.get(key.address('tlr', '10.3.0.3')).string())!)).toEqual({ kind: 'dynamic', host: 'tlr-b' });
+      expect(JSON.parse((await raw.get(key.endpoint('tlr', '10.3.0.3')).string())!)).toMatchObject({ endpointId: 'ep-b', host: 'tlr-b' });
+    } finally {
+      await a.close({ withdraw: true });
+      await raw.delete().prefix('/tsnet/');
+    }
+  }, 30_000);
 });

@@ -180,6 +180,6 @@ export class OverlayPeers {
  * An endpoint's bare addresses as the cluster announces them: IPv4, then IPv6 when it has one, in
  * the kernel's text form (RFC 5952), so the entries compare equal to what the kernel lists.
  */
-function addressesOf(ep: Pick<EndpointRecord, 'address' | 'addressIpv6'>): string[] {
+export function addressesOf(ep: Pick<EndpointRecord, 'address' | 'addressIpv6'>): string[] {
   return [ep.address, ep.addressIpv6].filter((a): a is string => Boolean(a)).map((a) => formatIp(parseIp(bareIp(a))));
 }

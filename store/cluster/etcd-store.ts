@@ -20,6 +20,7 @@ import { UnavailableError, UserError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { shortId } from '../../core/text.js';
 import { key, keysOfHost, prefixOf, PREFIX } from './keys.js';
+import { describeHolder, reclaimPlan, type AddressHolder } from './reclaim.js';
 const FIRST_VNI = 4096;
 const MAX_VNI = 16_777_215;
 const VXLAN_PORT = 4789;
@@ -81,6 +82,17 @@ export interface EtcdStoreOptions {
    * stop using it. The announcement is not overwritten.
    */
   onAddressTaken?: (taken: AddressTaken) => void;
+  /**
+   * A local endpoint that gave its address up (daemon/address-taken.ts): it is never announced
+   * again, also not after a restart, so it cannot take the address back from its new holder.
+   */
+  isCutOff?: (endpointId: string) => boolean;
+  /**
+   * This host's overlay endpoints as the daemon restored them, read at start: claimed again as
+   * after a lost lease, so one whose address went to another container while the daemon was down
+   * (and the host forgotten) is cut off instead of announced beside its new holder.
+   */
+  localEndpoints?: () => Omit<EndpointAnnouncement, 'host' | 'vtep'>[];
   log: Logger;
 }
 
@@ -89,8 +101,8 @@ export interface AddressTaken {
   overlay: string;
   ip: string;
   endpointId: string;
-  /** the endpoint and host that hold the address now */
-  holder: { endpointId: string; host: string };
+  /** the endpoint and host that hold the address now (endpointId '' when only its claim is known) */
+  holder: AddressHolder;
 }
 
 export class EtcdClusterStore implements ClusterStore {
@@ -102,12 +114,16 @@ export class EtcdClusterStore implements ClusterStore {
   private readonly ttl: number;
   private readonly log: Logger;
   private readonly onAddressTaken: (taken: AddressTaken) => void;
+  private readonly isCutOff: (endpointId: string) => boolean;
+  private readonly localEndpoints: () => Omit<EndpointAnnouncement, 'host' | 'vtep'>[];
   private lease: Lease | undefined;
   private leaseId = '';
   private watcher: Watcher | undefined;
   private closed = false;
   /** this host's announcements, re-put under a new lease when the old one is lost */
   private readonly mine = new Map<string, string>();
+  /** the overlays this host joined, joined again under a new lease (cluster forget removes memberships) */
+  private readonly joined = new Set<string>();
 
   constructor(opts: EtcdStoreOptions) {
     this.host = opts.host;
@@ -117,11 +133,18 @@ export class EtcdClusterStore implements ClusterStore {
     this.instance = opts.instance ?? `pid:${process.pid}`;
     this.log = opts.log;
     this.onAddressTaken = opts.onAddressTaken ?? (() => undefined);
+    this.isCutOff = opts.isCutOff ?? (() => false);
+    this.localEndpoints = opts.localEndpoints ?? (() => []);
     this.client = new Etcd3(etcdClientOptions(opts.hosts));
   }
 
   async start(): Promise<void> {
+    for (const a of this.localEndpoints()) if (!this.isCutOff(a.endpointId)) this.mine.set(key.endpoint(a.overlay, a.ip), this.announcementValue(a));
     await this.newLease();
+  }
+
+  private announcementValue(a: Omit<EndpointAnnouncement, 'host' | 'vtep'>): string {
+    return JSON.stringify({ mac: a.mac, endpointId: a.endpointId, host: this.host, vtep: this.vtep });
   }
 
   private async newLease(): Promise<void> {
@@ -147,17 +170,68 @@ export class EtcdClusterStore implements ClusterStore {
       await lease.revoke().catch(() => undefined);
       throw err;
     }
-    // announcements made under a lost lease are gone from the store: put them back, unless
-    // another endpoint took the address meanwhile (then the local one gives it up)
+    // memberships and address claims may have gone meanwhile too (tsnet cluster forget): this
+    // host is a member again of what it joined
+    for (const overlay of this.joined) await this.putMembership(overlay);
+    // announcements made under a lost lease are gone from the store: put them back with their
+    // addresses' claims, unless another endpoint or host took one meanwhile (then the local
+    // endpoint gives it up)
+    const lost = new Set<string>();
     for (const [k, v] of [...this.mine]) {
       const { overlay, ip } = parseEndpointKey(k) ?? { overlay: '', ip: k }; // mine holds endpoint keys only
       const { endpointId } = JSON.parse(v) as { endpointId: string };
-      const holder = await this.putAnnouncement(k, v, endpointId);
+      const holder = await this.reclaim(k, v, endpointId);
       if (!holder) continue;
       this.mine.delete(k);
-      this.log.error({ overlay, ip, endpoint: endpointId, holder }, `address ${ip} on overlay '${overlay}' went to endpoint ${shortId(holder.endpointId)} on host ${holder.host} while this host's lease was gone: not announced again`);
+      lost.add(endpointId);
+      this.log.error({ overlay, ip, endpoint: endpointId, holder }, `address ${ip} on overlay '${overlay}' went to ${describeHolder(holder)} while this host's lease was gone: not announced again`);
       this.onAddressTaken({ overlay, ip, endpointId, holder });
     }
+    // a dual-stack endpoint that lost one address is cut off: its other one is not announced either
+    for (const [k, v] of [...this.mine]) {
+      const { endpointId } = JSON.parse(v) as { endpointId: string };
+      const where = parseEndpointKey(k);
+      if (lost.has(endpointId) && where) await this.withdraw(where.overlay, where.ip, endpointId);
+    }
+  }
+
+  /**
+   * One announcement of this host's after a lost lease (reclaim.ts): the announcement under the
+   * new lease and, in the same transaction, its address's claim in the overlay's cluster pool when
+   * that was freed meanwhile; nothing when another endpoint or host holds either, then its holder.
+   */
+  private async reclaim(k: string, value: string, endpointId: string): Promise<AddressHolder | undefined> {
+    const { overlay, ip } = parseEndpointKey(k) ?? { overlay: '', ip: '' };
+    const claimKey = key.address(overlay, ip);
+    const poolKey = key.pool(overlay, ip.includes(':') ? 6 : 4);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const read = await this.client
+        .if(k, 'Version', '>', -1) // always true: one consistent read of the three keys
+        .then(this.client.get(k), this.client.get(claimKey), this.client.get(poolKey))
+        .commit();
+      const [announced, claimed, pool] = read.responses.map((r) => r.response_range?.kvs[0]);
+      const plan = reclaimPlan({
+        host: this.host,
+        endpointId,
+        announcement: announced && (JSON.parse(announced.value.toString()) as AddressHolder),
+        claim: claimed && (JSON.parse(claimed.value.toString()) as { kind: string; host: string }),
+        pooled: pool !== undefined,
+      });
+      if (plan.taken) return plan.taken;
+      const claim = JSON.stringify({ kind: 'dynamic' satisfies AddressKind, host: this.host });
+      const r = await this.client
+        .if(k, 'Mod', '==', announced?.mod_revision ?? 0)
+        .and(claimKey, 'Mod', '==', claimed?.mod_revision ?? 0)
+        .and(poolKey, 'Mod', '==', pool?.mod_revision ?? 0)
+        .then(this.client.put(k).value(value).lease(this.leaseId), ...(plan.claim ? [this.client.put(claimKey).value(claim)] : []))
+        .commit();
+      if (r.succeeded) {
+        this.mine.set(k, value);
+        if (plan.claim) this.log.info({ overlay, ip, endpoint: endpointId }, `claimed address ${ip} on overlay '${overlay}' again: it was freed while this host's lease was gone`);
+        return undefined;
+      }
+    }
+    throw new Error(`could not announce ${k.slice(`${PREFIX}endpoints/`.length)} again: other hosts kept changing the store`);
   }
 
   /**
@@ -285,6 +359,11 @@ export class EtcdClusterStore implements ClusterStore {
   // ---------------------------------------------------------------- membership
 
   async joinOverlay(overlay: string): Promise<void> {
+    this.joined.add(overlay);
+    await this.putMembership(overlay);
+  }
+
+  private async putMembership(overlay: string): Promise<void> {
     // one transaction: the member key, and the joins key every removal checks for a change
     await this.client
       .if(key.joins(overlay), 'Version', '>', -1) // always true: a transaction needs a comparison
@@ -296,6 +375,7 @@ export class EtcdClusterStore implements ClusterStore {
   }
 
   async leaveOverlay(overlay: string): Promise<boolean> {
+    this.joined.delete(overlay);
     await this.client.delete().key(key.member(overlay, this.host));
     const removed = await removeOverlayIfUnused(this.client, overlay);
     if (removed) this.log.info({ overlay }, "the last member left: removed the overlay's definition, pool and addresses from the cluster store");
@@ -310,8 +390,11 @@ export class EtcdClusterStore implements ClusterStore {
   // ---------------------------------------------------------------- endpoint announcements
 
   async announce(a: Omit<EndpointAnnouncement, 'host' | 'vtep'>): Promise<void> {
+    if (this.isCutOff(a.endpointId)) {
+      throw new UserError(`endpoint ${shortId(a.endpointId)} is cut off: its address ${a.ip} on overlay '${a.overlay}' went to another container while this host was away; disconnect and connect the container to give it a new address`, 'conflict');
+    }
     const k = key.endpoint(a.overlay, a.ip);
-    const value = JSON.stringify({ mac: a.mac, endpointId: a.endpointId, host: this.host, vtep: this.vtep });
+    const value = this.announcementValue(a);
     const holder = await this.putAnnouncement(k, value, a.endpointId);
     if (holder) {
       throw new UserError(
