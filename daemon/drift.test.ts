@@ -51,14 +51,14 @@ describe('nft monitor lines', () => {
 describe('ip monitor lines', () => {
   it('a deleted link, a bridge or a veth (name@peer)', () => {
     expect(parseIpMonitorLine('Deleted 1215: drbr0: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN group default \\    link/ether a6:22:27:19:9d:f8 brd ff:ff:ff:ff:ff:ff')).toEqual({ type: 'link', link: 'drbr0' });
-    expect(parseIpMonitorLine('Deleted 44: tsv0a1b2c3d4e5@if43: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master tsbr1 state UP')).toEqual({ type: 'link', link: 'tsv0a1b2c3d4e5' });
+    expect(parseIpMonitorLine('Deleted 44: tsv0a1b2c3d4e5@if43: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master tsbr1 state UP')).toEqual({ type: 'link', link: 'tsv0a1b2c3d4e5', peer: true });
   });
 
   it('a link moved into another namespace (a container\'s end of a veth, by dockerd or CNI) is not a deletion', () => {
     // `ip -o monitor link` as a veth end is moved with `ip link set mvB netns x` (kernel 6.x, iproute2 6.1)
     const moved = 'Deleted 11878: mvB@mvA: <BROADCAST,MULTICAST,M-DOWN> mtu 1500 qdisc noop state DOWN group default \\    link/ether c6:f7:94:c8:6c:4d brd ff:ff:ff:ff:ff:ff new-netnsid 0 new-ifindex 11878';
     expect(parseIpMonitorLine(moved)).toBeNull();
-    expect(parseIpMonitorLine(moved.replace(' new-netnsid 0 new-ifindex 11878', ''))).toEqual({ type: 'link', link: 'mvB' });
+    expect(parseIpMonitorLine(moved.replace(' new-netnsid 0 new-ifindex 11878', ''))).toEqual({ type: 'link', link: 'mvB', peer: true });
   });
 
   it('a deleted address, v4 and v6', () => {

@@ -26,6 +26,12 @@
 // disconnect/connect, a restart, CNI DEL/ADD) brings it back. The endpoint's record stays, so that
 // the runtime's later detach succeeds as usual.
 //
+// A veth also goes when its container goes: `docker rm -f` deletes the container's namespace,
+// taking the pair with it, before dockerd sends DeleteEndpoint. So a deleted link that had a peer
+// (`name@ifN` in ip monitor's line) is looked at only PEER_GRACE_MS later: by then the runtime's
+// detach has removed the endpoint, the link is no longer tsnet's, and nothing is drift; a veth
+// deleted by hand is still owned then, and repaired (or reported cut off) as before.
+//
 // Each repair is counted in tsnet_repairs_total by kind: links rebuilt by the controller's
 // restore (controller.ts counts those, at start-up and here alike), addresses, tables and Docker's
 // chains here.
@@ -95,8 +101,11 @@ export function parseNftMonitorLine(line: string, table: string): NftMonitorLine
   return null;
 }
 
-/** One line of `ip -o monitor link address`: a deleted link or address, or anything else (null). */
-export type IpMonitorLine = { type: 'link'; link: string } | { type: 'address'; link: string; cidr: string } | null;
+/**
+ * One line of `ip -o monitor link address`: a deleted link (`peer` when it was one end of a pair
+ * whose other end is elsewhere: a veth) or address, or anything else (null).
+ */
+export type IpMonitorLine = { type: 'link'; link: string; peer?: true } | { type: 'address'; link: string; cidr: string } | null;
 
 /**
  * Classifies a line of `ip -o monitor link address`; only deletions matter:
@@ -108,8 +117,8 @@ export type IpMonitorLine = { type: 'link'; link: string } | { type: 'address'; 
 export function parseIpMonitorLine(line: string): IpMonitorLine {
   const m = /^Deleted (?:\[\w+\]\s*)?\d+: ([^\s:@]+)(@\S+?)?(:?)\s+(.*)$/.exec(line.trim());
   if (!m) return null;
-  const [, link, , colon, rest] = m;
-  if (colon === ':') return / new-netnsid \S+/.test(rest) ? null : { type: 'link', link };
+  const [, link, peer, colon, rest] = m;
+  if (colon === ':') return / new-netnsid \S+/.test(rest) ? null : { type: 'link', link, ...(peer ? { peer: true as const } : {}) };
   const addr = /^inet6? (\S+)/.exec(rest);
   return addr ? { type: 'address', link, cidr: addr[1] } : null;
 }
@@ -185,6 +194,8 @@ export function repairDrift(d: Drift, ops: RepairOps): string[] {
 
 /** How long events are collected before one repair pass. */
 export const DEBOUNCE_MS = 100;
+/** How long a deleted veth waits before a pass looks at it: time for its container's DeleteEndpoint. */
+export const PEER_GRACE_MS = 2_000;
 /** A watcher that dies is started again after this, doubled on every quick death up to MAX. */
 const RESTART_MS = 1_000;
 const RESTART_MAX_MS = 60_000;
@@ -220,8 +231,8 @@ export interface DriftWatcherOptions {
 /** A monitor process and what its lines mean. */
 export interface Monitor {
   argv: [string, ...string[]];
-  /** adds what a line may have changed to the pending drift */
-  onLine(line: string, pending: Drift, table: string): void;
+  /** adds what a line may have changed to the pending drift, now or (through `later`) after PEER_GRACE_MS */
+  onLine(line: string, pending: Drift, table: string, later: (add: (pending: Drift) => void) => void): void;
 }
 
 const nftMonitor = (what: 'tables' | 'rules'): Monitor => ({
@@ -238,9 +249,10 @@ export const MONITORS: Monitor[] = [
   nftMonitor('rules'),
   {
     argv: ['ip', '-o', 'monitor', 'link', 'address'],
-    onLine(line, pending) {
+    onLine(line, pending, _table, later) {
       const l = parseIpMonitorLine(line);
-      if (l?.type === 'link') pending.links.add(l.link);
+      if (l?.type === 'link' && l.peer) later((p) => p.links.add(l.link));
+      else if (l?.type === 'link') pending.links.add(l.link);
       else if (l?.type === 'address') pending.addresses.add(`${l.link} ${l.cidr}`);
     },
   },
@@ -267,6 +279,8 @@ export class DriftWatcher {
   /** when the recent passes that repaired something ran, oldest first (at most REPAIR_BUDGET) */
   private recent: number[] = [];
   private readonly restartDelay = new Map<Monitor, number>();
+  /** links waiting out PEER_GRACE_MS */
+  private readonly graceTimers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly o: DriftWatcherOptions) {}
 
@@ -278,6 +292,8 @@ export class DriftWatcher {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    for (const t of this.graceTimers) clearTimeout(t);
+    this.graceTimers.clear();
     for (const c of this.children.values()) {
       c.kill('SIGTERM');
       c.stdin?.end();
@@ -295,7 +311,7 @@ export class DriftWatcher {
     const started = Date.now();
     this.children.set(m, child);
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      m.onLine(line, this.pending, this.o.table);
+      m.onLine(line, this.pending, this.o.table, (add) => this.afterGrace(add));
       this.schedule();
     });
     let stderr = '';
@@ -318,6 +334,17 @@ export class DriftWatcher {
     };
     child.on('error', (err) => died(err.message));
     child.on('exit', (code, signal) => died(`exited (${code ?? signal})`));
+  }
+
+  private afterGrace(add: (pending: Drift) => void): void {
+    const t = setTimeout(() => {
+      this.graceTimers.delete(t);
+      if (this.stopped) return;
+      add(this.pending);
+      this.schedule();
+    }, PEER_GRACE_MS);
+    t.unref();
+    this.graceTimers.add(t);
   }
 
   private schedule(): void {

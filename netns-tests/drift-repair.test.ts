@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { startTsnetDaemon, type TsnetDaemon } from '../docker-tests/harness.js';
 import { dockerIptables } from '../test-support/docker-iptables.js';
 import { Namespaces, execIn, pings, sh, tryIn, uniqueName, until } from './harness.js';
+import { wait } from '../test-support/commands.js';
 import { daemonLogErrors } from './leftovers.js';
 
 const PLUGIN = join(import.meta.dirname, '..', 'dist', 'cni', 'tsnet');
@@ -136,7 +137,8 @@ function repairLines(): string[] {
 let seen = 0;
 /** Waits until the daemon has logged these repair lines (and none else) since the last call. */
 async function expectRepairs(expected: (string | RegExp)[]): Promise<void> {
-  await until(`the daemon logging ${expected.length} repair line(s)`, () => repairLines().length - seen >= expected.length, 5_000);
+  // a deleted veth is looked at after drift.ts's PEER_GRACE_MS
+  await until(`the daemon logging ${expected.length} repair line(s)`, () => repairLines().length - seen >= expected.length, 10_000);
   const got = repairLines().slice(seen);
   seen += got.length;
   expect(got).toEqual(expected.map((e) => (typeof e === 'string' ? e : expect.stringMatching(e))));
@@ -316,6 +318,20 @@ describe('drift repair', () => {
     cni('DEL', b.ns);
     b = attach(b.ns, false, `${b.ns}-again`);
     expect(traffic()).toEqual(WORKING);
+  });
+
+  it("a container's namespace deleted before the runtime's detach (docker rm -f does so before DeleteEndpoint): no repair, no cut-off warning; a veth deleted by hand after it still is", async () => {
+    const c = attach(namespaces.make(`${run}-c`));
+    sh('ip', ['netns', 'del', c.ns]);
+    await until('its host veth gone with its namespace', () => !hostLinks().has(c.hostIf), 5_000);
+    // the runtime detaches a second later (a busy dockerd): the scene, not a wait for readiness
+    await wait(1_000);
+    cni('DEL', c.ns);
+    // the positive, deleted after c's veth: its lines come after c's grace is over, and are the only ones
+    const d = attach(namespaces.make(`${run}-d`));
+    execIn(host, 'ip', ['link', 'del', d.hostIf]);
+    await expectRepairs(['endpoint host link missing while its sandbox exists', new RegExp(`^repair: link ${d.hostIf} was deleted by another process and cannot be put back: .*cut off`)]);
+    cni('DEL', d.ns);
   });
 
   it('at rest the watchers cost no CPU, and are still awake after', async () => {
