@@ -88,25 +88,20 @@ function ipsOn(...hosts: string[]): string[] {
     .sort();
 }
 
-/** The announcements in etcd, IP -> host, read from member k (serializable: its own copy). */
-function announcements(k: number): Map<string, string> {
+/** The keys of the lab's overlay under `kind` in etcd, IP -> host, read from member k (serializable: its own copy). */
+function hostsByIp(k: number, kind: 'endpoints' | 'addresses'): Map<string, string> {
   const ns = k === 1 ? `tsl-${LAB}-etcd` : `tsl-${LAB}-etcd${k}`;
-  const out = execIn(ns, 'etcdctl', ['--endpoints', `198.51.100.${1 + k}:2379`, 'get', '--consistency=s', '--prefix', `/tsnet/endpoints/${LAB}/`]);
+  const out = execIn(ns, 'etcdctl', ['--endpoints', `198.51.100.${1 + k}:2379`, 'get', '--consistency=s', '--prefix', `/tsnet/${kind}/${LAB}/`]);
   const lines = out.split('\n').filter(Boolean);
   const m = new Map<string, string>();
   for (let i = 0; i + 1 < lines.length; i += 2) m.set(lines[i]!.split('/').pop()!, (JSON.parse(lines[i + 1]!) as { host: string }).host);
   return m;
 }
 
-/** The address claims of the lab's overlay in etcd, IP -> host, read from member k. */
-function claims(k: number): Map<string, string> {
-  const ns = k === 1 ? `tsl-${LAB}-etcd` : `tsl-${LAB}-etcd${k}`;
-  const out = execIn(ns, 'etcdctl', ['--endpoints', `198.51.100.${1 + k}:2379`, 'get', '--consistency=s', '--prefix', `/tsnet/addresses/${LAB}/`]);
-  const lines = out.split('\n').filter(Boolean);
-  const m = new Map<string, string>();
-  for (let i = 0; i + 1 < lines.length; i += 2) m.set(lines[i]!.split('/').pop()!, (JSON.parse(lines[i + 1]!) as { host: string }).host);
-  return m;
-}
+/** The announcements: which host has each address's container. */
+const announcements = (k: number) => hostsByIp(k, 'endpoints');
+/** The address claims of the cluster IPAM: which host holds each address. */
+const claims = (k: number) => hostsByIp(k, 'addresses');
 
 /** `tsnet doctor` as run on a lab host, against its daemon's state and the lab's etcd. */
 function doctorOn(host: string): string {
