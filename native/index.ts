@@ -2,6 +2,7 @@
 export { Netlink } from './netlink/netlink.js';
 export { NetlinkError, isNetlinkError } from './netlink/errors.js';
 export type {
+  BridgePortInfo,
   BridgePortSettings,
   BridgeSpec,
   LinkChange,

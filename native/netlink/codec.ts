@@ -149,13 +149,23 @@ export function encodeAttrs<S extends Schema>(schema: S, values: AttrValues<S>):
   return Buffer.concat(parts);
 }
 
-/** Reads the attributes the schema names; others are skipped. */
+/** Each schema's fields by attribute type, made once per schema. */
+const fieldsByType = new WeakMap<Schema, Map<number, { name: string; codec: Codec<unknown> }>>();
+
+/**
+ * Reads the attributes the schema names; others are skipped without being copied out (a link in a
+ * dump carries some fifty, statistics mostly, and a reconcile reads thousands of links).
+ */
 export function decodeAttrs<S extends Schema>(schema: S, b: Buffer): AttrValues<S> {
-  const byType = new Map(Object.entries(schema).map(([name, [type, codec]]) => [type, { name, codec }]));
+  let byType = fieldsByType.get(schema);
+  if (!byType) fieldsByType.set(schema, (byType = new Map(Object.entries(schema).map(([name, [type, codec]]) => [type, { name, codec }]))));
   const out: Record<string, unknown> = {};
-  for (const a of decodeAttrList(b)) {
-    const field = byType.get(a.type);
-    if (field) out[field.name] = field.codec.decode(a.value);
+  for (let o = 0; o + ATTR_HEADER <= b.length; ) {
+    const len = b.readUInt16LE(o);
+    if (len < ATTR_HEADER || o + len > b.length) throw new RangeError(`netlink: malformed attribute at offset ${o}`);
+    const field = byType.get(b.readUInt16LE(o + 2) & NLA_TYPE_MASK);
+    if (field) out[field.name] = field.codec.decode(b.subarray(o + ATTR_HEADER, o + len));
+    o += align4(len);
   }
   return out as AttrValues<S>;
 }

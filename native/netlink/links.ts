@@ -185,6 +185,33 @@ export function bridgePortRequest(index: number, settings: BridgePortSettings): 
   return { header: { family: AF_BRIDGE, index }, attrs: { protinfo: { ...settings } } };
 }
 
+/** A bridge port as an AF_BRIDGE dump shows it. */
+export interface BridgePortInfo {
+  index: number;
+  name: string;
+  /** the bridge's index */
+  masterIndex: number;
+  up: boolean;
+  hairpin: boolean;
+  isolated: boolean;
+  learning: boolean;
+}
+
+/** A bridge port from an AF_BRIDGE link message; undefined for a message without port settings (the bridge itself). */
+export function toBridgePortInfo({ header, attrs }: { header: IfInfoMsg; attrs: LinkAttrs }): BridgePortInfo | undefined {
+  const p = attrs.protinfo;
+  if (!p || !attrs.master) return undefined;
+  return {
+    index: header.index,
+    name: attrs.ifname ?? '',
+    masterIndex: attrs.master,
+    up: (header.flags & IFF_UP) !== 0,
+    hairpin: p.hairpin === true,
+    isolated: p.isolated === true,
+    learning: p.learning === true,
+  };
+}
+
 const MACVLAN_MODE_NAMES = new Map<number, string>([...Object.entries(MACVLAN_MODE).map(([k, v]) => [v, k] as const), [16, 'source']]);
 
 export function toLinkInfo({ header, attrs }: { header: IfInfoMsg; attrs: LinkAttrs }): LinkInfo {

@@ -38,7 +38,9 @@ import {
   checkLinkName,
   createLinkRequest,
   KIND_MODULE,
+  toBridgePortInfo,
   toLinkInfo,
+  type BridgePortInfo,
   type BridgePortSettings,
   type LinkChange,
   type LinkInfo,
@@ -132,6 +134,17 @@ export class Netlink {
       if (isNetlinkError(err, 'ENODEV')) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * Every bridge port of this namespace with its bridge settings, from one AF_BRIDGE dump: what a
+   * reconcile compares instead of asking link by link.
+   */
+  listBridgePorts(): BridgePortInfo[] {
+    const payload = linkMessage.encode({ header: { family: AF_BRIDGE }, attrs: {} });
+    return this.dump(RTM.GETLINK, payload, { op: 'listBridgePorts', what: 'list bridge ports' })
+      .map((m) => toBridgePortInfo(linkMessage.decode(m.payload)))
+      .filter((p): p is BridgePortInfo => p !== undefined);
   }
 
   createLink(spec: LinkSpec): void {
@@ -256,10 +269,12 @@ export class Netlink {
     });
   }
 
-  listAddresses(link?: string): AddressInfo[] {
+  /** Addresses of one link or of all; of one family (4 or 6) when given, which the kernel filters. */
+  listAddresses(link?: string, family?: 4 | 6): AddressInfo[] {
     const only = link === undefined ? undefined : this.index(link, 'listAddresses');
     const names = this.linkNames(link, only);
-    return this.dump(RTM.GETADDR, addrMessage.encode({ header: { family: AF_UNSPEC }, attrs: {} }), { op: 'listAddresses', what: 'list addresses' })
+    const header = { family: family === undefined ? AF_UNSPEC : family === 4 ? AF_INET : AF_INET6 };
+    return this.dump(RTM.GETADDR, addrMessage.encode({ header, attrs: {} }), { op: 'listAddresses', what: 'list addresses' })
       .map((m) => addrMessage.decode(m.payload))
       .filter((m) => only === undefined || m.header.index === only)
       .map((m) => toAddressInfo(m, names.get(m.header.index) ?? ''));
@@ -386,10 +401,20 @@ export class Netlink {
     return this.getLink(name)?.index;
   }
 
-  /** Index -> name, for listings; with a single link known, no dump is needed. */
-  private linkNames(name?: string, index?: number): Map<number, string> {
+  /**
+   * Index -> name, for listings: each index the listing names is looked up once, by a request of
+   * its own. A listing names few links (the bridges holding addresses, a route's devices), so this
+   * costs far less than a dump of every link on a host with thousands of veths.
+   */
+  private linkNames(name?: string, index?: number): { get(index: number): string | undefined } {
     if (name !== undefined && index !== undefined) return new Map([[index, name]]);
-    return new Map(this.listLinks().map((l) => [l.index, l.name]));
+    const names = new Map<number, string | undefined>();
+    return {
+      get: (i) => {
+        if (!names.has(i)) names.set(i, this.getLink(i)?.name);
+        return names.get(i);
+      },
+    };
   }
 
   // ------------------------------------------------------------------ the exchange
