@@ -1,8 +1,9 @@
 // Routes each NetworkDriver call to the driver that owns the network (chosen at create time by
 // `-o type=bridge|macvlan|overlay`, bridge by default) and runs the start-up reconcile across
 // drivers. Holds no state of its own: the store says who owns what.
-import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type NetworkDriver, type ProgramExternalConnectivityRequest } from '../drivers/driver.js';
+import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type KernelView, type ManagedDriver, type NetworkDriver, type ProgramExternalConnectivityRequest } from '../drivers/driver.js';
 import type { NetworkRepo } from '../store/network-repo.js';
+import type { LinkInfo } from '../native/netlink/links.js';
 import type { LinkOwner } from '../drivers/owner.js';
 import type { FirewallState } from '../firewall/model.js';
 import { unknownNetwork } from '../drivers/records.js';
@@ -15,12 +16,27 @@ import { countRepairs } from '../core/metrics.js';
 
 /** The kernel and firewall operations the start-up sweep needs. */
 export interface SweepOps {
-  listLinks(): { name: string; alias?: string }[];
+  listLinks(): LinkInfo[];
   deleteLink(name: string, opts?: { ignoreMissing?: boolean }): void;
 }
 
 export interface FirewallSync {
   sync(networks: FirewallState['networks'], mappings: FirewallState['mappings'], endpoints: FirewallState['endpoints']): void;
+}
+
+/** Milliseconds of each phase of restore(): read (the kernel and the store), drivers, leftovers, firewall. */
+export type RestoreTimes = Record<string, number>;
+
+/** Marks the end of each named phase; `times` holds each one's ms since the end of the one before. */
+function phaseTimer(): ((name: string) => void) & { times: RestoreTimes } {
+  let last = performance.now();
+  const times: RestoreTimes = {};
+  const mark = (name: string) => {
+    const now = performance.now();
+    times[name] = Math.round(now - last);
+    last = now;
+  };
+  return Object.assign(mark, { times });
 }
 
 export class Controller implements NetworkDriver {
@@ -85,28 +101,40 @@ export class Controller implements NetworkDriver {
    * Start-up reconcile: each driver restores its networks and endpoints, links carrying this
    * daemon's owner alias that no record owns are removed (leftovers of an operation killed half-way), and
    * the firewall is replaced as a whole with what the store says, in one transaction.
+   * The host's links are dumped once and handed to the drivers; the leftovers are found in the same
+   * dump (a link the drivers made meanwhile is owned, one they removed is deleted with ignoreMissing).
+   * Returns how long each phase took, in ms, for the start-up log line.
    */
-  restore(): void {
+  restore(): RestoreTimes {
+    const phase = phaseTimer();
+    const linksBefore = this.links.listLinks();
+    const present = new Set(linksBefore.map((l) => l.name));
     // for tsnet_repairs_total: what was missing or half-done before, and is whole after
-    const linkNames = () => new Set(this.links.listLinks().map((l) => l.name));
-    const before = linkNames();
-    const missing = this.ownedLinks().filter((name) => !before.has(name));
+    const missing = this.ownedLinks().filter((name) => !present.has(name));
     const interrupted = this.repo.listNetworks().filter((n) => n.state !== 'ready').length + this.repo.listEndpoints().filter((e) => e.state !== 'ready').length;
-    for (const d of this.drivers.values()) d.restore();
+    const kernel: KernelView = { links: new Map(linksBefore.map((l) => [l.name, l])) };
+    phase('read');
+    for (const d of this.drivers.values()) d.restore(kernel);
+    phase('drivers');
     const owned = new Set(this.ownedLinks());
     let leftovers = 0;
-    for (const link of this.links.listLinks()) {
+    for (const link of linksBefore) {
       if (this.owner.owns(link.alias) && !owned.has(link.name)) {
         this.log.info({ link: link.name, alias: link.alias }, 'removing a leftover link');
         this.links.deleteLink(link.name, { ignoreMissing: true });
         leftovers++;
       }
     }
+    phase('leftovers');
     this.syncFirewall();
-    const after = linkNames();
-    countRepairs('link', missing.filter((name) => after.has(name)).length);
+    phase('firewall');
+    if (missing.length > 0) {
+      const after = new Set(this.links.listLinks().map((l) => l.name));
+      countRepairs('link', missing.filter((name) => after.has(name)).length);
+    }
     countRepairs('leftover-link', leftovers);
     countRepairs('interrupted-operation', interrupted);
+    return phase.times;
   }
 
   /** Replaces the firewall as a whole with what the store says (start-up, and drift repair). */

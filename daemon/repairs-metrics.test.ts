@@ -31,7 +31,7 @@ function controller(links: Map<string, string | undefined>, rebuilds: string[]) 
     firewallState: () => ({ networks: [], mappings: [], endpoints: [] }),
   } as unknown as ManagedDriver;
   const sweep = {
-    listLinks: () => [...links].map(([name, alias]) => ({ name, alias })),
+    listLinks: () => [...links].map(([name, alias], index) => ({ name, alias, index, mtu: 1500, mac: '', up: true, operState: 'up', flags: 0 })),
     deleteLink: (name: string) => void links.delete(name),
   };
   return { repo, c: new Controller([driver], repo, sweep, { sync() {} }, owner, silentLogger) };

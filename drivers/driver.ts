@@ -5,6 +5,7 @@
 // options split out, numbers as numbers) by plugin-api/ before they get here.
 
 import type { FirewallState } from '../firewall/model.js';
+import type { LinkInfo } from '../native/netlink/links.js';
 import type { DriverType, IpamData, PortBinding, Proto } from '../core/protocol.js';
 
 
@@ -135,11 +136,21 @@ export interface NetworkDriver {
   revokeExternalConnectivity(ref: EndpointRef): Promise<void>;
 }
 
+/** What the start-up reconcile reads of the kernel once and hands to every driver: dumps instead of a request per link. */
+export interface KernelView {
+  /** the host namespace's links by name, when the reconcile began */
+  links: ReadonlyMap<string, LinkInfo>;
+}
+
 /** What the daemon needs of a driver beyond the protocol: start-up reconcile and introspection. */
 export interface ManagedDriver extends NetworkDriver {
   readonly type: DriverType;
-  /** Brings the kernel in line with the store (after a restart, crash or reboot). */
-  restore(): void;
+  /**
+   * Brings the kernel in line with the store (after a restart, crash or reboot). `kernel`: the host
+   * namespace's links as the reconcile found them, read once for every driver (a driver reads
+   * what it needs itself without it).
+   */
+  restore(kernel?: KernelView): void;
   /** Names of every link this driver's records own, for the sweep of leftovers. */
   ownedLinks(): string[];
   /** What the firewall should hold for this driver's networks, for the full sync at start-up. */

@@ -247,9 +247,12 @@ export class NetworkRepo {
     });
   }
 
-  listPorts(filter: { endpointId?: string; networkId?: string } = {}): PublishedPort[] {
+  /** `heldByTsnet`: only the ports whose host port the daemon holds with a socket (not a runtime). */
+  listPorts(filter: { endpointId?: string; networkId?: string; heldByTsnet?: boolean } = {}): PublishedPort[] {
     let rows: PortRow[];
-    if (filter.endpointId) {
+    if (filter.heldByTsnet) {
+      rows = this.db.prepare(`SELECT * FROM published_ports WHERE held_by_runtime = 0 ORDER BY rowid`).all() as PortRow[];
+    } else if (filter.endpointId) {
       rows = this.db.prepare(`SELECT * FROM published_ports WHERE endpoint_id = ? ORDER BY rowid`).all(filter.endpointId) as PortRow[];
     } else if (filter.networkId) {
       rows = this.db.prepare(`SELECT * FROM published_ports WHERE network_id = ? ORDER BY rowid`).all(filter.networkId) as PortRow[];

@@ -6,7 +6,7 @@
 // step leaves nothing behind and that a refusal comes before anything is made. The real kernel is
 // in netns-tests/. Only what those drivers call is modelled; anything else throws, naming itself.
 import type { Netlink } from '../native/netlink/netlink.js';
-import type { BridgePortSettings, LinkChange, LinkInfo, LinkSpec } from '../native/netlink/links.js';
+import type { BridgePortInfo, BridgePortSettings, LinkChange, LinkInfo, LinkSpec } from '../native/netlink/links.js';
 import type { HostPortReserver } from '../drivers/ports.js';
 import { PortReservationError } from '../native/sockets.js';
 import { canonicalCidr } from '../ipam/address.js';
@@ -68,6 +68,20 @@ export class FakeHost {
     }
   }
 
+  /** ifindex of each link, given in creation order as the kernel does */
+  private readonly indexes = new WeakMap<FakeLink, number>();
+  private nextIndex = 1;
+
+  private indexOf(l: FakeLink): number {
+    if (!this.indexes.has(l)) this.indexes.set(l, this.nextIndex++);
+    return this.indexes.get(l)!;
+  }
+
+  private info(l: FakeLink): LinkInfo {
+    const master = l.master === undefined ? undefined : this.links.get(l.master);
+    return { index: this.indexOf(l), name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, up: l.up, operState: l.up ? 'up' : 'down', alias: l.alias, flags: 0, ...(master ? { masterIndex: this.indexOf(master) } : {}) };
+  }
+
   private link(name: string): FakeLink {
     const l = this.links.get(name);
     if (!l) throw new Error(`Cannot find device "${name}"`);
@@ -80,7 +94,18 @@ export class FakeHost {
     const modelled = {
       getLink(name: string): LinkInfo | undefined {
         const l = h.links.get(name);
-        return l && { index: 1, name: l.name, kind: l.kind, mtu: l.mtu, mac: l.mac, up: l.up, operState: l.up ? 'up' : 'down', alias: l.alias, flags: 0 };
+        return l && h.info(l);
+      },
+      listLinks(): LinkInfo[] {
+        return [...h.links.values()].map((l) => h.info(l));
+      },
+      listBridgePorts(): BridgePortInfo[] {
+        return [...h.links.values()]
+          .filter((l) => l.master !== undefined)
+          .map((l) => {
+            const { index, name, up, masterIndex } = h.info(l);
+            return { index, name, up, masterIndex: masterIndex!, hairpin: l.port?.hairpin ?? false, isolated: l.port?.isolated ?? false, learning: l.port?.learning ?? true };
+          });
       },
       createLink(spec: LinkSpec): void {
         h.step(`createLink ${spec.kind} ${spec.name}`);
@@ -136,8 +161,11 @@ export class FakeHost {
         if (l.addresses.includes(canonicalCidr(cidr))) throw new Error(`address ${cidr}: File exists`);
         l.addresses.push(canonicalCidr(cidr));
       },
-      listAddresses(name: string): { cidr: string }[] {
-        return h.link(name).addresses.map((cidr) => ({ cidr }));
+      listAddresses(name?: string, family?: 4 | 6): { index: number; dev: string; cidr: string }[] {
+        const links = name === undefined ? [...h.links.values()] : [h.link(name)];
+        return links.flatMap((l) =>
+          l.addresses.filter((cidr) => family === undefined || cidr.includes(':') === (family === 6)).map((cidr) => ({ index: h.indexOf(l), dev: l.name, cidr })),
+        );
       },
     };
     return new Proxy(modelled, {

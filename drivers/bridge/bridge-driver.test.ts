@@ -393,6 +393,43 @@ describe('bridge driver (fake host and firewall)', () => {
       expect([...w.host.heldPorts]).toEqual(['tcp/0.0.0.0/18097']);
     });
 
+    it('with everything in place, writes nothing to the kernel (one read of each kind, no request per endpoint)', async () => {
+      const net = networkRequest('10.231.47.0/24');
+      await driver.createNetwork(net);
+      const eps = [endpointRequest(net.networkId, '10.231.47.2/24'), endpointRequest(net.networkId, '10.231.47.3/24')];
+      for (const ep of eps) await driver.createEndpoint(ep);
+      w.host.calls.length = 0;
+      new BridgeDriver(w.deps).restore();
+      expect(w.host.calls.filter((c) => !c.startsWith('sysctl'))).toEqual([]);
+      // the positive: a port off its bridge, one down, one with hairpin off are each put back
+      const [a, b] = eps.map((ep) => w.host.links.get(vethOf(ep.endpointId).host)!);
+      a.master = undefined;
+      b.port = { ...b.port!, hairpin: false };
+      new BridgeDriver(w.deps).restore();
+      expect(w.host.calls.filter((c) => !c.startsWith('sysctl'))).toEqual([`setLink ${a.name}`, `setBridgePort ${a.name}`, `setLink ${b.name}`, `setBridgePort ${b.name}`]);
+      expect([a, b].map((l) => [l.master, l.up, l.port])).toEqual([[bridgeOf(net.networkId), true, { hairpin: true, isolated: false }], [bridgeOf(net.networkId), true, { hairpin: true, isolated: false }]]);
+      b.up = false;
+      w.host.calls.length = 0;
+      new BridgeDriver(w.deps).restore();
+      expect(w.host.calls.filter((c) => !c.startsWith('sysctl'))).toEqual([`setLink ${b.name}`, `setBridgePort ${b.name}`]);
+      expect(b.up).toBe(true);
+    });
+
+    it('holds no host port again for an endpoint it rolls back', async () => {
+      const net = networkRequest('10.231.48.0/24');
+      await driver.createNetwork(net);
+      const kept = endpointRequest(net.networkId, '10.231.48.2/24');
+      const interrupted = endpointRequest(net.networkId, '10.231.48.3/24');
+      for (const ep of [kept, interrupted]) await driver.createEndpoint(ep);
+      await driver.programExternalConnectivity({ networkId: net.networkId, endpointId: kept.endpointId, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18098)] } });
+      await driver.programExternalConnectivity({ networkId: net.networkId, endpointId: interrupted.endpointId, options: { ...NO_ENDPOINT_OPTIONS, portBindings: [binding(80, 18099)] } });
+      w.repo.setEndpointState(interrupted.endpointId, 'creating');
+      w.host.heldPorts.clear();
+      new BridgeDriver(w.deps).restore();
+      expect([...w.host.heldPorts]).toEqual(['tcp/0.0.0.0/18098']);
+      expect(w.repo.getEndpoint(interrupted.endpointId)).toBeUndefined();
+    });
+
     it('rolls back a network left half-made', async () => {
       const net = networkRequest('10.231.44.0/24');
       await driver.createNetwork(net);

@@ -4,9 +4,10 @@
 // and `nft`; every step that makes something registers its undo.
 import { isIPv6 } from 'node:net';
 import { existsSync } from 'node:fs';
-import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type PortBindingRequest, type ProgramExternalConnectivityRequest } from '../driver.js';
+import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type KernelView, type ManagedDriver, type PortBindingRequest, type ProgramExternalConnectivityRequest } from '../driver.js';
 import type { NetworkRepo, NetworkRecord, EndpointRecord, PublishedPort } from '../../store/network-repo.js';
 import type { Netlink } from '../../native/netlink/netlink.js';
+import type { BridgePortInfo, LinkInfo } from '../../native/netlink/links.js';
 import type { NetworkFirewall } from '../../firewall/api.js';
 import type { FirewallEndpoint, FirewallState, PortMapping } from '../../firewall/model.js';
 import type { LinkOwner } from '../owner.js';
@@ -138,11 +139,14 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     this.ext?.extension.build(id, c, undo);
   }
 
-  /** Addresses, sysctls and link state of an existing bridge; idempotent. */
-  private configureBridge(c: BridgeNetworkConfig): void {
+  /**
+   * Addresses, sysctls and link state of an existing bridge; idempotent. `seen`: its addresses and
+   * state as the start-up reconcile read them for every bridge at once (else they are asked for).
+   */
+  private configureBridge(c: BridgeNetworkConfig, seen?: { addresses: ReadonlySet<string>; up: boolean }): void {
     const nl = this.d.netlink;
     if (c.enableIpv6) this.d.writeSysctl(['net', 'ipv6', 'conf', c.bridge, 'disable_ipv6'], '0');
-    const present = new Set(nl.listAddresses(c.bridge).map((a) => a.cidr));
+    const present = seen?.addresses ?? new Set(nl.listAddresses(c.bridge).map((a) => a.cidr));
     for (const cidr of c.gatewayAddresses) {
       // nodad: the IPv6 gateway must answer at once, not after duplicate address detection
       if (!present.has(canonicalCidr(cidr))) nl.addAddress(c.bridge, cidr, { nodad: isIPv6(bareIp(cidr)) });
@@ -150,7 +154,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     // lets the host reach published ports through 127.0.0.1: the DNATed packet keeps its
     // loopback source until masquerade, and the kernel drops such packets on other links otherwise
     this.d.writeSysctl(['net', 'ipv4', 'conf', c.bridge, 'route_localnet'], '1');
-    nl.setLink(c.bridge, { up: true });
+    if (!seen?.up) nl.setLink(c.bridge, { up: true });
   }
 
   private teardownNetwork(net: BridgeNetwork<X>): void {
@@ -331,54 +335,86 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
   /**
    * Brings the kernel back in line with the store after a restart, a crash or a reboot:
    * operations interrupted half-way are rolled back or finished, missing bridges are rebuilt,
-   * endpoints are re-attached. Firewall state is synced by the caller from firewallState().
+   * endpoints are re-attached. Firewall state is synced by the caller from firewallState(), as a
+   * whole (so no network's elements are written here one by one).
+   *
+   * Thousands of endpoints make this the daemon's start-up time, so it reads each thing once: the
+   * store's endpoints and ports in one query each, the kernel's links, bridge ports and the
+   * bridges' addresses in one dump each (`kernel` brings the links), and it writes only what
+   * differs. An endpoint whose port is on its bridge, up, with its settings, costs no request.
    */
-  restore(): void {
+  restore(kernel?: KernelView): void {
     const { repo, log } = this.d;
-    for (const net of repo.listNetworks<BridgeNetworkConfig & X>(this.type)) {
+    const networks = repo.listNetworks<BridgeNetworkConfig & X>(this.type);
+    if (networks.length === 0) return;
+    // a placement keeps its ports in namespaces of its own: it looks at them itself
+    const seen = this.placement ? undefined : readHost(this.d.netlink, networks, kernel);
+    const endpoints = groupBy(repo.listEndpoints<BridgeEndpointState>(), (ep) => ep.networkId);
+    // the host ports a runtime holds itself (CNI's) are not held again: thousands of rows not read
+    const ports = groupBy(repo.listPorts({ heldByTsnet: true }), (p) => p.networkId);
+    for (const net of networks) {
       if (net.state !== 'ready') {
         log.info({ network: net.id, state: net.state }, 'finishing an interrupted network operation');
         this.removeNetwork(net);
         continue;
       }
-      this.placement?.migrate(net.id, net.config, repo.listEndpoints<BridgeEndpointState>(net.id).map((ep) => ep.config.hostIf));
-      if (!this.d.netlink.getLink(net.config.bridge)) {
-        log.warn({ network: net.id, bridge: net.config.bridge }, 'bridge missing: rebuilding it');
-        withUndo(log, (undo) => this.buildNetwork(net.id, net.config, undo));
-      } else {
-        this.configureBridge(net.config);
-        this.d.firewall.addNetwork(firewallNetwork(net.id, net.config));
-        this.ext?.extension.ensure(net.id, net.config);
-      }
-      for (const ep of repo.listEndpoints<BridgeEndpointState>(net.id)) this.restoreEndpoint(net, ep);
-      // the daemon's sockets held the host ports; hold them again so no host process takes them
-      // (those it still holds, when this is a repair while running, are left as they are)
-      for (const p of repo.listPorts({ networkId: net.id }).filter((p) => !p.heldByRuntime)) {
-        if (this.d.ports.holds(p.proto, p.hostIp, p.hostPort)) continue;
-        try {
-          this.d.ports.reserve(p.proto, p.hostIp, p.hostPort);
-        } catch (err) {
-          log.warn({ err, port: p }, 'could not hold a published host port again; a host process took it while tsnet was down');
-        }
+      const eps = endpoints.get(net.id) ?? [];
+      this.placement?.migrate(net.id, net.config, eps.map((ep) => ep.config.hostIf));
+      const bridgeIndex = this.restoreBridge(net, seen);
+      const rolledBack = new Set(eps.filter((ep) => !this.restoreEndpoint(net, ep, seen, bridgeIndex)).map((ep) => ep.id));
+      this.holdPorts((ports.get(net.id) ?? []).filter((p) => !rolledBack.has(p.endpointId)));
+    }
+  }
+
+  /** A network's bridge at start-up: rebuilt when missing, else brought in line; its index (undefined with a placement). */
+  private restoreBridge(net: BridgeNetwork<X>, seen: HostView | undefined): number | undefined {
+    const { netlink: nl, log } = this.d;
+    const link = seen ? seen.links.get(net.config.bridge) : nl.getLink(net.config.bridge);
+    if (!link) {
+      log.warn({ network: net.id, bridge: net.config.bridge }, 'bridge missing: rebuilding it');
+      withUndo(log, (undo) => this.buildNetwork(net.id, net.config, undo));
+      return seen && nl.getLink(net.config.bridge)?.index;
+    }
+    this.configureBridge(net.config, seen && { addresses: seen.addresses.get(link.index) ?? new Set(), up: link.up });
+    this.ext?.extension.ensure(net.id, net.config);
+    return link.index;
+  }
+
+  /**
+   * The daemon's sockets held the host ports; hold them again so no host process takes them (those
+   * it still holds, when this is a repair while running, are left as they are).
+   */
+  private holdPorts(ports: PublishedPort[]): void {
+    // only rows with heldByRuntime false come here (restore reads those alone)
+    for (const p of ports) {
+      if (this.d.ports.holds(p.proto, p.hostIp, p.hostPort)) continue;
+      try {
+        this.d.ports.reserve(p.proto, p.hostIp, p.hostPort);
+      } catch (err) {
+        this.d.log.warn({ err, port: p }, 'could not hold a published host port again; a host process took it while tsnet was down');
       }
     }
   }
 
-  private restoreEndpoint(net: BridgeNetwork<X>, ep: BridgeEndpoint): void {
+  /** An endpoint at start-up; false when it was rolled back (an interrupted creation). */
+  private restoreEndpoint(net: BridgeNetwork<X>, ep: BridgeEndpoint, seen: HostView | undefined, bridgeIndex: number | undefined): boolean {
     const { netlink: nl, log } = this.d;
     if (ep.state !== 'ready') {
       log.info({ endpoint: ep.id }, 'rolling back an interrupted endpoint creation');
       this.teardownEndpoint(ep);
-      return;
+      return false;
     }
+    const hostIf = ep.config.hostIf;
     if (this.placement) {
       const fw = needsPortRules(net.config) ? firewallEndpoint(ep, net.config) : undefined;
-      if (this.placement.restorePort(net.id, net.config, ep.config.hostIf, fw)) return;
-    } else if (nl.getLink(ep.config.hostIf)) {
+      if (this.placement.restorePort(net.id, net.config, hostIf, fw)) return true;
+    } else if (portInPlace(seen?.ports.get(hostIf), bridgeIndex)) {
+      return true;
+    } else if (seen?.links.has(hostIf)) {
       // the bridge may have been rebuilt: put the port back on it
-      nl.setLink(ep.config.hostIf, { master: net.config.bridge, up: true });
-      nl.setBridgePort(ep.config.hostIf, bridgePortSettings());
-      return;
+      nl.setLink(hostIf, { master: net.config.bridge, up: true });
+      nl.setBridgePort(hostIf, bridgePortSettings());
+      return true;
     }
     if (ep.sandboxKey === null || !existsSync(ep.sandboxKey)) {
       // container gone (e.g. after a reboot): Docker deletes such endpoints itself when it
@@ -387,27 +423,31 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     } else {
       log.warn({ endpoint: ep.id, sandbox: ep.sandboxKey }, 'endpoint host link missing while its sandbox exists');
     }
+    return true;
   }
 
   /** Link names this driver owns, for the sweep of leftovers at start-up. */
   ownedLinks(): string[] {
-    const names: string[] = [];
-    for (const net of this.d.repo.listNetworks<BridgeNetworkConfig & X>(this.type)) {
-      names.push(net.config.bridge, ...(this.ext?.extension.links(net.config) ?? []));
-      for (const ep of this.d.repo.listEndpoints<BridgeEndpointState>(net.id)) names.push(ep.config.hostIf, ep.config.containerIf);
-    }
+    const networks = this.d.repo.listNetworks<BridgeNetworkConfig & X>(this.type);
+    if (networks.length === 0) return [];
+    const names = networks.flatMap((net) => [net.config.bridge, ...(this.ext?.extension.links(net.config) ?? [])]);
+    const ids = new Set(networks.map((n) => n.id));
+    for (const ep of this.d.repo.listEndpoints<BridgeEndpointState>()) if (ids.has(ep.networkId)) names.push(ep.config.hostIf, ep.config.containerIf);
     return names;
   }
 
   firewallState(): FirewallState {
     const ready = this.d.repo.listNetworks<BridgeNetworkConfig>(this.type).filter((n) => n.state === 'ready');
+    if (ready.length === 0) return { networks: [], mappings: [], endpoints: [] };
     const networks = ready.map((n) => firewallNetwork(n.id, n.config));
     const ids = new Set(networks.map((n) => n.id));
     const ports = this.d.repo.listPorts().filter((p) => ids.has(p.networkId));
-    const endpoints = ready
-      // a placement keeps its ports' rules where the ports are, not in the host's table
-      .filter((n) => needsPortRules(n.config) && !this.placement)
-      .flatMap((n) => this.d.repo.listEndpoints<BridgeEndpointState>(n.id).filter((ep) => ep.state === 'ready').map((ep) => firewallEndpoint(ep, n.config)));
+    // a placement keeps its ports' rules where the ports are, not in the host's table
+    const withPortRules = new Map(ready.filter((n) => needsPortRules(n.config) && !this.placement).map((n) => [n.id, n.config]));
+    const endpoints = withPortRules.size === 0 ? [] : this.d.repo.listEndpoints<BridgeEndpointState>().flatMap((ep) => {
+      const c = withPortRules.get(ep.networkId);
+      return c && ep.state === 'ready' ? [firewallEndpoint(ep, c)] : [];
+    });
     return { networks, mappings: mappingsOf(ports), endpoints };
   }
 
@@ -424,6 +464,43 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
   private readyEndpoint(id: string): BridgeEndpoint {
     return readyEndpoint<BridgeEndpointState>(this.d.repo, id);
   }
+}
+
+/** What the start-up reconcile of bridges reads of the host's namespace, once for every network. */
+interface HostView {
+  links: ReadonlyMap<string, LinkInfo>;
+  /** bridge ports by name */
+  ports: ReadonlyMap<string, BridgePortInfo>;
+  /** canonical CIDRs by link index, of the families the networks' gateways use */
+  addresses: ReadonlyMap<number, Set<string>>;
+}
+
+function readHost(nl: Netlink, networks: NetworkRecord<BridgeNetworkConfig>[], kernel: KernelView | undefined): HostView {
+  const links = kernel?.links ?? new Map(nl.listLinks().map((l) => [l.name, l]));
+  const ports = new Map(nl.listBridgePorts().map((p) => [p.name, p]));
+  const families = new Set(networks.flatMap((n) => n.config.gatewayAddresses.map((a) => (isIPv6(bareIp(a)) ? 6 : 4) as 4 | 6)));
+  const addresses = new Map<number, Set<string>>();
+  for (const family of families) {
+    for (const a of nl.listAddresses(undefined, family)) addresses.set(a.index, (addresses.get(a.index) ?? new Set()).add(a.cidr));
+  }
+  return { links, ports, addresses };
+}
+
+/** Whether a container's port is on its bridge, up, with the settings bridgePortSettings() gives. */
+function portInPlace(port: BridgePortInfo | undefined, bridgeIndex: number | undefined): boolean {
+  const want = bridgePortSettings();
+  return port !== undefined && port.masterIndex === bridgeIndex && port.up && port.hairpin === want.hairpin && port.isolated === want.isolated;
+}
+
+function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
 }
 
 /** Whether a container's port needs rules of its own: anti-spoofing (on unless anti_spoofing=false) or ICC off. */
@@ -458,7 +535,5 @@ function bridgePortSettings(): { hairpin: boolean; isolated: boolean } {
 }
 
 export function mappingsOf(ports: PublishedPort[]): PortMapping[] {
-  const byEndpoint = new Map<string, PublishedPort[]>();
-  for (const p of ports) byEndpoint.set(p.endpointId, [...(byEndpoint.get(p.endpointId) ?? []), p]);
-  return [...byEndpoint].flatMap(([id, ps]) => toFirewallMappings(id, ps));
+  return [...groupBy(ports, (p) => p.endpointId)].flatMap(([id, ps]) => toFirewallMappings(id, ps));
 }
