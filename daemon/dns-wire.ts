@@ -13,6 +13,9 @@ const FLAG_RA = 0x0080;
 const OPCODE_MASK = 0x7800;
 export const RCODE_NXDOMAIN = 3;
 export const RCODE_SERVFAIL = 2;
+export const RCODE_FORMERR = 1;
+/** a name's longest wire form (RFC 1035 2.3.4) */
+const MAX_NAME_OCTETS = 255;
 
 export interface DnsQuery {
   id: number;
@@ -43,7 +46,7 @@ export function parseQuery(msg: Buffer): DnsQuery | undefined {
     at += 1 + len;
   }
   at += 1;
-  if (at + 4 > msg.length) return undefined;
+  if (at + 4 > msg.length || at - 12 > MAX_NAME_OCTETS) return undefined;
   return {
     id: msg.readUInt16BE(0),
     rd: (flags & FLAG_RD) !== 0,
@@ -127,4 +130,20 @@ function skipName(msg: Buffer, at: number): number {
     at += 1 + len;
   }
   return at;
+}
+
+/**
+ * The reply to a message parseQuery refused: FORMERR with its ID when it has a query's whole header
+ * (RFC 1035 4.1.1: the server could not read the query), else undefined, to drop it: shorter than
+ * a header there is no ID to answer to, and a response is never answered (no loops between
+ * responders). Pure.
+ */
+export function formErrReply(msg: Buffer): Buffer | undefined {
+  if (msg.length < 12) return undefined;
+  const flags = msg.readUInt16BE(2);
+  if (flags & FLAG_RESPONSE) return undefined;
+  const reply = Buffer.alloc(12);
+  reply.writeUInt16BE(msg.readUInt16BE(0), 0);
+  reply.writeUInt16BE(FLAG_RESPONSE | (flags & OPCODE_MASK) | (flags & FLAG_RD) | FLAG_RA | RCODE_FORMERR, 2);
+  return reply;
 }

@@ -15,7 +15,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../core/log.js';
 import { dockerGet } from '../runtime/docker-api.js';
-import { answerAddresses, buildAnswer, buildQuery, parseQuery, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA, type DnsQuery } from './dns-wire.js';
+import { answerAddresses, buildAnswer, buildQuery, formErrReply, parseQuery, RCODE_NXDOMAIN, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA, type DnsQuery } from './dns-wire.js';
 
 /** The suffix of one host's question to another: NAME.OVERLAY.tsnet-overlay */
 export const PEER_SUFFIX = 'tsnet-overlay';
@@ -119,7 +119,7 @@ export class OverlayDns {
   /** The reply to one message from address `from`, or undefined to drop it. */
   async handle(msg: Buffer, from: string): Promise<Buffer | undefined> {
     const q = parseQuery(msg);
-    if (!q) return undefined; // not a question tsnet reads: dropped, never passed on
+    if (!q) return formErrReply(msg); // not a question tsnet reads: FORMERR or dropped, never passed on
     const peer = peerQuestion(q.name);
     const family = FAMILY_OF_TYPE.get(q.type);
     if (peer && !q.rd) {
@@ -127,7 +127,9 @@ export class OverlayDns {
       const ips = family ? await this.localAddresses(peer.overlay, peer.name, family) : [];
       return buildAnswer(q, ips, TTL, ips.length > 0 ? 0 : RCODE_NXDOMAIN);
     }
-    const net = (await this.localOverlays()).find((n) => n.subnets.some((s) => inSubnet(from, s)));
+    // an engine that does not answer (stopped, restarting) knows no container: other names still go upstream
+    const overlays = await this.localOverlays().catch(() => [] as LocalOverlay[]);
+    const net = overlays.find((n) => n.subnets.some((s) => inSubnet(from, s)));
     if (!net || !family || q.name.includes('.')) return this.forward(msg, q);
     const ips = await this.clusterAddresses(net.overlay, q.name, family);
     if (ips.length > 0) return buildAnswer(q, ips, TTL);
