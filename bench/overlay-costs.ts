@@ -12,6 +12,8 @@
 //   +veth, VXLAN GRO off   +veth with GRO off on the VXLAN device: its decapsulated packets go
 //                  straight to the bridge instead of through its GRO cells (not tsnet's: see
 //                  bench/README.md (d) for why)
+//   macvlan        no bridge and no veth: the container's link is a macvlan child (bridge mode) of
+//                  the VXLAN device, moved into the container (a layout tsnet does not have)
 // The entries the control plane would program are written by hand; the cleanup removes it all.
 import { setGro } from './ethtool.js';
 import { withNetns } from '../native/netns.js';
@@ -19,8 +21,8 @@ import { namedNetnsPath } from '../native/named-netns.js';
 import { MTU, container, ip, macOf, vxlan, type LabHostRef } from './overlay-layouts.js';
 import { Cleanup, inNs, sh } from './lib.js';
 
-export type CostStep = 'vxlan' | '+bridge' | '+veth' | '+veth, GRO' | '+veth, VXLAN GRO off';
-export const COST_STEPS: CostStep[] = ['vxlan', '+bridge', '+veth', '+veth, GRO', '+veth, VXLAN GRO off'];
+export type CostStep = 'vxlan' | '+bridge' | '+veth' | '+veth, GRO' | '+veth, VXLAN GRO off' | 'macvlan';
+export const COST_STEPS: CostStep[] = ['vxlan', '+bridge', '+veth', '+veth, GRO', '+veth, VXLAN GRO off', 'macvlan'];
 
 /** where iperf3 runs for one step: from `from` to `toIp` in `to` */
 export interface BuiltStep {
@@ -30,7 +32,7 @@ export interface BuiltStep {
 }
 
 /** inside the lab's namespaces only; apart from overlay-layouts.ts's 10.231.1-3 and 7101-7103 */
-const NUMBER: Record<CostStep, number> = { vxlan: 4, '+bridge': 5, '+veth': 6, '+veth, GRO': 7, '+veth, VXLAN GRO off': 8 };
+const NUMBER: Record<CostStep, number> = { vxlan: 4, '+bridge': 5, '+veth': 6, '+veth, GRO': 7, '+veth, VXLAN GRO off': 8, macvlan: 9 };
 
 /** Builds step `step` on hosts h1 and h2 of a lab; the cleanup removes it. */
 export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPrefix: string, cleanup: Cleanup): BuiltStep {
@@ -59,6 +61,17 @@ export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPr
       ip(s.ns, 'addr', 'add', `${s.address}/24`, 'dev', vx);
       continue;
     }
+    if (step === 'macvlan') {
+      sh('ip', ['netns', 'add', s.ct]);
+      cleanup.add(() => sh('ip', ['netns', 'del', s.ct]));
+      ip(s.ct, 'link', 'set', 'lo', 'up');
+      ip(s.ns, 'link', 'add', 'link', vx, 'name', `lm${vni}`, 'type', 'macvlan', 'mode', 'bridge');
+      ip(s.ns, 'link', 'set', `lm${vni}`, 'netns', s.ct);
+      ip(s.ct, 'link', 'set', `lm${vni}`, 'name', 'eth0');
+      ip(s.ct, 'link', 'set', 'eth0', 'mtu', MTU, 'up');
+      ip(s.ct, 'addr', 'add', `${s.address}/24`, 'dev', 'eth0');
+      continue;
+    }
     ip(s.ns, 'link', 'add', 'br0', 'mtu', MTU, 'type', 'bridge');
     ip(s.ns, 'link', 'set', 'br0', 'up');
     ip(s.ns, 'link', 'set', vx, 'master', 'br0');
@@ -83,7 +96,7 @@ export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPr
     const o = side[1 - i];
     const mac = macOf(end(o).ns, end(o).dev);
     inNs(s.ns, 'bridge', ['fdb', 'add', mac, 'dev', vx, 'dst', o.vtep, 'self', 'permanent']);
-    if (step !== 'vxlan') inNs(s.ns, 'bridge', ['fdb', 'add', mac, 'dev', vx, 'master', 'static']);
+    if (step !== 'vxlan' && step !== 'macvlan') inNs(s.ns, 'bridge', ['fdb', 'add', mac, 'dev', vx, 'master', 'static']);
     ip(end(s).ns, 'neigh', 'add', o.address, 'lladdr', mac, 'dev', end(s).dev, 'nud', 'permanent');
   }
   const [a, b] = side.map(end);
