@@ -12,6 +12,8 @@
 //   +veth, VXLAN GRO off   +veth with GRO off on the VXLAN device: its decapsulated packets go
 //                  straight to the bridge instead of through its GRO cells (not tsnet's: see
 //                  bench/README.md (d) for why)
+//   +veth, as tsnet  +veth with what tsnet's layout adds on this path: the VXLAN device's ARP
+//                  proxy and tsnet's anti-spoofing table in the namespace, with the port's elements
 //   macvlan        no bridge and no veth: the container's link is a macvlan child (bridge mode) of
 //                  the VXLAN device, moved into the container (a layout tsnet does not have)
 // The entries the control plane would program are written by hand; the cleanup removes it all.
@@ -20,9 +22,13 @@ import { withNetns } from '../native/netns.js';
 import { namedNetnsPath } from '../native/named-netns.js';
 import { MTU, container, ip, macOf, vxlan, type LabHostRef } from './overlay-layouts.js';
 import { Cleanup, inNs, sh } from './lib.js';
+import { addEndpointSpoofRules, spoofTableRules } from '../firewall/rules/spoofing.js';
 
-export type CostStep = 'vxlan' | '+bridge' | '+veth' | '+veth, GRO' | '+veth, VXLAN GRO off' | 'macvlan';
-export const COST_STEPS: CostStep[] = ['vxlan', '+bridge', '+veth', '+veth, GRO', '+veth, VXLAN GRO off', 'macvlan'];
+/** the bridge-family table tsnet loads in an overlay's namespace (drivers/overlay/netns-layout.ts) */
+const TSNET_TABLE = 'bridge tsnet';
+
+export type CostStep = 'vxlan' | '+bridge' | '+veth' | '+veth, GRO' | '+veth, VXLAN GRO off' | '+veth, as tsnet' | 'macvlan';
+export const COST_STEPS: CostStep[] = ['vxlan', '+bridge', '+veth', '+veth, GRO', '+veth, VXLAN GRO off', '+veth, as tsnet', 'macvlan'];
 
 /** where iperf3 runs for one step: from `from` to `toIp` in `to` */
 export interface BuiltStep {
@@ -32,7 +38,7 @@ export interface BuiltStep {
 }
 
 /** inside the lab's namespaces only; apart from overlay-layouts.ts's 10.231.1-3 and 7101-7103 */
-const NUMBER: Record<CostStep, number> = { vxlan: 4, '+bridge': 5, '+veth': 6, '+veth, GRO': 7, '+veth, VXLAN GRO off': 8, macvlan: 9 };
+const NUMBER: Record<CostStep, number> = { vxlan: 4, '+bridge': 5, '+veth': 6, '+veth, GRO': 7, '+veth, VXLAN GRO off': 8, macvlan: 9, '+veth, as tsnet': 10 };
 
 /** Builds step `step` on hosts h1 and h2 of a lab; the cleanup removes it. */
 export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPrefix: string, cleanup: Cleanup): BuiltStep {
@@ -54,7 +60,8 @@ export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPr
     ip(s.ns, 'link', 'set', 'lo', 'up');
     inNs(s.ns, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0']);
     // made in the host's namespace and moved: its UDP socket stays on the host's underlay
-    vxlan(s.h.netns, vx, vni, s.vtep);
+    if (step === '+veth, as tsnet') ip(s.h.netns, 'link', 'add', vx, 'type', 'vxlan', 'id', vni, 'dstport', '4789', 'local', s.vtep, 'nolearning', 'proxy');
+    else vxlan(s.h.netns, vx, vni, s.vtep);
     ip(s.h.netns, 'link', 'set', vx, 'netns', s.ns);
     ip(s.ns, 'link', 'set', vx, 'mtu', MTU, 'up');
     if (step === 'vxlan') {
@@ -88,6 +95,10 @@ export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPr
       withNetns(namedNetnsPath(s.ct), () => setGro('eth0', true));
     }
     if (step === '+veth, VXLAN GRO off') withNetns(namedNetnsPath(s.ns), () => setGro(vx, false));
+    if (step === '+veth, as tsnet') {
+      const fw = { endpointId: `bench-${vni}-${i}`, port, mac: macOf(s.ct, 'eth0'), ipv4: [s.address], ipv6: [] };
+      inNs(s.ns, 'nft', ['-f', '-'], [spoofTableRules(TSNET_TABLE), addEndpointSpoofRules(TSNET_TABLE, fw)].join('\n'));
+    }
   }
   // the entries of the other host's end, as the control plane programs them
   const end = (s: (typeof side)[number]) =>
