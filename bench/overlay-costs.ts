@@ -7,8 +7,8 @@
 //   +bridge        the VXLAN device a port of a bridge that has the address
 //   +veth          a container behind a veth on that bridge: tsnet's layout without its gateway
 //                  veth and anti-spoofing table
-//   +veth, GRO     the same with GRO on both ends of the container's veth (what tsnet now does,
-//                  drivers/overlay/netns-layout.ts)
+//   +veth, GRO     the same with GRO on both ends of the container's veth (tried in tsnet's layout
+//                  and taken out again: no consistent gain, bench/README.md (d))
 //   +veth, VXLAN GRO off   +veth with GRO off on the VXLAN device: its decapsulated packets go
 //                  straight to the bridge instead of through its GRO cells (not tsnet's: see
 //                  bench/README.md (d) for why)
