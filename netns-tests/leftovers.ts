@@ -93,7 +93,8 @@ export function leftoversBesideNetworks(d: DaemonIdentity, linksBefore: Set<stri
 }
 
 /** The bridge-family table's own chains (firewall/rules/spoofing.ts); any other is a container port's. */
-const FIXED_BRIDGE_CHAINS = new Set(['prerouting', 'forward']);
+// the table's own chains; 'spoof' holds the anti-spoofing rules every guarded port jumps to (firewall/rules/spoofing.ts)
+const FIXED_BRIDGE_CHAINS = new Set(['prerouting', 'forward', 'spoof']);
 
 /**
  * What the bridge-family table (anti-spoofing and ICC off, the daemon's table name) still has of
