@@ -7,6 +7,14 @@
 import koffi, { type IKoffiLib } from 'koffi';
 import { nftTransactionDuration, timed } from '../core/metrics.js';
 
+/** How often a call whose cache read another process's ruleset change interrupted is made. */
+const MAX_INTERRUPTED_ATTEMPTS = 5;
+
+/** libnftables' error text for a netlink dump the kernel marked interrupted (EINTR). */
+function interrupted(err: string): boolean {
+  return /Interrupted system call/.test(err);
+}
+
 /** A script or listing libnftables refused; `detail` is its error output, verbatim. */
 export class NftError extends Error {
   constructor(
@@ -130,14 +138,20 @@ export class Nft implements NftApi {
     l.setOutputFlags(ctx, flags);
     l.setDryRun(ctx, dryRun);
     // reading a buffer also rewinds it, so nothing of one call leaks into the next
-    l.outputBuffer(ctx);
-    l.errorBuffer(ctx);
-    const rc = l.runCmd(ctx, script);
-    const out = l.outputBuffer(ctx) ?? '';
-    const err = l.errorBuffer(ctx) ?? '';
-    if (dryRun) l.setDryRun(ctx, false);
-    if (rc !== 0) throw new NftError(script, err);
-    return out;
+    for (let attempt = 1; ; attempt++) {
+      l.outputBuffer(ctx);
+      l.errorBuffer(ctx);
+      const rc = l.runCmd(ctx, script);
+      const out = l.outputBuffer(ctx) ?? '';
+      const err = l.errorBuffer(ctx) ?? '';
+      if (rc === 0 || !interrupted(err) || attempt >= MAX_INTERRUPTED_ATTEMPTS) {
+        if (dryRun) l.setDryRun(ctx, false);
+        if (rc !== 0) throw new NftError(script, err);
+        return out;
+      }
+      // someone else changed the ruleset while libnftables read it into its cache (the kernel
+      // marks such a dump interrupted): nothing was committed, so the same call is made again
+    }
   }
 }
 
