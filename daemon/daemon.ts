@@ -13,7 +13,7 @@ import { Controller } from './controller.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { MacvlanDriver } from '../drivers/macvlan/macvlan-driver.js';
 import { Netlink } from '../native/netlink/netlink.js';
-import { writeSysctl } from '../native/sysctl.js';
+import { readSysctl, writeSysctl } from '../native/sysctl.js';
 import { Nft } from '../native/nftables.js';
 import { PortReserver } from '../native/sockets.js';
 import { LinkReaper } from '../native/link-reaper.js';
@@ -25,10 +25,9 @@ import { OverlayDriver } from '../drivers/overlay/overlay-driver.js';
 import { discoverUnderlay } from '../drivers/overlay/underlay.js';
 import { ClusterIpam, withClusterPools } from '../ipam/cluster-ipam.js';
 import { parseStoreUrl, type ClusterStore } from '../store/cluster/cluster-store.js';
-import { EtcdClusterStore } from '../store/cluster/etcd-store.js';
 import { ClusterConnection, gatedClusterStore, removeClusterState } from './cluster-connection.js';
 import { startOverlayDns } from './overlay-dns.js';
-import { cutOffTakenEndpoint } from './address-taken.js';
+import { cutOffTakenEndpoint, CutOffs, keepCutOff, keepingCutOff, localAnnouncements } from './address-taken.js';
 import { CniRepo } from '../store/cni-repo.js';
 import { CniService } from '../cni/cni-service.js';
 import { keepServingOnStrayErrors } from './last-resort.js';
@@ -38,6 +37,8 @@ import { armFaultPoint } from '../core/fault-points.js';
 import { CappedLogFile } from '../core/log.js';
 import type { ListenAddress } from './settings.js';
 import { exportState, startMetricsServer } from './metrics-server.js';
+import { checkProcSys } from './proc-sys.js';
+import { keepingForwardPosture } from './forward-posture.js';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -68,6 +69,8 @@ export interface DaemonOptions {
 }
 
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  // a wrong TSNET_PROC_SYS stops the start, not the first network create (proc-sys.ts)
+  checkProcSys(opts.procSys ?? '/proc/sys');
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const log = pino({ base: { pid: process.pid }, level: opts.logLevel || 'info' }, new CappedLogFile(opts.logFile, opts.logMaxBytes));
   log.info({ stateDir: opts.stateDir, socket: opts.socketPath }, 'tsnet starting');
@@ -85,33 +88,43 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const netlink = Netlink.open();
   const instance = instanceOf(opts.socketPath);
   const owner = new LinkOwner(instance.name);
-  const firewall = new Firewall(Nft.open(), log, { table: instance.table, compatTag: instance.tag });
+  const nft = Nft.open();
+  const firewall = new Firewall(nft, log, { table: instance.table, compatTag: instance.tag });
+  // turning IP forwarding on also sets FORWARD's drop policy, as dockerd would have (forward-posture.ts)
+  const sysctl = { root: opts.procSys };
+  const writeSysctlKeepingPosture = keepingForwardPosture({ read: (k) => readSysctl(k, sysctl), write: (k, v) => writeSysctl(k, v, sysctl), nft, refreshAccepts: () => firewall.refreshDockerCompat(), log });
   const ports = new PortReserver({ log });
   const reaper = new LinkReaper(log);
 
-  const bridge = new BridgeDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: (k, v) => writeSysctl(k, v, { root: opts.procSys }), log });
+  const bridge = new BridgeDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: writeSysctlKeepingPosture, log });
   const macvlan = new MacvlanDriver({ repo, netlink, reaper, owner, log });
   // resolved once to fail early on a bad --vtep; each overlay create reads the underlay again
   const underlay = () => discoverUnderlay(netlink, opts.vtep || undefined);
   const vtep = underlay().vtep;
   let cluster: ClusterStore | undefined;
   let connection: ClusterConnection | undefined;
+  // endpoints whose address went to another host stay cut off, across restarts (address-taken.ts)
+  const cutOff = { repo, netlink, cutOffs: new CutOffs(opts.stateDir), log };
   if (opts.store) {
     const { hosts } = parseStoreUrl(opts.store);
     if (!vtep) throw new Error('a cluster store needs this host\'s VTEP address: give --vtep IP (the host has no default route to take it from)');
-    const onAddressTaken = cutOffTakenEndpoint({ repo, netlink, log });
-    const store = new EtcdClusterStore({ hosts, host: opts.hostName || hostname(), vtep, leaseTtl: opts.leaseTtl, instance: installationId(opts.stateDir), onAddressTaken, log });
+    // loaded only with a store: the etcd client (gRPC, protobuf) takes ~0.3 s of every start
+    const { EtcdClusterStore } = await import('../store/cluster/etcd-store.js');
+    const onAddressTaken = cutOffTakenEndpoint(cutOff);
+    const isCutOff = (id: string) => cutOff.cutOffs.has(id);
+    const store = new EtcdClusterStore({ hosts, host: opts.hostName || hostname(), vtep, leaseTtl: opts.leaseTtl, instance: installationId(opts.stateDir), onAddressTaken, isCutOff, localEndpoints: () => localAnnouncements(repo), log });
     // reached in the background; until then overlay work that needs it is refused (cluster-connection.ts)
     connection = new ClusterConnection({ store, stateDir: opts.stateDir, log });
     cluster = gatedClusterStore(store, connection, log);
   } else {
     removeClusterState(opts.stateDir);
   }
-  const overlay = new OverlayDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: (k, v) => writeSysctl(k, v, { root: opts.procSys }), log, cluster, underlay });
+  const overlay = new OverlayDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: writeSysctlKeepingPosture, log, cluster, underlay });
   const controller = new Controller([bridge, macvlan, overlay], repo, netlink, firewall, owner, log);
   const started = Date.now();
-  controller.restore();
-  log.info({ ms: Date.now() - started, networks: repo.listNetworks().length, endpoints: repo.listEndpoints().length }, 'reconciled kernel with store');
+  const phases = controller.restore();
+  keepCutOff(cutOff);
+  log.info({ ms: Date.now() - started, phases, networks: repo.listNetworks().length, endpoints: repo.listEndpoints().length }, 'reconciled kernel with store');
 
   // the host's routes, so an automatically chosen subnet never shadows one in use
   const hostRoutes = () => [...netlink.listRoutes(4), ...netlink.listRoutes(6)].map((r) => r.dst).filter((d) => d && d !== 'default');
@@ -137,7 +150,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
 
   // what others change of tsnet's work (its tables, its accepts in Docker's chains when dockerd
   // starts after tsnet or re-creates them, its bridges and addresses) is put back (drift.ts)
-  const drift = watchDrift({ table: instance.table, queue, controller, firewall, netlink, log });
+  const drift = watchDrift({ table: instance.table, queue, controller: keepingCutOff(controller, cutOff), firewall, netlink, log });
   // containers dockerd gave up on at boot, before tsnet answered, are started (docker-restore.ts)
   const dockerRestore = scheduleDockerRestore({ ops: dockerOps(opts.dockerSocket || '/var/run/docker.sock'), networks: () => new Set(repo.listNetworks().map((n) => n.id)), log });
 

@@ -15,7 +15,7 @@ import { Nft, type NftApi } from '../../native/nftables.js';
 import { closeFd, openNetnsFd, withNetns } from '../../native/netns.js';
 import { addNamedNetns, deleteNamedNetns, listNamedNetns, namedNetnsExists, namedNetnsPath } from '../../native/named-netns.js';
 import type { FirewallEndpoint } from '../../firewall/model.js';
-import { addEndpointSpoofRules, removeEndpointSpoofRules, spoofTableRules } from '../../firewall/rules/spoofing.js';
+import { addEndpointSpoofRules, currentSpoofTableProbe, removeEndpointSpoofRules, replaceSpoofTableRules } from '../../firewall/rules/spoofing.js';
 import { quote } from '../../firewall/rules/names.js';
 import type { BridgeNetworkConfig } from '../bridge/plan.js';
 import type { PortPlacement } from '../bridge/bridge-driver.js';
@@ -102,6 +102,8 @@ export class NetnsLayout implements PortPlacement<OverlayConfig> {
   /** netlink and nftables sockets opened inside each network's namespace, by namespace name */
   private readonly open = new Map<string, Handles>();
   private readonly ns: NamespaceKernel;
+  /** each guarded container port's endpoint, so that its removal deletes every element of it (firewall/rules/spoofing.ts) */
+  private readonly guarded = new Map<string, FirewallEndpoint>();
 
   constructor(private readonly d: NetnsLayoutDeps) {
     this.ns = d.namespaces ?? kernelNamespaces(d.netlink, d.writeSysctl);
@@ -131,7 +133,8 @@ export class NetnsLayout implements PortPlacement<OverlayConfig> {
     for (const key of ['iptables', 'ip6tables', 'arptables']) this.ns.sysctl(ns, `net.bridge.bridge-nf-call-${key}`, '0');
     if (!nl.getLink(NS_BRIDGE)) nl.createLink({ kind: 'bridge', name: NS_BRIDGE, mtu: c.mtu });
     nl.setLink(NS_BRIDGE, { up: true });
-    if (!hasTable(nft)) nft.run([spoofTableRules(NS_TABLE), gatewayIsNoIccPeer()].join('\n'));
+    // an older tsnet's table (a chain per port) is replaced; its ports' elements come back with restorePort
+    if (!hasTable(nft)) nft.run([replaceSpoofTableRules(NS_TABLE), gatewayIsNoIccPeer()].join('\n'));
     if (!nl.getLink(NS_GATEWAY)) {
       // the host end has the gateway's MAC, as the bridge had: containers' ARP entries stay right
       this.d.netlink.createLink({ kind: 'veth', name: c.bridge, peerName: NS_GATEWAY, mtu: c.mtu, mac: macFromIPv4(c.gatewayAddresses[0]), alias: this.d.owner.alias(id) });
@@ -196,9 +199,11 @@ export class NetnsLayout implements PortPlacement<OverlayConfig> {
     // before the port joins the bridge, so no forged frame gets through in between
     if (fw) {
       nft.run(addEndpointSpoofRules(NS_TABLE, fw));
-      undo?.push(`anti-spoofing of ${hostIf}`, () => nft.run(removeEndpointSpoofRules(NS_TABLE, { port: hostIf })));
+      this.guarded.set(hostIf, fw);
+      undo?.push(`anti-spoofing of ${hostIf}`, () => nft.run(removeEndpointSpoofRules(NS_TABLE, fw)));
     } else {
-      nft.run(removeEndpointSpoofRules(NS_TABLE, { port: hostIf }));
+      nft.run(removeEndpointSpoofRules(NS_TABLE, this.guarded.get(hostIf) ?? { port: hostIf }));
+      this.guarded.delete(hostIf);
     }
     nl.setLink(hostIf, { master: NS_BRIDGE, up: true });
     // no hairpin: a published port reached through a host address comes back through gw0
@@ -214,7 +219,8 @@ export class NetnsLayout implements PortPlacement<OverlayConfig> {
   removePort(id: string, _c: Config, hostIf: string): void {
     if (!this.ns.exists(this.netnsOf(id))) return;
     const { nl, nft } = this.handles(id);
-    nft.run(removeEndpointSpoofRules(NS_TABLE, { port: hostIf }));
+    nft.run(removeEndpointSpoofRules(NS_TABLE, this.guarded.get(hostIf) ?? { port: hostIf }));
+    this.guarded.delete(hostIf);
     // deleting either end removes both; the container end may be gone with its netns
     nl.deleteLink(hostIf, { ignoreMissing: true });
   }
@@ -259,7 +265,7 @@ function gatewayIsNoIccPeer(): string {
 
 function hasTable(nft: NftApi): boolean {
   try {
-    nft.listText(`list table ${NS_TABLE}`);
+    nft.listText(currentSpoofTableProbe(NS_TABLE));
     return true;
   } catch {
     return false;

@@ -144,7 +144,7 @@ describe('overlay driver on one host (fake host and firewall)', () => {
       expect(own(net.networkId).links.get(hostIf)).toMatchObject({ kind: 'veth', mtu: 1350, master: 'br0', up: true, port: { hairpin: false, isolated: false } });
       expect(w.host.links.has(hostIf)).toBe(false);
       // anti-spoofing in the network's namespace (the port is there), not in the host's table
-      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.join('\n')).toContain(`"${hostIf}" : jump port_${hostIf}`);
+      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.join('\n')).toContain(`guarded_ports { "${hostIf}" }`);
       expect(w.firewall.endpoints.size).toBe(0);
 
       const join = await driver.join({ networkId: net.networkId, endpointId: ep.endpointId, sandboxKey: '/var/run/docker/netns/o', options: NO_ENDPOINT_OPTIONS });
@@ -157,7 +157,9 @@ describe('overlay driver on one host (fake host and firewall)', () => {
 
       await driver.deleteEndpoint(ref);
       expect(own(net.networkId).links.has(hostIf)).toBe(false);
-      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete chain bridge tsnet port_${hostIf}`);
+      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete element bridge tsnet guarded_ports { "${hostIf}" }`);
+      // every element of the port, not only its guard (the layout remembers what it added)
+      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete element bridge tsnet port_mac { "${hostIf}" . 02:42:0a:ed:18:02 }`);
       expect(w.firewall.mappings()).toEqual([]);
       expect(w.host.heldPorts.size).toBe(0);
       await driver.deleteNetwork(net.networkId);
@@ -221,7 +223,7 @@ describe('overlay driver on one host (fake host and firewall)', () => {
     const hostIf = `tsv${ep.endpointId.slice(0, 12)}`;
     expect(o.links.has(hostIf)).toBe(false);
     expect(w.host.linkNames()).toEqual(['eth0', names(net.networkId).bridge].sort());
-    expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete chain bridge tsnet port_${hostIf}`);
+    expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete element bridge tsnet guarded_ports { "${hostIf}" }`);
     expect(w.repo.listEndpoints(net.networkId)).toEqual([]);
     // the positive: the same endpoint is made when nothing fails
     await driver.createEndpoint(ep);
@@ -281,7 +283,7 @@ describe('overlay driver on one host (fake host and firewall)', () => {
     for (const l of [n.vxlan, hostIf, 'gw0']) expect(o.links.get(l), l).toMatchObject({ master: 'br0', up: true });
     // the same container port, not a new one: nothing made but the namespace's bridge and the gateway veth
     expect(o.links.get(hostIf)?.mac).toBe(moved[1].mac);
-    expect(ns.scripts.get(nsName)!.join('\n')).toContain(`"${hostIf}" : jump port_${hostIf}`);
+    expect(ns.scripts.get(nsName)!.join('\n')).toContain(`guarded_ports { "${hostIf}" }`);
     // and a start-up after that changes nothing
     const calls = w.host.calls.length;
     start().restore();
