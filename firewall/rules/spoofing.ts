@@ -91,7 +91,9 @@ export function addEndpointSpoofRules(t: TableRef, e: FirewallEndpoint): string 
   const q = quote(checkIfname(e.port));
   const icc = [`add element ${t} ${NO_ICC_SET} { ${q} }`, `delete element ${t} ${NO_ICC_SET} { ${q} }`];
   if (e.icc === false) icc.push(`add element ${t} ${NO_ICC_SET} { ${q} }`);
-  if (e.antiSpoofing === false) return [removeEndpointSpoofRules(t, e), ...icc].join('\n');
+  // off: the port leaves guarded_ports; its MAC and addresses need not be valid then (the
+  // caller removed the elements of a guarded endpoint it had before)
+  if (e.antiSpoofing === false) return [removeEndpointSpoofRules(t, { port: e.port }), ...icc].join('\n');
   return [...ownElements(checked(e)).map(([set, els]) => `add element ${t} ${set} { ${els.join(', ')} }`), ...icc].join('\n');
 }
 
