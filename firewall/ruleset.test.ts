@@ -127,6 +127,14 @@ describe('fullTable', () => {
     expect(t.join('\n')).toContain('add element inet tsnet bridges { "tsnet-abc" }');
   });
 
+  it('takes a container port with anti-spoofing off and no MAC or addresses: it is only left out of guarded_ports', () => {
+    const port = { endpointId: 'n1', port: 'tsv-n1', mac: '', ipv4: [], ipv6: [], antiSpoofing: false, icc: false };
+    const t = fullTable([netA], [], [port]);
+    expect(t).toContain('delete element bridge tsnet guarded_ports { "tsv-n1" }');
+    expect(t).toContain('add element bridge tsnet no_icc_ports { "tsv-n1" }');
+    expect(t).not.toMatch(/port_mac \{ "tsv-n1"/);
+  });
+
   it('with nothing in it is just the empty table', () => {
     expect(fullTable([], [])).toBe(
       `add table inet tsnet\ndelete table inet tsnet\n${createTable()}\nadd table bridge tsnet\ndelete table bridge tsnet\n${rulesFor('tsnet').createSpoofTable()}`,
