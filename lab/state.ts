@@ -9,7 +9,7 @@
 // whatever an interrupted `lab up` had made; commands that change it (attaches on several hosts at
 // once) read-modify-write it under a lock. The layout and the changes are pure functions of the
 // state; readState, saveState and updateState are the only file I/O.
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConflictError, NotFoundError, UserError } from '../core/errors.js';
 import { alive, type EtcdSpec } from './processes.js';
@@ -273,8 +273,15 @@ export function requireState(name: string): LabState {
   return s;
 }
 
+/**
+ * Writes the state whole or not at all (a file beside it, then renamed over it): commands read the
+ * state without the lock (whether a lab is up at all), and must never see it half-written.
+ */
 export function saveState(s: LabState): void {
-  writeFileSync(statePath(s.name), JSON.stringify(s, null, 2) + '\n');
+  const path = statePath(s.name);
+  const next = `${path}.${process.pid}.tmp`;
+  writeFileSync(next, JSON.stringify(s, null, 2) + '\n');
+  renameSync(next, path);
 }
 
 /**
