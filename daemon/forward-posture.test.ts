@@ -44,6 +44,12 @@ describe("Docker's FORWARD posture when tsnet turns forwarding on", () => {
     expect(w.events).toEqual(['write net.ipv4.ip_forward=1', 'write net.ipv4.conf.br0.route_localnet=1', 'write net.ipv4.conf.br0.route_localnet=1']);
   });
 
+  it("a key named like an Object property ('constructor') is just written, no policy touched", () => {
+    const w = world({ constructor: '0' });
+    w.write('constructor', '1');
+    expect(w.events).toEqual(['write constructor=1']);
+  });
+
   it('the script makes the table and base chain as iptables-nft does, or sets the policy of the one there', () => {
     expect(forwardDropScript('ip')).toBe('add table ip filter\nadd chain ip filter FORWARD { type filter hook forward priority filter; policy drop; }\n');
   });

@@ -51,7 +51,8 @@ export interface ForwardPostureDeps {
  */
 export function keepingForwardPosture(d: ForwardPostureDeps): (key: string | string[], value: string) => void {
   return (key, value) => {
-    const family = typeof key === 'string' && value === '1' ? FORWARDING_KEYS[key] : undefined;
+    // own keys only: a key such as 'constructor' must not find Object's
+    const family = typeof key === 'string' && value === '1' && Object.hasOwn(FORWARDING_KEYS, key) ? FORWARDING_KEYS[key] : undefined;
     if (!family || readOr(d, key as string) !== '0') {
       d.write(key, value);
       return;
