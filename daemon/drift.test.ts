@@ -142,6 +142,15 @@ describe('a repair pass', () => {
     expect(g.calls).toEqual(['restore']);
   });
 
+  it('elements deleted by another process: the tables written again at once, no compare, once with a tables change', () => {
+    const f = fakeOps({ owned: [], links: {}, tablesDiff: [] });
+    const d = drift({ tables: true, elements: new Set(['bridge guarded_ports', 'inet tsnet_ports4']) });
+    expect(repairDrift(d, f.ops)).toEqual([
+      "repair: elements of tsnet's nftables sets deleted by another process (bridge guarded_ports, inet tsnet_ports4): tables written again",
+    ]);
+    expect(f.calls).toEqual(['syncFirewall']);
+  });
+
   it("the tables as the store says (the daemon's own change, or a repair's own events): only read", () => {
     const f = fakeOps({ owned: [], links: {}, tablesDiff: [] });
     expect(repairDrift(drift({ tables: true }), f.ops)).toEqual([]);

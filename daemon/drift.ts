@@ -4,7 +4,8 @@
 // the daemon puts it back within a second, without a restart.
 //
 // Event-driven, not polled: child processes watch the daemon's network namespace, `nft monitor
-// tables`, `nft monitor rules` and `ip -o monitor link address`. They sleep in the kernel while
+// tables`, `nft monitor rules`, a reader of element deletions (element-events.ts) and `ip -o
+// monitor link address`. They sleep in the kernel while
 // nothing changes, so an idle daemon spends no CPU on this. The pure parsers below pick the lines
 // that may concern tsnet; the watcher debounces them (100 ms) into one repair pass, run on the
 // daemon's serial queue so it never meets a request half-way.
@@ -12,7 +13,8 @@
 // Not the plain `nft monitor`: nft 1.0.6 reads past the end of a deleted element of a
 // concatenated interval set (tsnet's subnets4) when it prints one, printing garbage or dying of
 // SIGSEGV; the filtered monitors never print elements. They print no "new generation ... by
-// process" lines either, so an event does not say who made it. Hence every pass only reads until
+// process" lines either, so an event does not say who made it (element deletions excepted: their
+// reader names the process, and only another process's start a pass). Hence every pass only reads until
 // it finds something missing: the tables are compared with what a full sync would write (chains,
 // sets, rule counts: firewall/shape.ts), Docker's chains with the accepts tsnet wants, deleted
 // links and addresses with the store and the kernel (a link the store no longer owns, or one that
@@ -44,6 +46,7 @@ import { isPortChain } from '../firewall/rules/spoofing.js';
 import type { Netlink } from '../native/netlink/netlink.js';
 import type { Controller } from './controller.js';
 import { countRepairs } from '../core/metrics.js';
+import { READER_PY, isOwnThread, parseElementEventLine } from './element-events.js';
 
 // ---------------------------------------------------------------- events (pure)
 
@@ -57,14 +60,16 @@ export interface Drift {
   links: Set<string>;
   /** addresses removed ("link cidr") from links that may be tsnet's */
   addresses: Set<string>;
+  /** sets ("family name") of tsnet's tables whose elements another process deleted; 'overrun': maybe some */
+  elements: Set<string>;
 }
 
 export function noDrift(): Drift {
-  return { tables: false, dockerChains: false, links: new Set(), addresses: new Set() };
+  return { tables: false, dockerChains: false, links: new Set(), addresses: new Set(), elements: new Set() };
 }
 
 export function isEmpty(d: Drift): boolean {
-  return !d.tables && !d.dockerChains && d.links.size === 0 && d.addresses.size === 0;
+  return !d.tables && !d.dockerChains && d.links.size === 0 && d.addresses.size === 0 && d.elements.size === 0;
 }
 
 /** What a line of `nft monitor tables` or `nft monitor rules` may have changed, or null. */
@@ -175,6 +180,14 @@ export function repairDrift(d: Drift, ops: RepairOps): string[] {
       warn(`repair: address ${cidr} was removed from ${link} by another process: ${back ? 'put back' : 'could not be put back'}`, { link, cidr });
     }
   }
+  if (d.elements.size > 0 && !tablesDone) {
+    // the deletion was another process's (element-events.ts): no compare needed, the sync writes every element
+    ops.syncFirewall();
+    tablesDone = true;
+    countRepairs('nftables');
+    const sets = [...d.elements].sort();
+    warn(`repair: elements of tsnet's nftables sets deleted by another process (${sets.join(', ')}): tables written again`, { sets });
+  }
   if (d.tables && !tablesDone) {
     const diff = ops.tablesDiff();
     if (diff.length > 0) {
@@ -256,6 +269,15 @@ export const MONITORS: Monitor[] = [
       else if (l?.type === 'address') pending.addresses.add(`${l.link} ${l.cidr}`);
     },
   },
+  // elements deleted by another process (element-events.ts: nft's own monitor of elements crashes)
+  {
+    argv: ['python3', '-c', READER_PY],
+    onLine(line, pending, table) {
+      const e = parseElementEventLine(line, table, isOwnThread);
+      if (e === 'overrun') pending.elements.add('overrun');
+      else if (e) pending.elements.add(`${e.family} ${e.set}`);
+    },
+  },
 ];
 
 /**
@@ -311,6 +333,8 @@ export class DriftWatcher {
     const started = Date.now();
     this.children.set(m, child);
     createInterface({ input: child.stdout! }).on('line', (line) => {
+      // a monitor that has to set itself up first (the element reader) says when it sees events
+      if (line === 'ready') return this.o.log.info({ watcher: m.argv[0] }, 'drift watcher ready');
       m.onLine(line, this.pending, this.o.table, (add) => this.afterGrace(add));
       this.schedule();
     });

@@ -8,7 +8,8 @@
 // The repair is fast, so a test cannot watch the traffic fail in between; each break was checked
 // against a daemon without the watcher (the commit message says how).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,10 +157,12 @@ function cmdline(pid: number): string {
   }
 }
 /** pids of the daemon's monitor processes (the shell that started each execs the monitor). */
-function monitors(): { tables?: number; rules?: number; ip?: number } {
+function monitors(): { tables?: number; rules?: number; ip?: number; elements?: number } {
   const kids = daemon.pid ? childrenOf(daemon.pid) : [];
   const find = (cmd: string) => kids.find((p) => cmdline(p) === cmd);
-  return { tables: find('nft monitor tables'), rules: find('nft monitor rules'), ip: find('ip -o monitor link address') };
+  // the element reader (daemon/element-events.ts): python3 -c with its source
+  const elements = kids.find((p) => / -c /.test(cmdline(p)) && cmdline(p).includes('NFNL_SUBSYS_NFTABLES'));
+  return { tables: find('nft monitor tables'), rules: find('nft monitor rules'), ip: find('ip -o monitor link address'), elements };
 }
 /**
  * Every monitor subscribed to their kernel events: a netlink socket of each, in the daemon's
@@ -168,13 +171,13 @@ function monitors(): { tables?: number; rules?: number; ip?: number } {
  */
 function watching(): boolean {
   const m = monitors();
-  if (!m.tables || !m.rules || !m.ip) return false;
+  if (!m.tables || !m.rules || !m.ip || !m.elements) return false;
   const rows = execIn(host, 'cat', ['/proc/net/netlink'])
     .split('\n')
     .slice(1)
     .map((l) => l.trim().split(/\s+/));
   const subscribed = (eth: string, pid: number) => rows.some((r) => r[1] === eth && r[2] === String(pid) && r[3] !== '00000000');
-  return subscribed('12', m.tables) && subscribed('12', m.rules) && subscribed('0', m.ip);
+  return subscribed('12', m.tables) && subscribed('12', m.rules) && subscribed('0', m.ip) && subscribed('12', m.elements);
 }
 
 /** CPU time (utime + stime, clock ticks) of a process, 0 once it is gone. */
@@ -186,6 +189,36 @@ function cpuTicks(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** A UDP listener in a container (port 9999): what it heard, as "TEXT from SRC" lines. */
+function listen(c: Container): { lines: string[]; stop(): void } {
+  const py = "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 9999))\nprint('ready', flush=True)\nwhile True:\n    d, a = s.recvfrom(200)\n    print('%s from %s' % (d.decode(), a[0]), flush=True)\n";
+  const child = spawn('ip', ['netns', 'exec', c.ns, 'python3', '-c', py], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
+  return { lines, stop: () => void child.kill('SIGKILL') };
+}
+
+/** A address of a's subnet that is nobody's: a's forged source. */
+const FORGED = '10.238.7.92';
+
+/**
+ * From `from`, a datagram with a source address not its own, then one from its own address: the
+ * own one must arrive and the forged one (sent first) must not. The forged address sits on its
+ * interface and the peer's MAC is a static neighbour entry, so nothing but anti-spoofing stops it.
+ */
+async function expectForgedDropped(from: Container, to: Container, heard: { lines: string[] }, tag: string): Promise<void> {
+  await until('the listener ready', () => heard.lines.includes('ready'), 10_000);
+  const [link] = JSON.parse(execIn(to.ns, 'ip', ['-j', 'link', 'show', 'eth0'])) as { address: string }[];
+  execIn(from.ns, 'ip', ['neigh', 'replace', to.ip, 'lladdr', link.address, 'dev', 'eth0', 'nud', 'permanent']);
+  tryIn(from.ns, 'ip', ['addr', 'add', `${FORGED}/32`, 'dev', 'eth0']);
+  const send = (src: string, text: string) =>
+    execIn(from.ns, 'python3', ['-c', `import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('${src}', 0)); s.sendto(b'${text}', ('${to.ip}', 9999))`]);
+  send(FORGED, `forged-${tag}`);
+  send(from.ip, `own-${tag}`);
+  await until(`own-${tag} heard`, () => heard.lines.includes(`own-${tag} from ${from.ip}`), 5_000);
+  expect(heard.lines.filter((l) => l.startsWith('forged'))).toEqual([]);
 }
 
 // ---------------------------------------------------------------- the world
@@ -334,9 +367,37 @@ describe('drift repair', () => {
     cni('DEL', d.ns);
   });
 
+  it("an anti-spoofing element deleted by hand (a's port out of guarded_ports): written back, a's forged source is dropped again, its own still passes", async () => {
+    const before = table('bridge');
+    expect(before).toContain(`"${a.hostIf}"`);
+    const heard = listen(b);
+    try {
+      await expectForgedDropped(a, b, heard, 'before');
+      execIn(host, 'nft', ['delete', 'element', 'bridge', run, 'guarded_ports', `{ "${a.hostIf}" }`]);
+      await until('the element back', () => table('bridge') === before, 5_000);
+      await expectRepairs(["repair: elements of tsnet's nftables sets deleted by another process (bridge guarded_ports): tables written again"]);
+      await expectForgedDropped(a, b, heard, 'after');
+    } finally {
+      heard.stop();
+      tryIn(a.ns, 'ip', ['addr', 'del', `${FORGED}/32`, 'dev', 'eth0']);
+      tryIn(a.ns, 'ip', ['neigh', 'del', b.ip, 'dev', 'eth0']);
+    }
+    expect(traffic()).toEqual(WORKING);
+  });
+
+  it("a published port's map element deleted by hand: written back, the port answers again", async () => {
+    const before = table('inet');
+    const map = /map (anyports4) \{[^}]*elements = \{[^}]*tcp \. 18170 :/.exec(before)?.[1];
+    expect(map).toBe('anyports4');
+    execIn(host, 'nft', ['delete', 'element', 'inet', run, 'anyports4', `{ tcp . ${HOST_PORT} }`]);
+    await until('the element back', () => table('inet') === before, 5_000);
+    await expectRepairs(["repair: elements of tsnet's nftables sets deleted by another process (inet anyports4): tables written again"]);
+    expect(traffic()).toEqual(WORKING);
+  });
+
   it('at rest the watchers cost no CPU, and are still awake after', async () => {
     const m = monitors();
-    expect(m.tables && m.rules && m.ip).toBeTruthy();
+    expect(m.tables && m.rules && m.ip && m.elements).toBeTruthy();
     const pids = [daemon.pid!, ...childrenOf(daemon.pid!)];
     const ticks = () => pids.reduce((s, p) => s + cpuTicks(p), 0);
     const start = ticks();
@@ -355,7 +416,7 @@ describe('drift repair', () => {
 
   it('kill -9 leaves no monitor behind; the restarted daemon watches again', async () => {
     const old = Object.values(monitors()).filter((p): p is number => p !== undefined);
-    expect(old).toHaveLength(3);
+    expect(old).toHaveLength(4);
     await daemon.kill9();
     await until('the old monitors gone', () => old.every((p) => cmdline(p!) === ''), 5_000);
     await daemon.restart();

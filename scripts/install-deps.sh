@@ -4,8 +4,9 @@
 #   scripts/install-deps.sh [EXTRA_PACKAGE...]     (install-test-deps.sh passes the test-only ones)
 set -euo pipefail
 # etcd-server and etcd-client: the overlay lab (tsnet lab) runs its own etcd; gcc and libc6-dev
-# build the CNI plugin executable
-runtime=(nftables libnftables1 iproute2 curl ca-certificates etcd-server etcd-client gcc libc6-dev)
+# build the CNI plugin executable; python3-minimal runs drift repair's reader of nftables element
+# events (daemon/element-events.ts)
+runtime=(nftables libnftables1 iproute2 curl ca-certificates etcd-server etcd-client gcc libc6-dev python3-minimal)
 missing=()
 for p in "${runtime[@]}" "$@"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
