@@ -14,6 +14,12 @@
 //                  bench/README.md (d) for why)
 //   +veth, as tsnet  +veth with what tsnet's layout adds on this path: the VXLAN device's ARP
 //                  proxy and tsnet's anti-spoofing table in the namespace, with the port's elements
+//   +veth, ingress guard   +veth, as tsnet with the checks at the container port's own ingress
+//                  hook (netdev family) instead of the bridge's prerouting hook, and no bridge-family
+//                  table (ICC on): tsnet's layout since, firewall/rules/spoofing.ts
+//   +veth, ingress guard, notrack   the same with the outer VXLAN packets exempt from conntrack
+//                  in both hosts' namespaces (a raw-priority notrack rule for the VXLAN port; this
+//                  step's devices use UDP port 4790 so that only they are exempt)
 //   macvlan        no bridge and no veth: the container's link is a macvlan child (bridge mode) of
 //                  the VXLAN device, moved into the container (a layout tsnet does not have)
 // The entries the control plane would program are written by hand; the cleanup removes it all.
@@ -22,13 +28,25 @@ import { withNetns } from '../native/netns.js';
 import { namedNetnsPath } from '../native/named-netns.js';
 import { MTU, container, ip, macOf, vxlan, type LabHostRef } from './overlay-layouts.js';
 import { Cleanup, inNs, sh } from './lib.js';
-import { addEndpointSpoofRules, spoofTableRules } from '../firewall/rules/spoofing.js';
+import { addEndpointSpoofRules, addIngressGuardRules, ingressGuardTableRules, spoofTableRules } from '../firewall/rules/spoofing.js';
 
 /** the bridge-family table tsnet loads in an overlay's namespace (drivers/overlay/netns-layout.ts) */
 const TSNET_TABLE = 'bridge tsnet';
+/** the netdev-family table of the per-port checks (the same module) */
+const GUARD_TABLE = 'netdev tsnet';
 
-export type CostStep = 'vxlan' | '+bridge' | '+veth' | '+veth, GRO' | '+veth, VXLAN GRO off' | '+veth, as tsnet' | 'macvlan';
-export const COST_STEPS: CostStep[] = ['vxlan', '+bridge', '+veth', '+veth, GRO', '+veth, VXLAN GRO off', '+veth, as tsnet', 'macvlan'];
+export type CostStep = 'vxlan' | '+bridge' | '+veth' | '+veth, GRO' | '+veth, VXLAN GRO off' | '+veth, as tsnet' | '+veth, ingress guard' | '+veth, ingress guard, notrack' | 'macvlan';
+export const COST_STEPS: CostStep[] = ['vxlan', '+bridge', '+veth', '+veth, GRO', '+veth, VXLAN GRO off', '+veth, as tsnet', '+veth, ingress guard', '+veth, ingress guard, notrack', 'macvlan'];
+
+/** STEPS=1: every step; STEPS='a;b': those named (an unknown name is an error); otherwise none. */
+export function chosenSteps(env: string | undefined): CostStep[] {
+  if (!env) return [];
+  if (env === '1') return COST_STEPS;
+  const names = env.split(';').map((n) => n.trim());
+  const unknown = names.filter((n) => !(COST_STEPS as string[]).includes(n));
+  if (unknown.length > 0) throw new Error(`STEPS: unknown step ${unknown.join(', ')}; the steps: 1 (all), ${COST_STEPS.join(' | ')}`);
+  return names as CostStep[];
+}
 
 /** where iperf3 runs for one step: from `from` to `toIp` in `to` */
 export interface BuiltStep {
@@ -38,7 +56,7 @@ export interface BuiltStep {
 }
 
 /** inside the lab's namespaces only; apart from overlay-layouts.ts's 10.231.1-3 and 7101-7103 */
-const NUMBER: Record<CostStep, number> = { vxlan: 4, '+bridge': 5, '+veth': 6, '+veth, GRO': 7, '+veth, VXLAN GRO off': 8, macvlan: 9, '+veth, as tsnet': 10 };
+const NUMBER: Record<CostStep, number> = { vxlan: 4, '+bridge': 5, '+veth': 6, '+veth, GRO': 7, '+veth, VXLAN GRO off': 8, macvlan: 9, '+veth, as tsnet': 10, '+veth, ingress guard': 11, '+veth, ingress guard, notrack': 12 };
 
 /** Builds step `step` on hosts h1 and h2 of a lab; the cleanup removes it. */
 export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPrefix: string, cleanup: Cleanup): BuiltStep {
@@ -60,7 +78,13 @@ export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPr
     ip(s.ns, 'link', 'set', 'lo', 'up');
     inNs(s.ns, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0']);
     // made in the host's namespace and moved: its UDP socket stays on the host's underlay
-    if (step === '+veth, as tsnet') ip(s.h.netns, 'link', 'add', vx, 'type', 'vxlan', 'id', vni, 'dstport', '4789', 'local', s.vtep, 'nolearning', 'proxy');
+    const notrack = step === '+veth, ingress guard, notrack';
+    if (notrack) {
+      const t = `inet lbnotrack${vni}`;
+      inNs(s.h.netns, 'nft', ['-f', '-'], [`add table ${t}`, ...['prerouting', 'output'].flatMap((hook) => [`add chain ${t} ${hook} { type filter hook ${hook} priority raw; }`, `add rule ${t} ${hook} udp dport 4790 notrack`])].join('\n'));
+      cleanup.add(() => inNs(s.h.netns, 'nft', ['delete', 'table', ...t.split(' ')]));
+    }
+    if (step === '+veth, as tsnet' || step === '+veth, ingress guard' || notrack) ip(s.h.netns, 'link', 'add', vx, 'type', 'vxlan', 'id', vni, 'dstport', notrack ? '4790' : '4789', 'local', s.vtep, 'nolearning', 'proxy');
     else vxlan(s.h.netns, vx, vni, s.vtep);
     ip(s.h.netns, 'link', 'set', vx, 'netns', s.ns);
     ip(s.ns, 'link', 'set', vx, 'mtu', MTU, 'up');
@@ -98,6 +122,10 @@ export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPr
     if (step === '+veth, as tsnet') {
       const fw = { endpointId: `bench-${vni}-${i}`, port, mac: macOf(s.ct, 'eth0'), ipv4: [s.address], ipv6: [] };
       inNs(s.ns, 'nft', ['-f', '-'], [spoofTableRules(TSNET_TABLE), addEndpointSpoofRules(TSNET_TABLE, fw)].join('\n'));
+    }
+    if (step === '+veth, ingress guard' || notrack) {
+      const fw = { endpointId: `bench-${vni}-${i}`, port, mac: macOf(s.ct, 'eth0'), ipv4: [s.address], ipv6: [] };
+      inNs(s.ns, 'nft', ['-f', '-'], [ingressGuardTableRules(GUARD_TABLE), addIngressGuardRules(GUARD_TABLE, fw)].join('\n'));
     }
   }
   // the entries of the other host's end, as the control plane programs them

@@ -3,7 +3,7 @@
 //      (iperf3 TCP), with the hosts' fragmentation counters read before and after, in rounds that
 //      alternate the paths; each path's ratio is also taken per round (against the underlay's run
 //      of the same round) and as CPU seconds per GB, which the other load on a shared machine
-//      moves far less than Gbit/s; LAYOUTS=1 and STEPS=1 add hand-built paths to the rounds;
+//      moves far less than Gbit/s; LAYOUTS=1 and STEPS=1 (or STEPS='step;step') add hand-built paths to the rounds;
 //  (2) endpoint propagation: attach a container on h2 until h1 holds its entries and the attach is
 //      done (so h1's containers reach it), p50 and p99 over ATTACHES attaches;
 //  (3) time added to `docker run --rm IMAGE true` over `--network none`: tsnet's overlay beside
@@ -15,7 +15,7 @@ import { Netlink } from '../native/netlink/netlink.js';
 import { labAttach, readState } from '../lab/lab.js';
 import { docker, ensureBusyboxImage } from '../docker-tests/harness.js';
 import { LAYOUTS, buildLayout } from './overlay-layouts.js';
-import { COST_STEPS, buildStep } from './overlay-costs.js';
+import { buildStep, chosenSteps } from './overlay-costs.js';
 import { overlayNetnsName } from '../drivers/overlay/plan.js';
 import { Cleanup, benchDaemon, inNs, median, percentile, report, seededRandom, sh, shuffled, table, timed, useDockerd } from './lib.js';
 
@@ -83,7 +83,7 @@ async function labBenchmarks(cleanup: Cleanup): Promise<void> {
   const a = await labAttach(LAB, 'h1', 'tp-a');
   const b = await labAttach(LAB, 'h2', 'tp-b');
   const fragBefore = fragCounters(h1.netns) + fragCounters(h2.netns);
-  // LAYOUTS=1: the hand-built layouts (overlay-layouts.ts), STEPS=1: the overlay's path taken
+  // LAYOUTS=1: the hand-built layouts (overlay-layouts.ts), STEPS=1 or a list of steps: the overlay's path taken
   // apart (overlay-costs.ts), each measured in the same alternation
   const labPrefix = s.underlayNs.replace(/ul$/, '');
   const paths = [
@@ -92,7 +92,7 @@ async function labBenchmarks(cleanup: Cleanup): Promise<void> {
     ...(process.env.LAYOUTS === '1'
       ? LAYOUTS.map((kind) => ({ label: `hand-built: ${kind}`, ...buildLayout(kind, [h1, h2], labPrefix, cleanup) }))
       : []),
-    ...(process.env.STEPS === '1' ? COST_STEPS.map((step) => ({ label: `step: ${step}`, ...buildStep(step, [h1, h2], labPrefix, cleanup) })) : []),
+    ...chosenSteps(process.env.STEPS).map((step) => ({ label: `step: ${step}`, ...buildStep(step, [h1, h2], labPrefix, cleanup) })),
   ];
   // alternate, so drift hits every path alike
   const runs = new Map<string, Run[]>(paths.map((p) => [p.label, []]));

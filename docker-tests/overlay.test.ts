@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { overlayNetnsName } from '../drivers/overlay/plan.js';
+import { addEndpointSpoofRules, spoofTableRules } from '../firewall/rules/spoofing.js';
 import { BUSYBOX_IMAGE as IMAGE, E2E_PLUGIN as PLUGIN, docker, dockerOk as ok, finishE2e, onCleanup, startE2e, uniqueName, type E2eDaemon } from './harness.js';
 
 const run = uniqueName('ov');
@@ -122,6 +123,57 @@ describe('overlay networks through Docker (one host)', () => {
     docker(['rm', '-f', a, b, c]);
     ok(['network', 'rm', n1]);
     ok(['network', 'rm', n2]);
+  });
+
+  it('ICC off keeps a network\'s containers apart but not from the host; an older daemon\'s anti-spoofing table is replaced at start-up, the ports guarded again', async () => {
+    const [off, on] = [`${run}-iccoff`, `${run}-iccon`];
+    ok(['network', 'create', '-d', PLUGIN, '-o', 'type=overlay', '-o', 'com.docker.network.bridge.enable_icc=false', '--subnet', '10.236.46.0/24', off]);
+    onCleanup(() => docker(['network', 'rm', off]));
+    ok(['network', 'create', '-d', PLUGIN, '-o', 'type=overlay', '--subnet', '10.236.47.0/24', on]);
+    onCleanup(() => docker(['network', 'rm', on]));
+    const [x, y, p, q] = [`${run}-iccx`, `${run}-iccy`, `${run}-iccp`, `${run}-iccq`];
+    for (const [name, net] of [[x, off], [y, off], [p, on], [q, on]]) {
+      ok(['run', '-d', '--name', name, '--network', net, IMAGE, 'sleep', '3600']);
+      onCleanup(() => docker(['rm', '-f', name]));
+    }
+    const ipOf = (name: string, net: string) => ok(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name]);
+    const isolation = () => {
+      // ICC on: a peer answers; ICC off: the gateway (the host) does, a peer does not
+      expect(pingFrom(q, [ipOf(p, on)])).toBe(0);
+      expect(pingFrom(x, ['10.236.46.1'])).toBe(0);
+      expect(pingFrom(x, [ipOf(y, off)])).not.toBe(0);
+    };
+    isolation();
+
+    // as a tsnet before the per-port layout left the ICC-on network's namespace: the checks in a
+    // bridge-family table's prerouting hook, no netdev table
+    const netns = overlayNetnsName(INSTANCE, ok(['network', 'inspect', '-f', '{{.Id}}', on]));
+    const guardOf = (name: string) => ({
+      endpointId: name,
+      port: `tsv${ok(['inspect', '-f', `{{(index .NetworkSettings.Networks "${on}").EndpointID}}`, name]).slice(0, 12)}`,
+      mac: ok(['exec', name, 'cat', '/sys/class/net/eth0/address']),
+      ipv4: [ipOf(name, on)],
+      ipv6: [],
+    });
+    const older = ['delete table netdev tsnet', spoofTableRules('bridge tsnet'), ...[p, q].map((c) => addEndpointSpoofRules('bridge tsnet', guardOf(c)))].join('\n');
+    execFileSync('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], { input: older });
+    const tables = () => execFileSync('ip', ['netns', 'exec', netns, 'nft', 'list', 'tables'], { encoding: 'utf8' }).trim().split('\n').sort();
+    expect(tables()).toEqual(['table bridge tsnet']);
+    const qPid = ok(['inspect', '-f', '{{.State.Pid}}', q]);
+    execFileSync('nsenter', ['-t', qPid, '-n', 'ip', 'addr', 'add', '10.236.47.222/24', 'dev', 'eth0']);
+    const spoofing = () => {
+      expect(pingFrom(q, ['-I', ipOf(q, on), ipOf(p, on)])).toBe(0);
+      expect(pingFrom(q, ['-I', '10.236.47.222', ipOf(p, on)])).not.toBe(0);
+    };
+    spoofing();
+
+    await e2e.daemon.restart();
+    expect(tables()).toEqual(['table netdev tsnet']);
+    spoofing();
+    isolation();
+    docker(['rm', '-f', x, y, p, q]);
+    ok(['network', 'rm', off]);
+    ok(['network', 'rm', on]);
   });
 
   it('refuses what it cannot do, saying why', () => {

@@ -63,7 +63,8 @@ export class FakeNamespaces implements NamespaceKernel {
       run: (script: string) => void scripts.push(script),
       listJson: () => ({ nftables: [] }),
       listText: (cmd: string) => {
-        if (!scripts.some((s) => s.includes('add table'))) throw new Error(`${cmd}: No such file or directory`);
+        const chain = /^list chain (\S+ \S+ \S+)$/.exec(cmd);
+        if (chain ? !chainsOf(scripts).has(chain[1]) : !scripts.some((s) => s.includes('add table'))) throw new Error(`${cmd}: No such file or directory`);
         return '';
       },
       close: () => undefined,
@@ -81,4 +82,18 @@ export class FakeNamespaces implements NamespaceKernel {
   sysctl(ns: string, key: string, value: string): void {
     this.get(ns).sysctls.set(key, value);
   }
+}
+
+/** The chains ("family table chain") the scripts run so far leave, for listings of one chain. */
+function chainsOf(scripts: string[]): Set<string> {
+  const chains = new Set<string>();
+  for (const line of scripts.join('\n').split('\n')) {
+    const add = /^add chain (\S+ \S+ \S+)/.exec(line);
+    const del = /^delete chain (\S+ \S+ \S+)/.exec(line);
+    const delTable = /^delete table (\S+ \S+)$/.exec(line);
+    if (add) chains.add(add[1]);
+    else if (del) chains.delete(del[1]);
+    else if (delTable) for (const c of [...chains]) if (c.startsWith(`${delTable[1]} `)) chains.delete(c);
+  }
+  return chains;
 }

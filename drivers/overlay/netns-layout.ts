@@ -8,14 +8,18 @@
 // its gateway address: the host routes, NATs, isolates and publishes ports for the network on that
 // link exactly as on a bridge (firewall/), and the containers' way out is through it.
 // The VXLAN device is made in the host's namespace and then moved: its UDP socket stays on the
-// host's underlay. Anti-spoofing and ICC off are a bridge-family table inside the namespace, the
-// same rules as the host's (firewall/rules/spoofing.ts); the gateway port is never an ICC peer.
+// host's underlay. Anti-spoofing is a netdev-family table inside the namespace: the host's checks
+// (firewall/rules/spoofing.ts), at each container port's own ingress hook, so the frames from the
+// VXLAN port pass no rule; ICC off is a bridge-family table there, made only for a network with ICC
+// off (the gateway port is never an ICC peer): a network with ICC on has no bridge hook at all.
+// An older tsnet kept both in one bridge-family table whose prerouting hook every frame entered
+// (about 5% of the throughput, bench/README.md (d)); it is replaced at the daemon's start.
 import { Netlink } from '../../native/netlink/netlink.js';
 import { Nft, type NftApi } from '../../native/nftables.js';
 import { closeFd, openNetnsFd, withNetns } from '../../native/netns.js';
 import { addNamedNetns, deleteNamedNetns, listNamedNetns, namedNetnsExists, namedNetnsPath } from '../../native/named-netns.js';
 import type { FirewallEndpoint } from '../../firewall/model.js';
-import { addEndpointSpoofRules, currentSpoofTableProbe, removeEndpointSpoofRules, replaceSpoofTableRules } from '../../firewall/rules/spoofing.js';
+import { SPOOF_CHAIN, addIngressGuardRules, iccOffElementRules, iccOffTableRules, ingressGuardTableRules, removeIngressGuardRules } from '../../firewall/rules/spoofing.js';
 import { quote } from '../../firewall/rules/names.js';
 import type { BridgeNetworkConfig } from '../bridge/plan.js';
 import type { PortPlacement } from '../bridge/bridge-driver.js';
@@ -27,8 +31,10 @@ import { NS_BRIDGE, NS_GATEWAY, overlayNetnsName, type OverlayConfig } from './p
 
 type Config = BridgeNetworkConfig & OverlayConfig;
 
-/** the bridge-family table in the network's namespace */
-const NS_TABLE = 'bridge tsnet';
+/** anti-spoofing at each container port's ingress, in the network's namespace */
+const GUARD_TABLE = 'netdev tsnet';
+/** ICC off, in the network's namespace (an older tsnet's anti-spoofing table had this name too) */
+const ICC_TABLE = 'bridge tsnet';
 
 /** What the layout does to named namespaces (the kernel's; a fake in unit tests). */
 export interface NamespaceKernel {
@@ -133,8 +139,8 @@ export class NetnsLayout implements PortPlacement<OverlayConfig> {
     for (const key of ['iptables', 'ip6tables', 'arptables']) this.ns.sysctl(ns, `net.bridge.bridge-nf-call-${key}`, '0');
     if (!nl.getLink(NS_BRIDGE)) nl.createLink({ kind: 'bridge', name: NS_BRIDGE, mtu: c.mtu });
     nl.setLink(NS_BRIDGE, { up: true });
-    // an older tsnet's table (a chain per port) is replaced; its ports' elements come back with restorePort
-    if (!hasTable(nft)) nft.run([replaceSpoofTableRules(NS_TABLE), gatewayIsNoIccPeer()].join('\n'));
+    // an older tsnet's tables are replaced; its ports' elements come back with restorePort
+    if (!hasCurrentTables(nft, c.icc)) nft.run(currentTables(c.icc));
     if (!nl.getLink(NS_GATEWAY)) {
       // the host end has the gateway's MAC, as the bridge had: containers' ARP entries stay right
       this.d.netlink.createLink({ kind: 'veth', name: c.bridge, peerName: NS_GATEWAY, mtu: c.mtu, mac: macFromIPv4(c.gatewayAddresses[0]), alias: this.d.owner.alias(id) });
@@ -189,7 +195,7 @@ export class NetnsLayout implements PortPlacement<OverlayConfig> {
 
   // ---------------------------------------------------------------- container ports
 
-  attachPort(id: string, _c: Config, hostIf: string, fw: FirewallEndpoint | undefined, undo?: Undo): void {
+  attachPort(id: string, c: Config, hostIf: string, fw: FirewallEndpoint | undefined, undo?: Undo): void {
     const { nl, nft } = this.handles(id);
     if (!nl.getLink(hostIf)) {
       this.moveIn(id, hostIf);
@@ -197,14 +203,13 @@ export class NetnsLayout implements PortPlacement<OverlayConfig> {
       undo?.push(`veth ${hostIf} in ${this.netnsOf(id)}`, () => nl.deleteLink(hostIf, { ignoreMissing: true }));
     }
     // before the port joins the bridge, so no forged frame gets through in between
-    if (fw) {
-      nft.run(addEndpointSpoofRules(NS_TABLE, fw));
-      this.guarded.set(hostIf, fw);
-      undo?.push(`anti-spoofing of ${hostIf}`, () => nft.run(removeEndpointSpoofRules(NS_TABLE, fw)));
-    } else {
-      nft.run(removeEndpointSpoofRules(NS_TABLE, this.guarded.get(hostIf) ?? { port: hostIf }));
-      this.guarded.delete(hostIf);
-    }
+    const guard = fw && fw.antiSpoofing !== false ? fw : undefined;
+    const rules = [guard ? addIngressGuardRules(GUARD_TABLE, guard) : removeIngressGuardRules(GUARD_TABLE, this.guarded.get(hostIf) ?? { port: hostIf })];
+    if (!c.icc) rules.push(iccOffElementRules(ICC_TABLE, hostIf, true));
+    nft.run(rules.join('\n'));
+    if (guard) this.guarded.set(hostIf, guard);
+    else this.guarded.delete(hostIf);
+    undo?.push(`anti-spoofing and ICC of ${hostIf}`, () => nft.run(portRemoval(c, hostIf, guard)));
     nl.setLink(hostIf, { master: NS_BRIDGE, up: true });
     // no hairpin: a published port reached through a host address comes back through gw0
     nl.setBridgePort(hostIf, { hairpin: false, isolated: false });
@@ -216,10 +221,10 @@ export class NetnsLayout implements PortPlacement<OverlayConfig> {
     return true;
   }
 
-  removePort(id: string, _c: Config, hostIf: string): void {
+  removePort(id: string, c: Config, hostIf: string): void {
     if (!this.ns.exists(this.netnsOf(id))) return;
     const { nl, nft } = this.handles(id);
-    nft.run(removeEndpointSpoofRules(NS_TABLE, this.guarded.get(hostIf) ?? { port: hostIf }));
+    nft.run(portRemoval(c, hostIf, this.guarded.get(hostIf)));
     this.guarded.delete(hostIf);
     // deleting either end removes both; the container end may be gone with its netns
     nl.deleteLink(hostIf, { ignoreMissing: true });
@@ -258,18 +263,43 @@ export class NetnsLayout implements PortPlacement<OverlayConfig> {
   }
 }
 
-/** ICC off drops what a container sends to another port; the gateway port (the host) is not a peer. */
-function gatewayIsNoIccPeer(): string {
-  return `insert rule ${NS_TABLE} forward oifname ${quote(NS_GATEWAY)} accept comment "ICC off: the host is not another container"`;
+/** A port's rules gone: its ingress chain, its elements (every one, given its endpoint), its ICC-off membership. */
+function portRemoval(c: Config, hostIf: string, guard: FirewallEndpoint | undefined): string {
+  return [removeIngressGuardRules(GUARD_TABLE, guard ?? { port: hostIf }), ...(c.icc ? [] : [iccOffElementRules(ICC_TABLE, hostIf, false)])].join('\n');
 }
 
-function hasTable(nft: NftApi): boolean {
-  try {
-    nft.listText(currentSpoofTableProbe(NS_TABLE));
-    return true;
-  } catch {
-    return false;
-  }
+/** Both tables anew, as the network needs them (an older tsnet's removed): no port in them yet. */
+function currentTables(icc: boolean): string {
+  return [
+    `add table ${GUARD_TABLE}`,
+    `delete table ${GUARD_TABLE}`,
+    ingressGuardTableRules(GUARD_TABLE),
+    `add table ${ICC_TABLE}`,
+    `delete table ${ICC_TABLE}`,
+    ...(icc ? [] : [iccOffTableRules(ICC_TABLE), gatewayIsNoIccPeer()]),
+  ].join('\n');
+}
+
+/** ICC off drops what a container sends to another port; the gateway port (the host) is not a peer. */
+function gatewayIsNoIccPeer(): string {
+  return `insert rule ${ICC_TABLE} forward oifname ${quote(NS_GATEWAY)} accept comment "ICC off: the host is not another container"`;
+}
+
+/**
+ * Whether the namespace has the tables of this layout (small listings: one chain each): the
+ * checks' chain in the netdev table, no older anti-spoofing chain in the bridge table, and the
+ * bridge table's forward hook exactly when ICC is off.
+ */
+function hasCurrentTables(nft: NftApi, icc: boolean): boolean {
+  const has = (chain: string): boolean => {
+    try {
+      nft.listText(`list chain ${chain}`);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  return has(`${GUARD_TABLE} ${SPOOF_CHAIN}`) && !has(`${ICC_TABLE} ${SPOOF_CHAIN}`) && has(`${ICC_TABLE} forward`) === !icc;
 }
 
 /**

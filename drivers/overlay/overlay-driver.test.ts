@@ -13,6 +13,7 @@ import type { CreateNetworkRequest } from '../driver.js';
 import type { VxlanSpec } from '../../native/netlink/links.js';
 import { FakeNamespaces } from '../../test-support/fake-namespaces.js';
 import { overlayNetnsName } from './plan.js';
+import { ingressChainOf } from '../../firewall/rules/spoofing.js';
 
 const UNDERLAY: Underlay = { vtep: '198.51.100.1', link: 'eth0', mtu: 1400 };
 const names = (networkId: string) => ({ bridge: `tob-${networkId.slice(0, 11)}`, vxlan: `tox-${networkId.slice(0, 11)}` });
@@ -144,7 +145,7 @@ describe('overlay driver on one host (fake host and firewall)', () => {
       expect(own(net.networkId).links.get(hostIf)).toMatchObject({ kind: 'veth', mtu: 1350, master: 'br0', up: true, port: { hairpin: false, isolated: false } });
       expect(w.host.links.has(hostIf)).toBe(false);
       // anti-spoofing in the network's namespace (the port is there), not in the host's table
-      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.join('\n')).toContain(`guarded_ports { "${hostIf}" }`);
+      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.join('\n')).toContain(`add chain netdev tsnet ${ingressChainOf(hostIf)} { type filter hook ingress device "${hostIf}"`);
       expect(w.firewall.endpoints.size).toBe(0);
 
       const join = await driver.join({ networkId: net.networkId, endpointId: ep.endpointId, sandboxKey: '/var/run/docker/netns/o', options: NO_ENDPOINT_OPTIONS });
@@ -157,9 +158,9 @@ describe('overlay driver on one host (fake host and firewall)', () => {
 
       await driver.deleteEndpoint(ref);
       expect(own(net.networkId).links.has(hostIf)).toBe(false);
-      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete element bridge tsnet guarded_ports { "${hostIf}" }`);
+      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete chain netdev tsnet ${ingressChainOf(hostIf)}`);
       // every element of the port, not only its guard (the layout remembers what it added)
-      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete element bridge tsnet port_mac { "${hostIf}" . 02:42:0a:ed:18:02 }`);
+      expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete element netdev tsnet port_mac { "${hostIf}" . 02:42:0a:ed:18:02 }`);
       expect(w.firewall.mappings()).toEqual([]);
       expect(w.host.heldPorts.size).toBe(0);
       await driver.deleteNetwork(net.networkId);
@@ -223,7 +224,7 @@ describe('overlay driver on one host (fake host and firewall)', () => {
     const hostIf = `tsv${ep.endpointId.slice(0, 12)}`;
     expect(o.links.has(hostIf)).toBe(false);
     expect(w.host.linkNames()).toEqual(['eth0', names(net.networkId).bridge].sort());
-    expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete element bridge tsnet guarded_ports { "${hostIf}" }`);
+    expect(ns.scripts.get(overlayNetnsName('tsnet', net.networkId))!.at(-1)).toContain(`delete chain netdev tsnet ${ingressChainOf(hostIf)}`);
     expect(w.repo.listEndpoints(net.networkId)).toEqual([]);
     // the positive: the same endpoint is made when nothing fails
     await driver.createEndpoint(ep);
@@ -283,10 +284,54 @@ describe('overlay driver on one host (fake host and firewall)', () => {
     for (const l of [n.vxlan, hostIf, 'gw0']) expect(o.links.get(l), l).toMatchObject({ master: 'br0', up: true });
     // the same container port, not a new one: nothing made but the namespace's bridge and the gateway veth
     expect(o.links.get(hostIf)?.mac).toBe(moved[1].mac);
-    expect(ns.scripts.get(nsName)!.join('\n')).toContain(`guarded_ports { "${hostIf}" }`);
+    expect(ns.scripts.get(nsName)!.join('\n')).toContain(`add chain netdev tsnet ${ingressChainOf(hostIf)} { type filter hook ingress device "${hostIf}"`);
     // and a start-up after that changes nothing
     const calls = w.host.calls.length;
     start().restore();
     expect(w.host.calls.slice(calls).filter((c) => c.startsWith('createLink') || c.startsWith('deleteLink'))).toEqual([]);
+  });
+
+  describe('the namespace\'s tables: anti-spoofing at each port\'s ingress, a bridge table only for ICC off', () => {
+    const tablesMade = (script: string) => script.includes('delete table netdev tsnet');
+    it('ICC on: no bridge-family table (no hook every frame of the bridge enters); a start-up keeps the tables', async () => {
+      const req = overlayRequest('10.237.32.0/24');
+      await driver.createNetwork(req);
+      const scripts = ns.scripts.get(overlayNetnsName('tsnet', req.networkId))!;
+      const made = scripts.filter(tablesMade);
+      expect(made).toHaveLength(1);
+      expect(made[0]).toContain('add chain netdev tsnet spoof');
+      expect(made[0]).not.toContain('add chain bridge tsnet');
+      await driver.createEndpoint(endpointRequest(req.networkId, '10.237.32.2/24'));
+      expect(scripts.at(-1)).not.toContain('bridge tsnet');
+      start().restore();
+      expect(scripts.filter(tablesMade)).toHaveLength(1);
+    });
+
+    it('ICC off: the bridge table with its forward hook, the gateway spared, each port a member', async () => {
+      const req = overlayRequest('10.237.33.0/24', { 'com.docker.network.bridge.enable_icc': 'false' });
+      await driver.createNetwork(req);
+      const scripts = ns.scripts.get(overlayNetnsName('tsnet', req.networkId))!;
+      expect(scripts.filter(tablesMade)[0]).toMatch(/add chain bridge tsnet forward[^]*insert rule bridge tsnet forward oifname "gw0" accept/);
+      const ep = endpointRequest(req.networkId, '10.237.33.2/24');
+      await driver.createEndpoint(ep);
+      expect(scripts.at(-1)).toContain(`add element bridge tsnet no_icc_ports { "tsv${ep.endpointId.slice(0, 12)}" }`);
+      start().restore();
+      expect(scripts.filter(tablesMade)).toHaveLength(1);
+    });
+
+    it('an older tsnet\'s table (anti-spoofing in the bridge\'s prerouting hook) is replaced at start-up, and the ports guarded again', async () => {
+      const req = overlayRequest('10.237.34.0/24');
+      await driver.createNetwork(req);
+      const ep = endpointRequest(req.networkId, '10.237.34.2/24');
+      await driver.createEndpoint(ep);
+      const scripts = ns.scripts.get(overlayNetnsName('tsnet', req.networkId))!;
+      // as the older tsnet left it
+      scripts.push('add table netdev tsnet\ndelete table netdev tsnet\nadd table bridge tsnet\nadd chain bridge tsnet spoof');
+      const before = scripts.length;
+      start().restore();
+      const after = scripts.slice(before).join('\n');
+      expect(after).toMatch(/add chain netdev tsnet spoof[^]*delete table bridge tsnet[^]*add chain netdev tsnet in_/);
+      expect(after).not.toContain('add chain bridge tsnet');
+    });
   });
 });

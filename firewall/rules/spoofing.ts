@@ -15,7 +15,8 @@
 // verdict map: libnftables fetches every chain and every set (the anonymous sets of those chains'
 // rules included) before it applies any command, so each transaction of the daemon grew with the
 // number of containers (11x at 4,000 ports; bench/README.md (f)). Such a table is replaced whole
-// at the daemon's start (the host's by the firewall's sync, an overlay's by replaceSpoofTableRules).
+// at the daemon's start (the host's by the firewall's sync; an overlay's namespace has the per-port
+// ingress layout below, drivers/overlay/netns-layout.ts).
 import { checkIfname, checkIp } from '../addr.js';
 import { FirewallInputError, type FirewallEndpoint } from '../model.js';
 import { PUBLISHED_MARK, quote, type TableRef } from './names.js';
@@ -41,19 +42,34 @@ const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 /** The empty bridge-family table: the sets, the checks, and the hooks. */
 export function spoofTableRules(t: TableRef): string {
-  const drop = (match: string, why: string) => `add rule ${t} ${SPOOF_CHAIN} ${match} drop comment "${why}"`;
   return [
     `add table ${t} { comment "tsnet per-port rules: anti-spoofing, ICC off. Managed by the tsnet daemon: it undoes changes by others."; }`,
     `add set ${t} ${GUARDED_SET} { type ifname; comment "container ports under anti-spoofing"; }`,
+    ...ownSets(t),
+    // before the bridge decides anything (priority -300): a forged frame never reaches a peer or the host
+    `add chain ${t} prerouting { type filter hook prerouting priority -300; policy accept; }`,
+    `add chain ${t} ${SPOOF_CHAIN}`,
+    `add rule ${t} prerouting iifname @${GUARDED_SET} jump ${SPOOF_CHAIN}`,
+    ...spoofChecks(t),
+    ...iccOffRules(t),
+  ].join('\n');
+}
+
+/** The sets of what each guarded port may send from. */
+function ownSets(t: TableRef): string[] {
+  return [
     `add set ${t} ${OWN.mac} { type ifname . ether_addr; comment "each guarded port's MAC"; }`,
     `add set ${t} ${OWN.ipv4} { type ifname . ipv4_addr; comment "each guarded port's IPv4 addresses"; }`,
     `add set ${t} ${OWN.ipv6} { type ifname . ipv6_addr; comment "each guarded port's IPv6 addresses, its link-local address and ::"; }`,
     // the target of a neighbour advertisement has no nft keyword in 1.0.6: a raw payload, as an integer
     `add set ${t} ${OWN.ndTarget} { typeof iifname . @th,64,128; comment "the addresses each guarded port may advertise"; }`,
-    // before the bridge decides anything (priority -300): a forged frame never reaches a peer or the host
-    `add chain ${t} prerouting { type filter hook prerouting priority -300; policy accept; }`,
-    `add chain ${t} ${SPOOF_CHAIN}`,
-    `add rule ${t} prerouting iifname @${GUARDED_SET} jump ${SPOOF_CHAIN}`,
+  ];
+}
+
+/** The rules of the `spoof` chain (made before): what a guarded port's frame is dropped for. */
+function spoofChecks(t: TableRef): string[] {
+  const drop = (match: string, why: string) => `add rule ${t} ${SPOOF_CHAIN} ${match} drop comment "${why}"`;
+  return [
     drop(`iifname . ether saddr != @${OWN.mac}`, 'not its MAC'),
     drop(`iifname . arp saddr ether != @${OWN.mac}`, 'ARP: not its MAC'),
     // a port without an IPv4 address has no element here: its ARP and IPv4 are dropped whole
@@ -61,6 +77,12 @@ export function spoofTableRules(t: TableRef): string {
     drop(`iifname . ip saddr != @${OWN.ipv4}`, 'not its IPv4 address'),
     drop(`iifname . ip6 saddr != @${OWN.ipv6}`, 'not its IPv6 address'),
     drop(`icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @${OWN.ndTarget}`, 'neighbour advertisement for an address not its own'),
+  ];
+}
+
+/** ICC off: the set of such ports and the bridge's forward hook that drops what they send to another port. */
+function iccOffRules(t: TableRef): string[] {
+  return [
     `add set ${t} ${NO_ICC_SET} { type ifname; comment "container ports of networks with ICC off"; }`,
     `add chain ${t} forward { type filter hook forward priority filter; policy accept; }`,
     // Whatever a container of an ICC-off network sends to another port of its bridge (a peer, the
@@ -69,17 +91,70 @@ export function spoofTableRules(t: TableRef): string {
     // leaves it on): the inet table marks those packets (PUBLISHED_MARK; no conntrack here).
     `add rule ${t} forward iifname @${NO_ICC_SET} meta mark & ${PUBLISHED_MARK} == ${PUBLISHED_MARK} accept comment "ICC off: a published port through a host address"`,
     `add rule ${t} forward iifname @${NO_ICC_SET} drop comment "ICC off: nothing else to another port of the bridge"`,
+  ];
+}
+
+// ---------------------------------------------------------------- per-port ingress (an overlay's namespace)
+//
+// In an overlay's namespace the bridge holds one network, and the same checks sit in a
+// netdev-family table at each guarded port's own ingress hook instead: only that container's
+// frames pass them, and the bridge itself has no netfilter hook at all unless ICC is off (then a
+// bridge-family table of its own, iccOffTableRules). A bridge-family hook is run for every frame of
+// the bridge, the VXLAN port's too: that cost the overlay about 5% of its throughput
+// (bench/README.md (d)). The sets and the `spoof` chain are the same as above; a port's base chain
+// only jumps there. Chain names cannot be quoted in nft 1.0.6, so a port's chain is named by the
+// hex of the port's name (its hook names the device).
+
+/** The empty netdev-family table of the per-port checks: the sets and the `spoof` chain, no hook yet. */
+export function ingressGuardTableRules(t: TableRef): string {
+  return [
+    `add table ${t} { comment "tsnet anti-spoofing at each container port's ingress. Managed by the tsnet daemon: it undoes changes by others."; }`,
+    ...ownSets(t),
+    `add chain ${t} ${SPOOF_CHAIN}`,
+    ...spoofChecks(t),
   ].join('\n');
 }
 
-/** The table replaced whole by an empty one of the current layout (an overlay's, made by an older tsnet). */
-export function replaceSpoofTableRules(t: TableRef): string {
-  return [`add table ${t}`, `delete table ${t}`, spoofTableRules(t)].join('\n');
+/** The empty bridge-family table of a network with ICC off (only the forward hook and its set). */
+export function iccOffTableRules(t: TableRef): string {
+  return [`add table ${t} { comment "tsnet ICC off. Managed by the tsnet daemon: it undoes changes by others."; }`, ...iccOffRules(t)].join('\n');
 }
 
-/** A listing that fails unless the table exists with the current layout (small: one chain of fixed rules). */
-export function currentSpoofTableProbe(t: TableRef): string {
-  return `list chain ${t} ${SPOOF_CHAIN}`;
+/** A port's elements and its ingress chain; idempotent. With anti-spoofing off, they are removed. */
+export function addIngressGuardRules(t: TableRef, e: FirewallEndpoint): string {
+  if (e.antiSpoofing === false) return removeIngressGuardRules(t, { port: e.port });
+  const c = checked(e);
+  const chain = ingressChainOf(c.port);
+  return [
+    ...ownElements(c, false).map(([set, els]) => `add element ${t} ${set} { ${els.join(', ')} }`),
+    `add chain ${t} ${chain} { type filter hook ingress device ${quote(c.port)} priority -500; policy accept; }`,
+    `flush chain ${t} ${chain}`,
+    `add rule ${t} ${chain} jump ${SPOOF_CHAIN}`,
+  ].join('\n');
+}
+
+/** Removes a port's ingress chain, and its elements when given the whole endpoint; no error when gone. */
+export function removeIngressGuardRules(t: TableRef, e: Pick<FirewallEndpoint, 'port'> | FirewallEndpoint): string {
+  const chain = ingressChainOf(checkIfname(e.port));
+  const elements = 'mac' in e ? ownElements(checked(e), false).flatMap(([set, els]) => els.map((el) => addThenDelete(t, set, el))) : [];
+  return [`add chain ${t} ${chain}`, `delete chain ${t} ${chain}`, ...elements].join('\n');
+}
+
+/** A port's membership of the ICC-off set (in iccOffTableRules' table): in when `off`, out otherwise. */
+export function iccOffElementRules(t: TableRef, port: string, off: boolean): string {
+  const q = quote(checkIfname(port));
+  return [addThenDelete(t, NO_ICC_SET, q), ...(off ? [`add element ${t} ${NO_ICC_SET} { ${q} }`] : [])].join('\n');
+}
+
+/** The per-port ingress chain of `port` (hex: the name may hold characters nft identifiers cannot). */
+export function ingressChainOf(port: string): string {
+  return `${INGRESS_CHAIN_PREFIX}${Buffer.from(port).toString('hex')}`;
+}
+
+const INGRESS_CHAIN_PREFIX = 'in_';
+
+function addThenDelete(t: TableRef, set: string, el: string): string {
+  return `add element ${t} ${set} { ${el} }\ndelete element ${t} ${set} { ${el} }`;
 }
 
 /**
@@ -107,18 +182,18 @@ export function removeEndpointSpoofRules(t: TableRef, e: Pick<FirewallEndpoint, 
   const q = quote(checkIfname(e.port));
   const items: [string, string][] = 'mac' in e ? ownElements(checked(e)).flatMap(([set, els]) => els.map((el): [string, string] => [set, el])) : [[GUARDED_SET, q]];
   items.push([NO_ICC_SET, q]);
-  return items.map(([set, el]) => `add element ${t} ${set} { ${el} }\ndelete element ${t} ${set} { ${el} }`).join('\n');
+  return items.map(([set, el]) => addThenDelete(t, set, el)).join('\n');
 }
 
-/** The port's elements, set by set; guarded_ports last. */
-function ownElements(c: CheckedEndpoint): [string, string[]][] {
+/** The port's elements, set by set; guarded_ports last (when the guard is the bridge's prerouting hook). */
+function ownElements(c: CheckedEndpoint, guardedSet = true): [string, string[]][] {
   const q = quote(c.port);
   const own6 = [...c.ipv6, linkLocalOf(c.mac)];
   const out: [string, string[]][] = [[OWN.mac, [`${q} . ${c.mac}`]]];
   if (c.ipv4.length > 0) out.push([OWN.ipv4, c.ipv4.map((ip) => `${q} . ${ip}`)]);
   out.push([OWN.ipv6, ['::', ...own6].map((ip) => `${q} . ${ip}`)]);
   out.push([OWN.ndTarget, own6.map((ip) => `${q} . ${asInteger(ip)}`)]);
-  out.push([GUARDED_SET, [q]]);
+  if (guardedSet) out.push([GUARDED_SET, [q]]);
   return out;
 }
 
@@ -174,4 +249,15 @@ function expand(ip: string): string {
   const t = tail ? tail.split(':') : [];
   const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
   return groups.map((g) => g.padStart(4, '0')).join('');
+}
+
+/**
+ * A container port's elements in a table written whole, set by set: what addEndpointSpoofRules
+ * leaves in an empty table. The full sync (../ruleset.ts fullTable) writes every port's in one
+ * command per set instead of several per port: libnftables parses and allocates per command.
+ */
+export function endpointSpoofElements(e: FirewallEndpoint): [string, string[]][] {
+  const q = quote(checkIfname(e.port));
+  const own = e.antiSpoofing === false ? [] : ownElements(checked(e));
+  return e.icc === false ? [...own, [NO_ICC_SET, [q]]] : own;
 }
