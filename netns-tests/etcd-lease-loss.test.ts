@@ -61,8 +61,9 @@ describe('a lost lease', () => {
       await a.start();
       await a.joinOverlay('tlf');
       await a.claimPool('tlf', { subnet: '10.2.0.0/24', subPool: '' });
-      for (const [ip, id] of [['10.2.0.2', 'ep-x'], ['10.2.0.3', 'ep-y']]) {
-        expect(await a.claimAddress('tlf', ip, 'dynamic')).toBe(true);
+      // x given with --ip (static): it is claimed again as such
+      for (const [ip, id, kind] of [['10.2.0.2', 'ep-x', 'static'], ['10.2.0.3', 'ep-y', 'dynamic']] as const) {
+        expect(await a.claimAddress('tlf', ip, kind)).toBe(true);
         await a.announce({ overlay: 'tlf', ip, mac: '02:42:0a:02:00:02', endpointId: id });
       }
       const [x, y] = [key.address('tlf', '10.2.0.2'), key.address('tlf', '10.2.0.3')];
@@ -76,7 +77,7 @@ describe('a lost lease', () => {
       await until('host a registered again and put x back', async () => (await raw.get(key.endpoint('tlf', '10.2.0.2')).string()) !== null, 15_000);
       await until('host a told that y was taken', () => taken.length > 0, 5_000);
       // x: announced and claimed again by a; y: b's claim stands, a's endpoint gives it up
-      expect(JSON.parse((await raw.get(x).string())!)).toEqual({ kind: 'dynamic', host: 'tlf-a' });
+      expect(JSON.parse((await raw.get(x).string())!)).toEqual({ kind: 'static', host: 'tlf-a' });
       expect(await raw.get(key.member('tlf', 'tlf-a')).string()).not.toBeNull();
       expect(taken).toEqual([{ overlay: 'tlf', ip: '10.2.0.3', endpointId: 'ep-y', holder: { endpointId: '', host: 'tlf-b' } }]);
       expect(JSON.parse((await raw.get(y).string())!)).toEqual({ kind: 'dynamic', host: 'tlf-b' });

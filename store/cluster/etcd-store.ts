@@ -20,7 +20,7 @@ import { UnavailableError, UserError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { shortId } from '../../core/text.js';
 import { key, keysOfHost, prefixOf, PREFIX } from './keys.js';
-import { describeHolder, reclaimPlan, type AddressHolder } from './reclaim.js';
+import { describeHolder, reclaimPlan, type AddressHolder, type ContainerAddressKind } from './reclaim.js';
 const FIRST_VNI = 4096;
 const MAX_VNI = 16_777_215;
 const VXLAN_PORT = 4789;
@@ -124,6 +124,8 @@ export class EtcdClusterStore implements ClusterStore {
   private readonly mine = new Map<string, string>();
   /** the overlays this host joined, joined again under a new lease (cluster forget removes memberships) */
   private readonly joined = new Set<string>();
+  /** the kind of each address claim (by key) this host made or found its own: a claim put back keeps it (reclaim.ts) */
+  private readonly claimKinds = new Map<string, ContainerAddressKind>();
 
   constructor(opts: EtcdStoreOptions) {
     this.host = opts.host;
@@ -210,20 +212,22 @@ export class EtcdClusterStore implements ClusterStore {
         .then(this.client.get(k), this.client.get(claimKey), this.client.get(poolKey))
         .commit();
       const [announced, claimed, pool] = read.responses.map((r) => r.response_range?.kvs[0]);
+      const claim = claimed && (JSON.parse(claimed.value.toString()) as { kind: AddressKind; host: string });
+      if (claim && claim.host === this.host && claim.kind !== 'gateway') this.claimKinds.set(claimKey, claim.kind);
       const plan = reclaimPlan({
         host: this.host,
         endpointId,
         announcement: announced && (JSON.parse(announced.value.toString()) as AddressHolder),
-        claim: claimed && (JSON.parse(claimed.value.toString()) as { kind: string; host: string }),
+        claim,
         pooled: pool !== undefined,
+        claimedAs: this.claimKinds.get(claimKey),
       });
       if (plan.taken) return plan.taken;
-      const claim = JSON.stringify({ kind: 'dynamic' satisfies AddressKind, host: this.host });
       const r = await this.client
         .if(k, 'Mod', '==', announced?.mod_revision ?? 0)
         .and(claimKey, 'Mod', '==', claimed?.mod_revision ?? 0)
         .and(poolKey, 'Mod', '==', pool?.mod_revision ?? 0)
-        .then(this.client.put(k).value(value).lease(this.leaseId), ...(plan.claim ? [this.client.put(claimKey).value(claim)] : []))
+        .then(this.client.put(k).value(value).lease(this.leaseId), ...(plan.claim ? [this.client.put(claimKey).value(JSON.stringify({ kind: plan.claim, host: this.host }))] : []))
         .commit();
       if (r.succeeded) {
         this.mine.set(k, value);
@@ -512,6 +516,7 @@ export class EtcdClusterStore implements ClusterStore {
       .if(k, 'Create', '==', 0)
       .then(this.client.put(k).value(JSON.stringify({ kind, host: this.host })))
       .commit();
+    if (r.succeeded && kind !== 'gateway') this.claimKinds.set(k, kind);
     return r.succeeded;
   }
 
@@ -524,6 +529,7 @@ export class EtcdClusterStore implements ClusterStore {
     // the gateway is every host's; an address another host holds is not ours to free
     if (holder.kind === 'gateway' || holder.host !== this.host) return;
     await this.client.if(k, 'Mod', '==', kv.mod_revision).then(this.client.delete().key(k)).commit();
+    this.claimKinds.delete(k);
   }
 }
 

@@ -5,13 +5,19 @@ const base: ReclaimView = { host: 'h3', endpointId: 'ep-mine', pooled: true };
 
 describe('reclaimPlan', () => {
   it('puts back the announcement and the claim that cluster forget freed', () => {
-    expect(reclaimPlan(base)).toEqual({ claim: true });
+    expect(reclaimPlan(base)).toEqual({ claim: 'dynamic' });
   });
 
   it('keeps a claim that is still this host\'s, and claims nothing without a cluster pool', () => {
     expect(reclaimPlan({ ...base, claim: { kind: 'dynamic', host: 'h3' } })).toEqual({ claim: false });
     expect(reclaimPlan({ ...base, pooled: false })).toEqual({ claim: false });
-    expect(reclaimPlan({ ...base, announcement: { endpointId: 'ep-mine', host: 'h3' } })).toEqual({ claim: true });
+    expect(reclaimPlan({ ...base, announcement: { endpointId: 'ep-mine', host: 'h3' } })).toEqual({ claim: 'dynamic' });
+  });
+
+  it('claims an address given with --ip again as static, as dynamic when its kind is not known', () => {
+    expect(reclaimPlan({ ...base, claimedAs: 'static' })).toEqual({ claim: 'static' });
+    expect(reclaimPlan({ ...base, claimedAs: 'dynamic' })).toEqual({ claim: 'dynamic' });
+    expect(reclaimPlan({ ...base, claimedAs: 'static', claim: { kind: 'static', host: 'h3' } })).toEqual({ claim: false });
   });
 
   it('gives the address up when another endpoint announced it', () => {

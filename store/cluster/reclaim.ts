@@ -6,9 +6,13 @@
 // container's. Where another endpoint or host took either one meanwhile, the returning host's
 // container is the one that gives the address up: nothing is written and the holder is named
 // (etcd-store.ts tells the daemon, daemon/address-taken.ts cuts the container off).
+// A claim put back keeps the kind it had: an address given with --ip stays 'static' (the host
+// remembers the kind of each claim it made or saw as its own; a daemon started after the claim
+// was freed no longer knows, and claims it as 'dynamic').
 // Pure, so each case is unit-tested; etcd-store.ts reads the three keys and writes the plan in
 // one transaction guarded by what it read.
 import { shortId } from '../../core/text.js';
+import type { AddressKind } from './cluster-store.js';
 
 /** Who holds an address in the cluster; endpointId '' when only its claim in the pool is known. */
 export interface AddressHolder {
@@ -27,15 +31,21 @@ export interface ReclaimView {
   claim?: { kind: string; host: string };
   /** the overlay has a cluster pool of the address's family (cluster IPAM) */
   pooled: boolean;
+  /** how this host claimed the address, when it knows ('dynamic' is assumed otherwise) */
+  claimedAs?: ContainerAddressKind;
 }
 
-export type ReclaimPlan = { taken: AddressHolder } | { taken?: undefined; claim: boolean };
+/** The kinds of a container's address (the gateway is every host's, never reclaimed). */
+export type ContainerAddressKind = Exclude<AddressKind, 'gateway'>;
+
+/** Who holds it, or whether to claim it again and as what (false: the claim stands, or there is no pool). */
+export type ReclaimPlan = { taken: AddressHolder } | { taken?: undefined; claim: ContainerAddressKind | false };
 
 export function reclaimPlan(v: ReclaimView): ReclaimPlan {
   if (v.announcement && v.announcement.endpointId !== v.endpointId) return { taken: { endpointId: v.announcement.endpointId, host: v.announcement.host } };
   // claimed by another host (its container may not be announced yet), or the shared gateway
   if (v.claim && (v.claim.host !== v.host || v.claim.kind === 'gateway')) return { taken: { endpointId: '', host: v.claim.host } };
-  return { claim: v.pooled && !v.claim };
+  return { claim: v.pooled && !v.claim ? (v.claimedAs ?? 'dynamic') : false };
 }
 
 /** "endpoint abababababab on host h2", or "host h2" when only the claim is known. */
