@@ -22,9 +22,15 @@ export interface SweepOps {
 
 export interface FirewallSync {
   sync(networks: FirewallState['networks'], mappings: FirewallState['mappings'], endpoints: FirewallState['endpoints']): void;
+  /** sync() by a child process, the caller going on meanwhile (firewall.ts); sync() when absent */
+  syncDetached?(networks: FirewallState['networks'], mappings: FirewallState['mappings'], endpoints: FirewallState['endpoints']): Promise<void>;
 }
 
-/** Milliseconds of each phase of restore(): read (the kernel and the store), drivers, leftovers, firewall. */
+/**
+ * Milliseconds of each phase of restore(): read (the kernel and the store), drivers, leftovers,
+ * firewall; restoreAtStart() begins with firewallStart (its state read, its text built, the child
+ * started), and its firewall is the wait for the child after the leftovers.
+ */
 export type RestoreTimes = Record<string, number>;
 
 /** Marks the end of each named phase; `times` holds each one's ms since the end of the one before. */
@@ -98,15 +104,53 @@ export class Controller implements NetworkDriver {
   }
 
   /**
-   * Start-up reconcile: each driver restores its networks and endpoints, links carrying this
-   * daemon's owner alias that no record owns are removed (leftovers of an operation killed half-way), and
-   * the firewall is replaced as a whole with what the store says, in one transaction.
+   * Reconcile: each driver restores its networks and endpoints, links carrying this daemon's owner
+   * alias that no record owns are removed (leftovers of an operation killed half-way), and the
+   * firewall is replaced as a whole with what the store says, in one transaction.
    * The host's links are dumped once and handed to the drivers; the leftovers are found in the same
    * dump (a link the drivers made meanwhile is owned, one they removed is deleted with ignoreMissing).
-   * Returns how long each phase took, in ms, for the start-up log line.
+   * Returns how long each phase took, in ms. Drift repair runs this; the daemon's start runs
+   * restoreAtStart().
    */
   restore(): RestoreTimes {
+    const run = this.restoreKernel(phaseTimer());
+    this.syncFirewall();
+    return run.finish();
+  }
+
+  /**
+   * restore() for the daemon's start. The firewall's transaction (the largest part at thousands of
+   * endpoints) is written by a child process (firewall.ts syncDetached) from the store as it is,
+   * while the drivers restore the kernel and, after this returns, while the caller prepares to
+   * serve. The drivers change the store only to finish an interrupted operation (a network or an
+   * endpoint rolled back); when they did, the firewall is written again from the store as it is
+   * then. The promise resolves, with each phase's ms for the start-up log line, once the tables
+   * are in place: serve only after it.
+   */
+  async restoreAtStart(): Promise<RestoreTimes> {
     const phase = phaseTimer();
+    const changes = this.storeChanges();
+    const s = this.firewallState();
+    const writing = this.firewall.syncDetached ? this.firewall.syncDetached(s.networks, s.mappings, s.endpoints) : Promise.resolve(this.firewall.sync(s.networks, s.mappings, s.endpoints));
+    // awaited below; a failure of the kernel's part first must not leave it unhandled
+    writing.catch(() => {});
+    phase('firewallStart');
+    const run = this.restoreKernel(phase);
+    await writing;
+    if (this.storeChanges() !== changes) {
+      this.log.info({}, 'the store changed while the firewall was written: writing it again');
+      this.syncFirewall();
+    }
+    return run.finish();
+  }
+
+  /** Rows this daemon's store connection has changed since it opened (SQLite's total_changes()). */
+  private storeChanges(): number {
+    return (this.repo.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+  }
+
+  /** The drivers' restore and the leftovers; finish() after the firewall's sync counts the repairs. */
+  private restoreKernel(phase: ReturnType<typeof phaseTimer>): { finish(): RestoreTimes } {
     const linksBefore = this.links.listLinks();
     const present = new Set(linksBefore.map((l) => l.name));
     // for tsnet_repairs_total: what was missing or half-done before, and is whole after
@@ -126,15 +170,18 @@ export class Controller implements NetworkDriver {
       }
     }
     phase('leftovers');
-    this.syncFirewall();
-    phase('firewall');
-    if (missing.length > 0) {
-      const after = new Set(this.links.listLinks().map((l) => l.name));
-      countRepairs('link', missing.filter((name) => after.has(name)).length);
-    }
-    countRepairs('leftover-link', leftovers);
-    countRepairs('interrupted-operation', interrupted);
-    return phase.times;
+    return {
+      finish: () => {
+        phase('firewall');
+        if (missing.length > 0) {
+          const after = new Set(this.links.listLinks().map((l) => l.name));
+          countRepairs('link', missing.filter((name) => after.has(name)).length);
+        }
+        countRepairs('leftover-link', leftovers);
+        countRepairs('interrupted-operation', interrupted);
+        return phase.times;
+      },
+    };
   }
 
   /** Replaces the firewall as a whole with what the store says (start-up, and drift repair). */

@@ -107,6 +107,33 @@ describe('Firewall', () => {
     expect(nft.scripts[0]).toMatch(/^add table inet tsnet\ndelete table inet tsnet\n/);
   });
 
+  it('the detached sync writes each table whole by a child, and knows what it wrote', async () => {
+    const detached: string[] = [];
+    const nft = Object.assign(new FakeNft(), { runDetached: async (script: string) => void detached.push(script) });
+    const fw = new Firewall(nft);
+    const ep = { endpointId: 'e1', port: 'tsv1', mac: '02:42:0a:e7:01:02', ipv4: ['10.231.1.2'], ipv6: [] };
+    await fw.syncDetached([net], [map('10.231.1.2')], [ep]);
+    expect(nft.scripts).toEqual([]);
+    expect(detached).toHaveLength(2);
+    expect(detached[0]).toMatch(/^add table inet tsnet\ndelete table inet tsnet\n/);
+    expect(detached[0]).toContain('add element inet tsnet anyports4 { tcp . 8080 : 10.231.1.2 . 80 }');
+    expect(detached[0]).not.toContain('bridge tsnet');
+    expect(detached[1]).toMatch(/^add table bridge tsnet\ndelete table bridge tsnet\n/);
+    expect(detached[1]).toContain('add element bridge tsnet guarded_ports { "tsv1" }');
+    // what it wrote is known: a lost table comes back with the network, a port's removal names its elements
+    fw.publish([map('10.231.1.3')]);
+    expect(nft.scripts.at(-1)).toContain('add element inet tsnet bridges { "br-a" }');
+    fw.removeEndpoint({ port: 'tsv1' });
+    expect(nft.scripts.at(-1)).toContain('delete element bridge tsnet port_mac { "tsv1" . 02:42:0a:e7:01:02 }');
+  });
+
+  it('the detached sync is one run in process without a child runner', async () => {
+    const nft = new FakeNft();
+    await new Firewall(nft).syncDetached([net], [map('10.231.1.2')]);
+    expect(nft.scripts).toHaveLength(1);
+    expect(nft.scripts[0]).toMatch(/^add table inet tsnet\ndelete table inet tsnet\n/);
+  });
+
   it('removing from a host without the table is no error and creates nothing', () => {
     const nft = new FakeNft();
     const fw = new Firewall(nft);

@@ -57,6 +57,28 @@ export class Firewall implements NetworkFirewall {
   /** Replaces both tables with exactly these networks, mappings and container ports (start-up reconcile). */
   sync(networks: FirewallNetwork[], mappings: PortMapping[], endpoints: FirewallEndpoint[] = []): void {
     this.nft.run(this.rules.fullTable(networks, mappings, endpoints));
+    this.synced(networks, endpoints);
+  }
+
+  /**
+   * sync(), with the tables written by child `nft` processes where one can (NftApi.runDetached):
+   * for the daemon's start, which goes on meanwhile and keeps none of libnftables' memory for the
+   * transaction (tens of MB at thousands of endpoints). The two tables are written side by side,
+   * each whole in a transaction of its own; when one is refused, the error says which, and the
+   * start fails (the next start writes both again).
+   */
+  async syncDetached(networks: FirewallNetwork[], mappings: PortMapping[], endpoints: FirewallEndpoint[] = []): Promise<void> {
+    if (!this.nft.runDetached) return this.sync(networks, mappings, endpoints);
+    // the inet table's child starts while the bridge table's text is built
+    const inet = this.nft.runDetached(this.rules.inetTable(networks, mappings));
+    inet.catch(() => {});
+    const bridge = this.nft.runDetached(this.rules.bridgeTable(endpoints));
+    await Promise.all([inet, bridge]);
+    this.synced(networks, endpoints);
+  }
+
+  /** After the tables were written whole: what they hold, and Docker's chains for those bridges. */
+  private synced(networks: FirewallNetwork[], endpoints: FirewallEndpoint[]): void {
     this.networks.clear();
     for (const n of networks) this.networks.set(n.bridge, n);
     this.endpoints.clear();

@@ -51,7 +51,7 @@
 // networks.ts (a network's elements), ports.ts (published ports' map elements), over the names in
 // names.ts. This file binds them to one table. Golden files of the whole text are in testdata/.
 import { FirewallInputError, type FirewallEndpoint, type FirewallNetwork, type PortMapping } from './model.js';
-import { addEndpointSpoofRules, removeEndpointSpoofRules, spoofTableRules } from './rules/spoofing.js';
+import { addEndpointSpoofRules, endpointSpoofElements, removeEndpointSpoofRules, spoofTableRules } from './rules/spoofing.js';
 import { TABLE_FAMILY, TABLE_NAME } from './rules/names.js';
 import { tableRules } from './rules/table.js';
 import { addNetworkRules, removeNetworkRules } from './rules/networks.js';
@@ -94,26 +94,44 @@ export function rulesFor(tableName: string = TABLE_NAME) {
    * Both tables with every network, mapping and container port, replacing whatever tables of that
    * name exist, in one transaction (`add` first so that `delete` cannot fail on a host without
    * them). Connections already NATed keep working: their translations live in conntrack, not here.
+   * The container ports' elements go in one command per set (thousands of ports: the daemon's
+   * start writes this; bench/README.md (f)).
    */
   function fullTable(networks: FirewallNetwork[], mappings: PortMapping[], endpoints: FirewallEndpoint[] = []): string {
-    return [
-      `add table ${T}`,
-      `delete table ${T}`,
-      createTable(),
-      ...networks.map(addNetwork),
-      addMappings(mappings),
-      `add table ${B}`,
-      `delete table ${B}`,
-      createSpoofTable(),
-      ...endpoints.map(addEndpoint),
-    ]
-      .filter((s) => s !== '')
-      .join('\n');
+    return [inetTable(networks, mappings), bridgeTable(endpoints)].join('\n');
+  }
+
+  // The two tables hold nothing of each other: each can also be written whole on its own, side by
+  // side (the daemon's start: firewall.ts syncDetached).
+
+  /** The inet table whole: networks and published ports (replacing one that exists). */
+  function inetTable(networks: FirewallNetwork[], mappings: PortMapping[]): string {
+    return script([`add table ${T}`, `delete table ${T}`, createTable(), ...networks.map(addNetwork), addMappings(mappings)]);
+  }
+
+  /** The bridge table whole: the container ports' anti-spoofing and ICC off (replacing one that exists). */
+  function bridgeTable(endpoints: FirewallEndpoint[]): string {
+    return script([`add table ${B}`, `delete table ${B}`, createSpoofTable(), ...endpointElements(endpoints)]);
+  }
+
+  /** Every port's elements, one `add element` per set (ports in order, each port's elements in order). */
+  function endpointElements(endpoints: FirewallEndpoint[]): string[] {
+    const bySet = new Map<string, string[]>();
+    for (const e of endpoints) {
+      for (const [set, els] of endpointSpoofElements(e)) {
+        const list = bySet.get(set);
+        if (list) list.push(...els);
+        else bySet.set(set, [...els]);
+      }
+    }
+    return [...bySet].map(([set, els]) => `add element ${B} ${set} { ${els.join(', ')} }`);
   }
 
   return {
     tableName,
     fullTable,
+    inetTable,
+    bridgeTable,
     createTable,
     addNetwork,
     removeNetwork,
@@ -128,6 +146,11 @@ export function rulesFor(tableName: string = TABLE_NAME) {
 }
 
 export type Ruleset = ReturnType<typeof rulesFor>;
+
+/** Non-empty parts, one per line. */
+function script(lines: string[]): string {
+  return lines.filter((s) => s !== '').join('\n');
+}
 
 export const { fullTable, createTable, addNetwork, removeNetwork, addMappings, removeMappings, deleteMappingKeys, addEndpoint } = rulesFor(TABLE_NAME);
 /** Where a mapping lives and its element text (the same in every table). */

@@ -4,7 +4,15 @@
 // Namespaces: libnftables opens its netlink socket in nft_ctx_new(), and a netlink socket stays
 // in the network namespace it was created in. So an Nft opened while the calling thread is inside
 // another namespace keeps programming that namespace, whichever namespace the thread is in later.
+//
+// A script of tens of thousands of elements (the start-up's whole table) can instead go to a
+// child `nft -f -` (runDetached): libnftables needs ~60 MB of C heap for one at 4,000 endpoints,
+// which glibc keeps in the process after it is freed, and a process's first large transaction
+// spends most of its time faulting that heap in (bench/README.md (f)). In a child, the memory
+// goes with the child, and the daemon goes on with its start meanwhile.
 import koffi, { type IKoffiLib } from 'koffi';
+import { spawn } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { nftTransactionDuration, timed } from '../core/metrics.js';
 
 /** How often a call whose cache read another process's ruleset change interrupted is made. */
@@ -75,6 +83,8 @@ function load(): LibNftables {
 /** What the firewall needs of an nftables context (Nft, or a fake in unit tests). */
 export interface NftApi {
   run(script: string): void;
+  /** run() in a child process, where one is possible (see the header); the same errors */
+  runDetached?(script: string): Promise<void>;
   listJson(cmd: string): unknown;
   listText(cmd: string): string;
 }
@@ -85,6 +95,8 @@ export class Nft implements NftApi {
   private constructor(
     private readonly lib: LibNftables,
     ctx: unknown,
+    /** the network namespace the context programs (its /proc link text) */
+    private readonly netns: string,
   ) {
     this.ctx = ctx;
   }
@@ -98,7 +110,7 @@ export class Nft implements NftApi {
       l.ctxFree(ctx);
       throw new Error('libnftables could not buffer its output');
     }
-    return new Nft(l, ctx);
+    return new Nft(l, ctx, threadNetns());
   }
 
   /**
@@ -107,6 +119,28 @@ export class Nft implements NftApi {
    */
   run(script: string): void {
     timed((s) => nftTransactionDuration.observe(s), () => this.exec(script, 0, false));
+  }
+
+  /**
+   * run() in a child `nft -f -` (see the header), when the child would program the same
+   * namespace as this context: a child starts in the process's namespace, so a context opened
+   * inside another one (an overlay's) runs the script in process. Also in process when there is
+   * no `nft` command. The error is the same NftError, with nft's own text.
+   */
+  async runDetached(script: string): Promise<void> {
+    if (this.ctx === null) throw new Error('nftables context already closed');
+    const start = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      // checked at each attempt: a retry starts its child from wherever the thread is then
+      if (processNetns() !== this.netns) return this.run(script);
+      const r = await nftChild(script);
+      if (r === 'no nft') return this.run(script);
+      if (r.code === 0 || !interrupted(r.stderr) || attempt >= MAX_INTERRUPTED_ATTEMPTS) {
+        nftTransactionDuration.observe((performance.now() - start) / 1000);
+        if (r.code !== 0) throw new NftError(script, r.stderr);
+        return;
+      }
+    }
   }
 
   /** Parses and evaluates a script against the current ruleset without committing it. */
@@ -153,6 +187,36 @@ export class Nft implements NftApi {
       // marks such a dump interrupted): nothing was committed, so the same call is made again
     }
   }
+}
+
+/** The calling thread's network namespace, e.g. 'net:[4026531840]'. */
+function threadNetns(): string {
+  return readlinkSync('/proc/thread-self/ns/net');
+}
+
+/** The namespace a child process starts in: the main thread's. */
+function processNetns(): string {
+  return readlinkSync('/proc/self/ns/net');
+}
+
+/**
+ * `nft -f -` with the script on stdin: its exit code and error text, or 'no nft' when there is no
+ * such command. glibc's malloc is told to take transparent huge pages for its heap
+ * (glibc.malloc.hugetlb, glibc 2.35 and later; ignored elsewhere): a large script's heap is then
+ * faulted in 2 MB at a time, not 4 KB, which is most of such a process's time (bench/README.md (f)).
+ */
+function nftChild(script: string): Promise<{ code: number | null; stderr: string } | 'no nft'> {
+  return new Promise((resolve) => {
+    const tunables = [process.env.GLIBC_TUNABLES, 'glibc.malloc.hugetlb=1'].filter(Boolean).join(':');
+    const child = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, GLIBC_TUNABLES: tunables } });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => void (stderr += d));
+    child.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ENOENT' ? 'no nft' : { code: null, stderr: err.message }));
+    child.on('close', (code) => resolve({ code, stderr }));
+    // a child that died early (a refused script) closes its stdin: its exit code tells why
+    child.stdin.on('error', () => {});
+    child.stdin.end(script);
+  });
 }
 
 function describeCommand(script: string): string {
