@@ -5,6 +5,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { ConflictError, NotFoundError } from '../core/errors.js';
+import { tryLockFile } from '../native/flock.js';
 
 const root = vi.hoisted(() => {
   // the state module reads its root when it loads
@@ -200,7 +201,7 @@ describe('the state file', () => {
 
   it('waits while a live process holds the lock; once it lets go, every waiter applies its change to what the others saved', async () => {
     const s = savedLab();
-    writeFileSync(lockOf(s), String(process.pid));
+    const held = tryLockFile(lockOf(s))!;
     const names = ['c1', 'c2', 'c3', 'c4', 'c5'];
     let done = 0;
     const updates = names.map((name) => updateState(s.name, (st) => reserveContainer(st, 'h1', name, EP)).then(() => done++));
@@ -208,7 +209,7 @@ describe('the state file', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(done).toBe(0);
     expect(readState(s.name)!.containers).toEqual([]);
-    rmSync(lockOf(s));
+    held.release();
     await Promise.all(updates);
     expect(readState(s.name)!.containers.map((c) => c.name).sort()).toEqual(names);
   });

@@ -13,6 +13,7 @@ import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { ConflictError, NotFoundError, UserError } from '../core/errors.js';
 import { alive, type EtcdSpec } from './processes.js';
+import { holderOf, tryLockFile, type FileLock } from '../native/flock.js';
 
 export const LAB_ROOT = process.env.TSNET_LAB_DIR || '/run/tsnet-lab';
 const UNDERLAY_PREFIX = '198.51.100';
@@ -286,19 +287,20 @@ export function saveState(s: LabState): void {
 
 /**
  * Read-modify-write of the state under a lock, so lab commands run at the same time (attaches on
- * several hosts) never lose each other's changes. The lock is a file holding its owner's pid; one
- * whose owner is dead is taken over.
+ * several hosts) never lose each other's changes. The lock is a flock on the file state.lock
+ * (native/flock.ts), which the kernel drops when its holder ends in any way: a holder that died
+ * never needs taking over. (A pid file taken over from a dead owner let two waiters that both saw
+ * it dead both take it, one removing the other's fresh lock.) The file stays: removing it would let
+ * a waiter that opened it before lock a file nobody else sees.
  */
 export async function updateState<T>(name: string, change: (s: LabState) => T): Promise<T> {
   requireState(name); // a lab that is not up has no folder for the lock either
-  const lock = join(labDir(name), 'state.lock');
+  const path = join(labDir(name), 'state.lock');
   const deadline = Date.now() + LOCK_WAIT_MS;
-  while (!takeLock(lock)) {
-    const owner = lockOwner(lock);
-    if (owner === undefined) continue; // released between the two looks: try again at once
-    if (owner && !alive(owner)) rmSync(lock, { force: true });
-    else if (Date.now() > deadline) throw new ConflictError(`lab '${name}' stayed locked by process ${owner} for ${LOCK_WAIT_MS / 1000} s`);
-    else await new Promise((r) => setTimeout(r, 10));
+  let lock: FileLock | undefined;
+  while (!(lock = tryLockFile(path))) {
+    if (Date.now() > deadline) throw new ConflictError(`lab '${name}' stayed locked by process ${holderOf(path) ?? '(unknown)'} for ${LOCK_WAIT_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, 10));
   }
   try {
     const s = requireState(name);
@@ -306,27 +308,6 @@ export async function updateState<T>(name: string, change: (s: LabState) => T): 
     saveState(s);
     return result;
   } finally {
-    rmSync(lock, { force: true });
-  }
-}
-
-/** true: the lock is ours now; false: someone holds it. */
-function takeLock(lock: string): boolean {
-  try {
-    writeFileSync(lock, String(process.pid), { flag: 'wx' });
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw err;
-  }
-}
-
-/** The pid in the lock (0 while its owner has not written it yet), undefined when there is no lock. */
-function lockOwner(lock: string): number | undefined {
-  try {
-    return Number(readFileSync(lock, 'utf8') || 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    lock.release();
   }
 }
