@@ -9,7 +9,7 @@
 // whatever an interrupted `lab up` had made; commands that change it (attaches on several hosts at
 // once) read-modify-write it under a lock. The layout and the changes are pure functions of the
 // state; readState, saveState and updateState are the only file I/O.
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConflictError, NotFoundError, UserError } from '../core/errors.js';
 import { alive, type EtcdSpec } from './processes.js';
