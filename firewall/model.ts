@@ -16,6 +16,17 @@ export interface FirewallNetwork {
   internal: boolean;
   /** false: containers of the network may not reach each other by any path (Docker's enable_icc=false); default true */
   icc?: boolean;
+  /** an overlay's VXLAN tunnel on this host (IPv4 VTEP): its packets are exempt from connection tracking */
+  tunnel?: Tunnel;
+}
+
+/** Where an overlay's VXLAN packets arrive and leave on this host. */
+export interface Tunnel {
+  /** this host's VTEP address */
+  local: string;
+  /** the VXLAN UDP port */
+  port: number;
+  vni: number;
 }
 
 /** One published port: host address and port forwarded to a container address and port. */

@@ -22,8 +22,8 @@ const internal: FirewallNetwork = { id: 'int', bridge: 'br-internal', subnets: [
 const iccOff: FirewallNetwork = { id: 'noicc', bridge: 'br-noicc', subnets: ['10.231.12.0/24'], masquerade: true, internal: false, icc: false };
 /** enable_ip_masquerade=false */
 const noMasq: FirewallNetwork = { id: 'nomasq', bridge: 'br-nomasq', subnets: ['10.231.13.0/24'], masquerade: false, internal: false };
-/** An overlay network on one host: a bridge named after the overlay (tob-...), IPv4 only. */
-const overlay: FirewallNetwork = { id: 'ov', bridge: 'tob-0a1b2c3d4e5', subnets: ['10.237.0.0/24'], masquerade: true, internal: false };
+/** An overlay network: its gateway link named after the overlay (tob-...), IPv4 only, its VXLAN tunnel untracked. */
+const overlay: FirewallNetwork = { id: 'ov', bridge: 'tob-0a1b2c3d4e5', subnets: ['10.237.0.0/24'], masquerade: true, internal: false, tunnel: { local: '198.51.100.7', port: 4789, vni: 4096 } };
 
 /** `-p [HOSTIP:]FIRST-LAST:CFIRST-CLAST/proto` as the drivers hand it over: one mapping per port. */
 function range(endpointId: string, proto: Proto, hostIp: string, hostFirst: number, containerIp: string, containerFirst: number, count: number): PortMapping[] {
@@ -73,6 +73,8 @@ describe('nftables text (golden files in firewall/testdata/)', () => {
       ['addNetwork(dual-stack)', r.addNetwork(dualStack)],
       ['addNetwork(internal)', r.addNetwork(internal)],
       ['removeNetwork(dual-stack)', r.removeNetwork(dualStack)],
+      ['addNetwork(overlay)', r.addNetwork(overlay)],
+      ['removeNetwork(overlay)', r.removeNetwork(overlay)],
       ['addMappings(bridge mappings)', r.addMappings(bridgeMappings)],
       ['removeMappings(bridge mappings)', r.removeMappings(bridgeMappings)],
       ['deleteMappingKeys(first and last)', r.deleteMappingKeys([r.mappingElement(bridgeMappings[0]), r.mappingElement(bridgeMappings.at(-1)!)])],

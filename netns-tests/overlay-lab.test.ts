@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execIn, pings, tryIn, uniqueName, until } from './harness.js';
 import { alive } from '../lab/lab.js';
-import { overlayNetnsName } from '../drivers/overlay/plan.js';
+import { overlayNetnsName, VXLAN_PORT } from '../drivers/overlay/plan.js';
 
 const MAIN = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
 const LAB = uniqueName('t');
@@ -205,6 +205,18 @@ describe('overlay lab with three hosts', () => {
     expect(pings(b.netns, c.ip)).toBe(true);
     // the gateway answers on every host
     expect(pings(c.netns, '10.77.0.1')).toBe(true);
+  });
+
+  it('keeps its VXLAN packets out of each host\'s connection tracking, while the hosts\' other traffic is tracked', () => {
+    const a = container('a');
+    const hostNs = (h: string) => `tsl-${LAB}-${h}`;
+    const tracked = (h: string, proto: string) => execIn(hostNs(h), 'conntrack', ['-L', '-p', proto]);
+    for (const h of ['h1', 'h2']) execIn(hostNs(h), 'conntrack', ['-F']);
+    expect(pings(a.netns, container('b').ip)).toBe(true);
+    // the positive: a's way out through h1 to h2's underlay address is masqueraded, so tracked by h1
+    expect(pings(a.netns, '198.51.100.12')).toBe(true);
+    expect(tracked('h1', 'icmp')).toContain('dst=198.51.100.12');
+    for (const h of ['h1', 'h2']) expect(tracked(h, 'udp'), h).not.toContain(`dport=${VXLAN_PORT}`);
   });
 
   it('keeps the bridge and the VXLAN device in the network\'s own namespace, with br_netfilter off there and on in the host\'s', () => {

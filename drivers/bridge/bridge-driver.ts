@@ -9,7 +9,7 @@ import type { NetworkRepo, NetworkRecord, EndpointRecord, PublishedPort } from '
 import type { Netlink } from '../../native/netlink/netlink.js';
 import type { BridgePortInfo, LinkInfo } from '../../native/netlink/links.js';
 import type { NetworkFirewall } from '../../firewall/api.js';
-import type { FirewallEndpoint, FirewallState, PortMapping } from '../../firewall/model.js';
+import type { FirewallEndpoint, FirewallNetwork, FirewallState, PortMapping } from '../../firewall/model.js';
 import type { LinkOwner } from '../owner.js';
 import { canonicalCidr } from '../../ipam/address.js';
 import { closeFd, openNetnsFd } from '../../native/netns.js';
@@ -52,6 +52,8 @@ export interface BridgeExtension<X extends object> {
   links(config: BridgeNetworkConfig & X): string[];
   /** where the bridge and the container ports live when not in the host's namespace */
   placement?: PortPlacement<X>;
+  /** what the firewall needs to know of the network besides its bridge (an overlay's tunnel) */
+  firewall?(config: BridgeNetworkConfig & X): Pick<FirewallNetwork, 'tunnel'>;
 }
 
 /**
@@ -133,7 +135,7 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
       this.d.writeSysctl('net.ipv4.ip_forward', '1');
       if (c.enableIpv6) this.d.writeSysctl('net.ipv6.conf.all.forwarding', '1');
     }
-    const fw = firewallNetwork(id, c);
+    const fw = this.firewallNetworkOf(id, c);
     this.d.firewall.addNetwork(fw);
     undo.push(`firewall rules of ${c.bridge}`, () => this.d.firewall.removeNetwork(fw));
     this.ext?.extension.build(id, c, undo);
@@ -157,9 +159,14 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
     if (!seen?.up) nl.setLink(c.bridge, { up: true });
   }
 
+  /** The network as the firewall sees it: its bridge's, and what the extension adds. */
+  private firewallNetworkOf(id: string, c: BridgeNetworkConfig & X): FirewallNetwork {
+    return { ...firewallNetwork(id, c), ...this.ext?.extension.firewall?.(c) };
+  }
+
   private teardownNetwork(net: BridgeNetwork<X>): void {
     this.ext?.extension.teardown(net.id, net.config);
-    this.d.firewall.removeNetwork(firewallNetwork(net.id, net.config));
+    this.d.firewall.removeNetwork(this.firewallNetworkOf(net.id, net.config));
     this.d.netlink.deleteLink(net.config.bridge, { ignoreMissing: true });
   }
 
@@ -437,9 +444,9 @@ export class BridgeDriver<X extends object = object> implements ManagedDriver {
   }
 
   firewallState(): FirewallState {
-    const ready = this.d.repo.listNetworks<BridgeNetworkConfig>(this.type).filter((n) => n.state === 'ready');
+    const ready = this.d.repo.listNetworks<BridgeNetworkConfig & X>(this.type).filter((n) => n.state === 'ready');
     if (ready.length === 0) return { networks: [], mappings: [], endpoints: [] };
-    const networks = ready.map((n) => firewallNetwork(n.id, n.config));
+    const networks = ready.map((n) => this.firewallNetworkOf(n.id, n.config));
     const ids = new Set(networks.map((n) => n.id));
     const ports = this.d.repo.listPorts().filter((p) => ids.has(p.networkId));
     // a placement keeps its ports' rules where the ports are, not in the host's table

@@ -63,7 +63,8 @@ describe('overlay driver on one host (fake host and firewall)', () => {
     expect(o.sysctls.get('net.bridge.bridge-nf-call-iptables')).toBe('0');
     expect(vxlanSpec(req.networkId)).toMatchObject({ kind: 'vxlan', vni: 4096, port: 4789, local: '198.51.100.1', learning: false, proxy: true, mtu: 1350 });
     expect(o.links.get(n.vxlan)).toMatchObject({ master: 'br0', up: true, port: { isolated: false, hairpin: false, learning: false } });
-    expect(w.firewall.networks.get(n.bridge)).toEqual({ id: req.networkId, bridge: n.bridge, subnets: ['10.237.10.0/24'], masquerade: true, internal: false, icc: true });
+    // its VXLAN packets exempt from connection tracking: this host's VTEP, the port and the VNI
+    expect(w.firewall.networks.get(n.bridge)).toEqual({ id: req.networkId, bridge: n.bridge, subnets: ['10.237.10.0/24'], masquerade: true, internal: false, icc: true, tunnel: { local: '198.51.100.1', port: 4789, vni: 4096 } });
 
     await driver.deleteNetwork(req.networkId);
     expectNothingLeft();

@@ -9,6 +9,7 @@
 // withdrawing endpoints, watching the others' and programming their forwarding and neighbour
 // entries) is the control plane in peers.ts. The VXLAN device and its bridge port learn nothing
 // from the wire. Without a cluster store an overlay works across this host's containers only.
+import { isIPv4 } from 'node:net';
 import { type CreateEndpointRequest, type CreateEndpointResult, type CreateNetworkRequest, type EndpointOperInfo, type EndpointRef, type JoinRequest, type JoinResult, type ManagedDriver, type ProgramExternalConnectivityRequest } from '../driver.js';
 import { BridgeDriver, type BridgeDriverDeps, type BridgeExtension } from '../bridge/bridge-driver.js';
 import type { BridgeNetworkConfig } from '../bridge/plan.js';
@@ -171,6 +172,8 @@ export class OverlayDriver implements ManagedDriver {
       },
       links: (c) => [c.overlay.vxlan],
       placement: this.layout,
+      // the VXLAN packets of a multi-host overlay (an IPv4 VTEP) are not tracked (firewall/rules/table.ts)
+      firewall: (c) => (isIPv4(c.overlay.local) ? { tunnel: { local: c.overlay.local, port: c.overlay.port, vni: c.overlay.vni } } : {}),
     };
   }
 

@@ -18,6 +18,8 @@ export const SETS = {
   masq: { 4: 'masq4', 6: 'masq6' },
   hostPorts: { 4: 'hostports4', 6: 'hostports6' },
   anyPorts: { 4: 'anyports4', 6: 'anyports6' },
+  /** "local VTEP . UDP port . VNI" of each overlay on this host: its VXLAN packets are not tracked */
+  tunnels: 'tunnels4',
 } as const;
 
 /**

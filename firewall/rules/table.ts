@@ -12,6 +12,7 @@ export function tableRules(t: TableRef): string {
     ...srcnatChain(t),
     ...forwardChain(t),
     ...inputChain(t),
+    ...tunnelChains(t),
   ].join('\n');
 }
 
@@ -29,6 +30,7 @@ function declarations(t: TableRef): string[] {
   for (const f of FAMILIES) {
     lines.push(`add set ${t} ${SETS.masq[f]} { type ${addrType(f)}; flags interval; comment "subnets masqueraded when leaving by another interface"; }`);
   }
+  lines.push(`add set ${t} ${SETS.tunnels} { typeof ip daddr . udp dport . @th,96,24; comment "each overlay's VXLAN tunnel on this host: local VTEP . UDP port . VNI"; }`);
   for (const f of FAMILIES) {
     const addr = addrType(f);
     lines.push(`add map ${t} ${SETS.hostPorts[f]} { type ${addr} . inet_proto . inet_service : ${addr} . inet_service; comment "published ports on one host address"; }`);
@@ -107,6 +109,23 @@ function forwardChain(t: TableRef): string[] {
       `oifname ${DOCKER_BRIDGES} accept comment "out of a network into one of Docker's: Docker's rules decide"`,
       `${admit} comment "out of a network"`,
     ].map((rule) => `add rule ${t} forward ${rule}`),
+  ];
+}
+
+/**
+ * The overlays' VXLAN packets (to and from this host's VTEP on the overlay's port, with its VNI:
+ * the 24 bits after the VXLAN header's first 4 bytes) are not tracked, as Calico, Cilium and
+ * OpenShift do: each inner flow is a one-way UDP "connection" per direction that conntrack would
+ * keep as an unreplied entry, and every packet would pay the lookup and the NAT hooks (issue 14:
+ * the overlay's cost per packet). Before conntrack (priority raw), only tsnet's own tunnels.
+ */
+function tunnelChains(t: TableRef): string[] {
+  const key = `udp dport . @th,96,24 @${SETS.tunnels}`;
+  return [
+    `add chain ${t} tunnel_in { type filter hook prerouting priority raw; policy accept; }`,
+    `add rule ${t} tunnel_in ip daddr . ${key} notrack comment "an overlay's VXLAN packets arriving"`,
+    `add chain ${t} tunnel_out { type filter hook output priority raw; policy accept; }`,
+    `add rule ${t} tunnel_out ip saddr . ${key} notrack comment "an overlay's VXLAN packets leaving"`,
   ];
 }
 
