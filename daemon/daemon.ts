@@ -20,7 +20,6 @@ import { LinkReaper } from '../native/link-reaper.js';
 import { Firewall } from '../firewall/firewall.js';
 import { Ipam } from '../ipam/ipam.js';
 import { SqliteIpamRepo } from '../store/ipam-repo.js';
-import { buildServer, listenUnix, SerialQueue } from '../plugin-api/server.js';
 import { OverlayDriver } from '../drivers/overlay/overlay-driver.js';
 import { discoverUnderlay } from '../drivers/overlay/underlay.js';
 import { ClusterIpam, withClusterPools } from '../ipam/cluster-ipam.js';
@@ -38,6 +37,7 @@ import { CappedLogFile } from '../core/log.js';
 import type { ListenAddress } from './settings.js';
 import { exportState, startMetricsServer } from './metrics-server.js';
 import { checkProcSys } from './proc-sys.js';
+import { lockInstance } from './instance-lock.js';
 import { keepingForwardPosture } from './forward-posture.js';
 
 export interface DaemonOptions {
@@ -71,6 +71,8 @@ export interface DaemonOptions {
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
   // a wrong TSNET_PROC_SYS stops the start, not the first network create (proc-sys.ts)
   checkProcSys(opts.procSys ?? '/proc/sys');
+  // one daemon per instance name, the lock held for the process's life (instance-lock.ts): before anything is touched
+  lockInstance(instanceOf(opts.socketPath).name);
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const log = pino({ base: { pid: process.pid }, level: opts.logLevel || 'info' }, new CappedLogFile(opts.logFile, opts.logMaxBytes));
   log.info({ stateDir: opts.stateDir, socket: opts.socketPath }, 'tsnet starting');
@@ -122,9 +124,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const overlay = new OverlayDriver({ repo, netlink, firewall, ports, reaper, owner, writeSysctl: writeSysctlKeepingPosture, log, cluster, underlay });
   const controller = new Controller([bridge, macvlan, overlay], repo, netlink, firewall, owner, log);
   const started = Date.now();
-  const phases = controller.restore();
+  // the kernel's part now; the firewall's transaction in a child process while the server is made
+  // (controller.ts); awaited before anything is served, and a failure stops the start there
+  const restored = controller.restoreAtStart();
+  restored.catch(() => {});
+  // the server's modules (fastify, the route schemas: ~0.3 s) load meanwhile, not before the start
+  const { buildServer, listenUnix, SerialQueue } = await import('../plugin-api/server.js');
   keepCutOff(cutOff);
-  log.info({ ms: Date.now() - started, phases, networks: repo.listNetworks().length, endpoints: repo.listEndpoints().length }, 'reconciled kernel with store');
 
   // the host's routes, so an automatically chosen subnet never shadows one in use
   const hostRoutes = () => [...netlink.listRoutes(4), ...netlink.listRoutes(6)].map((r) => r.dst).filter((d) => d && d !== 'default');
@@ -135,9 +141,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const queue = new SerialQueue();
   const cniRepo = new CniRepo(db);
   const cni = new CniService({ network: controller, ipam, repo, cni: cniRepo, netlink, log, queue, ipamRecords });
-  await cni.restore();
-
   const app = buildServer({ network: controller, ipam, logger: log, cni, queue });
+  await app.ready();
+  const phases = await restored;
+  log.info({ ms: Date.now() - started, phases, networks: repo.listNetworks().length, endpoints: repo.listEndpoints().length }, 'reconciled kernel with store');
+  // CNI's own restore may write to the firewall: after the whole table is in place
+  await cni.restore();
   await listenUnix(app, opts.socketPath);
   // names of other hosts' containers on overlays, for the engine's `dns` setting (overlay-dns.ts)
   const dns = opts.dns ? await startOverlayDns({ dns: opts.dns, dnsUpstream: opts.dnsUpstream ?? [], dockerSocket: opts.dockerSocket ?? '' }, () => new Set(repo.listNetworks().map((n) => n.id)), async () => ((await cluster?.listHosts()) ?? []).map((h) => h.vtep).filter((v) => v !== vtep), log) : undefined;
