@@ -9,7 +9,9 @@
 // child `nft -f -` (runDetached): libnftables needs ~60 MB of C heap for one at 4,000 endpoints,
 // which glibc keeps in the process after it is freed, and a process's first large transaction
 // spends most of its time faulting that heap in (bench/README.md (f)). In a child, the memory
-// goes with the child, and the daemon goes on with its start meanwhile.
+// goes with the child, and the daemon goes on with its start meanwhile. A large script or listing
+// run in process (drift repair's full sync, its listings) is followed by malloc_trim(3), which
+// gives that freed heap back to the kernel instead of keeping it in the daemon's RSS.
 import koffi, { type IKoffiLib } from 'koffi';
 import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
@@ -17,6 +19,23 @@ import { nftTransactionDuration, timed } from '../core/metrics.js';
 
 /** How often a call whose cache read another process's ruleset change interrupted is made. */
 const MAX_INTERRUPTED_ATTEMPTS = 5;
+
+/** Script plus answer size from which libnftables' heap is worth giving back (a few networks' worth stays). */
+const TRIM_FROM_BYTES = 256 * 1024;
+
+let mallocTrim: ((pad: number) => number) | null | undefined;
+
+/** glibc's malloc_trim(0): the heap's free memory back to the kernel (nothing where there is no glibc). */
+function giveBackHeap(): void {
+  if (mallocTrim === undefined) {
+    try {
+      mallocTrim = koffi.load('libc.so.6').func('malloc_trim', 'int', ['size_t']) as (pad: number) => number;
+    } catch {
+      mallocTrim = null;
+    }
+  }
+  mallocTrim?.(0);
+}
 
 /** libnftables' error text for a netlink dump the kernel marked interrupted (EINTR). */
 function interrupted(err: string): boolean {
@@ -180,6 +199,7 @@ export class Nft implements NftApi {
       const err = l.errorBuffer(ctx) ?? '';
       if (rc === 0 || !interrupted(err) || attempt >= MAX_INTERRUPTED_ATTEMPTS) {
         if (dryRun) l.setDryRun(ctx, false);
+        if (script.length + out.length >= TRIM_FROM_BYTES) giveBackHeap();
         if (rc !== 0) throw new NftError(script, err);
         return out;
       }
