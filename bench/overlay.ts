@@ -13,6 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Netlink } from '../native/netlink/netlink.js';
 import { labAttach, readState } from '../lab/lab.js';
+import { hostInstance } from '../lab/state.js';
 import { docker, ensureBusyboxImage } from '../docker-tests/harness.js';
 import { LAYOUTS, buildLayout } from './overlay-layouts.js';
 import { buildStep, chosenSteps } from './overlay-costs.js';
@@ -128,7 +129,7 @@ async function labBenchmarks(cleanup: Cleanup): Promise<void> {
 
   // (2) propagation
   // the VXLAN device is in the overlay network's own namespace (drivers/overlay/netns-layout.ts)
-  const nl = Netlink.openInNetns(`/run/netns/${overlayNetnsName(h1.name, h1.networkId!)}`);
+  const nl = Netlink.openInNetns(`/run/netns/${overlayNetnsName(hostInstance(LAB, h1.name), h1.networkId!)}`);
   cleanup.add(() => nl.close());
   const vxlan = nl.listLinks().find((l) => l.kind === 'vxlan')!.name;
   const times: number[] = [];

@@ -12,9 +12,10 @@ import { hostOf, requireState, type LabHost, type LabState } from './state.js';
 /**
  * Gives host h an engine, before its daemon starts: the engine's plugin directory gets tsnet.sock,
  * a link to the daemon's socket (dockerd finds plugins only there, by that name), and the state
- * names the engine's API socket. The daemon keeps its own socket name (hI.sock), so its instance
- * (nftables table, link tags, overlay namespaces hI-ov-*) is its host's alone: daemons that
- * shared the name 'tsnet' on one machine would take each other's overlay namespaces for leftovers.
+ * names the engine's API socket. The daemon keeps its own socket name (lab-NAME-hI.sock, state.ts
+ * hostInstance), so its instance (nftables table, link tags, overlay namespaces lab-NAME-hI-ov-*,
+ * the instance lock) is its host's alone: daemons that shared the name 'tsnet' on one machine
+ * would take each other's overlay namespaces for leftovers.
  */
 export function planEngine(h: LabHost): void {
   const p = enginePaths(h.stateDir);

@@ -28,6 +28,7 @@ import { planEngine, startEngines, stopEngines } from './docker-lab.js';
 import { etcdPidsOf, removeEtcdNamespaces, startEtcdMembers, waitForEtcdMembers } from './etcd-cluster.js';
 import { PluginClient } from './plugin-client.js';
 import { overlayNamespacesBehind } from '../drivers/overlay/netns-layout.js';
+import { instanceOf } from '../daemon/paths.js';
 import {
   addNetns,
   alive,
@@ -228,7 +229,7 @@ export async function labDown(name: string): Promise<void> {
   // engines first (stopping their containers calls the daemons), then daemons (they hold the hosts' sockets and watch etcd), then etcd
   await stopEngines(s);
   // the overlay networks' own namespaces (drivers/overlay/netns-layout.ts), found while the hosts are there
-  const overlays = s.hosts.flatMap((h) => (existsSync(netnsPath(h.netns)) ? inNetns(h.netns, overlayNamespacesBehind) : []));
+  const overlays = s.hosts.flatMap((h) => (existsSync(netnsPath(h.netns)) ? inNetns(h.netns, (nl) => overlayNamespacesBehind(nl, instanceOf(h.socket).name)) : []));
   await stopAll([...s.hosts.map((h) => h.pid), ...etcdPidsOf(s)]);
   for (const c of s.containers) delNetns(c.netns);
   for (const ns of overlays) delNetns(ns);

@@ -70,7 +70,7 @@ describe('layout', () => {
       name: 'h3',
       netns: 'tsl-lab1-h3',
       underlay: '198.51.100.13/24',
-      socket: join(root, 'lab1', 'h3.sock'),
+      socket: join(root, 'lab1', 'lab-lab1-h3.sock'),
       stateDir: join(root, 'lab1', 'h3'),
       log: join(root, 'lab1', 'h3.log'),
     });

@@ -128,6 +128,15 @@ export function newLabState(o: { name: string; subnet?: string; leaseTtl: number
   };
 }
 
+/**
+ * The tsnet instance of host `host` of lab `lab` (its daemon's socket name): unique across labs, as
+ * the instance names what is the machine's, not the host's (overlay namespaces, the instance lock),
+ * so that two labs run side by side.
+ */
+export function hostInstance(lab: string, host: string): string {
+  return `lab-${lab}-${host}`;
+}
+
 /** Host hI (i from 1) of lab s, at 198.51.100.(10+i). */
 export function newHost(s: LabState, i: number): LabHost {
   const name = `h${i}`;
@@ -135,7 +144,7 @@ export function newHost(s: LabState, i: number): LabHost {
     name,
     netns: `${netnsPrefix(s.name)}${name}`,
     underlay: `${UNDERLAY_PREFIX}.${10 + i}/${UNDERLAY_LEN}`,
-    socket: join(s.dir, `${name}.sock`),
+    socket: join(s.dir, `${hostInstance(s.name, name)}.sock`),
     stateDir: join(s.dir, name),
     log: join(s.dir, `${name}.log`),
   };

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execIn, pings, tryIn, uniqueName, until } from './harness.js';
 import { alive } from '../lab/lab.js';
+import { hostInstance } from '../lab/state.js';
 import { overlayNetnsName, VXLAN_PORT } from '../drivers/overlay/plan.js';
 
 const MAIN = join(import.meta.dirname, '..', 'dist', 'cli', 'main.js');
@@ -58,11 +59,11 @@ function labState(): LabStateFile {
   return JSON.parse(readFileSync(`/run/tsnet-lab/${LAB}/state.json`, 'utf8')) as LabStateFile;
 }
 
-/** The overlay network's own namespace on a lab host (its daemon's instance is the host's name). */
+/** The overlay network's own namespace on a lab host (its daemon's instance: lab/state.ts hostInstance). */
 function overlayNs(host: string): string {
   const id = labState().hosts.find((h) => h.name === host)?.networkId;
   if (!id) throw new Error(`${host} has no overlay network`);
-  return overlayNetnsName(host, id);
+  return overlayNetnsName(hostInstance(LAB, host), id);
 }
 
 /** The links of a namespace, with their kind. */
@@ -347,6 +348,29 @@ describe('overlay lab with three hosts', () => {
     expect(pings(a.netns, '10.77.0.1')).toBe(true);
     expect(pings(b.netns, a.ip)).toBe(true);
     expect(vxlanPortLearns('h1')).toBe(false);
+  });
+
+  it('runs beside a second lab on the same machine: neither takes the other\'s daemons or overlay namespaces for its own', () => {
+    const other = `${LAB}-2`;
+    const second = (args: string[]) => spawnSync(process.execPath, [MAIN, ...args, '--name', other], { encoding: 'utf8', timeout: 120_000 });
+    try {
+      const up = second(['lab', 'up', '--hosts', '1', '--lease-ttl', String(LEASE_TTL)]);
+      expect(up.status, up.stderr).toBe(0);
+      const attach = second(['lab', 'attach', '--host', 'h1', 'z']);
+      expect(attach.status, attach.stderr).toBe(0);
+      const z = (JSON.parse(second(['lab', 'status', '--json']).stdout) as LabStatus).containers[0];
+      // the second lab's container reaches its gateway, through the overlay's own namespace there
+      expect(pings(z.netns, '10.77.0.1')).toBe(true);
+      // and the first lab keeps its overlay namespaces and its pings across hosts
+      for (const h of ['h1', 'h2', 'h3']) expect(existsSync(`/run/netns/${overlayNs(h)}`), h).toBe(true);
+      expect(pings(container('a').netns, container('b').ip)).toBe(true);
+    } finally {
+      second(['lab', 'down']);
+    }
+    expect(existsSync(`/run/tsnet-lab/${other}`)).toBe(false);
+    // its down took only its own: interface indexes repeat across namespaces, so the first lab's
+    // overlay namespaces once looked like the second's (lab.ts, netns-layout.ts overlayNamespacesBehind)
+    for (const h of ['h1', 'h2', 'h3']) expect(existsSync(`/run/netns/${overlayNs(h)}`), h).toBe(true);
   });
 
   it('refuses bad lab commands with a message', () => {

@@ -303,14 +303,16 @@ function hasCurrentTables(nft: NftApi, icc: boolean): boolean {
 }
 
 /**
- * The overlay namespaces whose gateway veth ends in the namespace `host` is opened in, found by
- * the veth's two ends naming each other: for a lab that removes its hosts' namespaces (the
- * overlay's own would stay behind, empty but for its bridge).
+ * The overlay namespaces of daemon `instance` whose gateway veth ends in the namespace `host` is
+ * opened in, found by the veth's two ends naming each other: for a lab that removes its hosts'
+ * namespaces (the overlay's own would stay behind, empty but for its bridge). The name's prefix
+ * counts too: interface indexes are per namespace, so another lab's veth may name the same pair.
  */
-export function overlayNamespacesBehind(host: Netlink): string[] {
+export function overlayNamespacesBehind(host: Netlink, instance: string): string[] {
   const hostLinks = host.listLinks();
+  const prefix = overlayNetnsName(instance, '');
   return listNamedNetns().filter((ns) => {
-    if (!/-ov-[0-9a-f]{12}$/.test(ns) || !namedNetnsExists(ns)) return false;
+    if (!ns.startsWith(prefix) || !/-ov-[0-9a-f]{12}$/.test(ns) || !namedNetnsExists(ns)) return false;
     let nl: Netlink | undefined;
     try {
       nl = Netlink.openInNetns(namedNetnsPath(ns));
