@@ -5,9 +5,7 @@
 // over from a dead owner let two waiters that both saw it dead both take it.
 import { closeSync, openSync, readFileSync, writeFileSync, ftruncateSync } from 'node:fs';
 import koffi from 'koffi';
-import { SysError } from './libc.js';
-
-const flock = koffi.load('libc.so.6').func('int flock(int fd, int operation)');
+import { SysError, flockFd } from './libc.js';
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
@@ -28,7 +26,7 @@ export function tryLockFile(path: string): FileLock | undefined {
   // Node opens with O_CLOEXEC: child processes never inherit (and so never keep) the lock
   const fd = openSync(path, 'a+');
   let r: number;
-  do r = flock(fd, LOCK_EX | LOCK_NB) as number;
+  do r = flockFd(fd, LOCK_EX | LOCK_NB);
   while (r < 0 && koffi.errno() === EINTR);
   if (r < 0) {
     const errno = koffi.errno();

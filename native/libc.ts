@@ -16,7 +16,19 @@ const c = {
   close: libc.func('int close(int fd)'),
   setns: libc.func('int setns(int fd, int nstype)'),
   strerror: libc.func('const char *strerror(int errnum)'),
+  flock: libc.func('int flock(int fd, int operation)'),
+  mallocTrim: libc.func('int malloc_trim(size_t pad)'),
 };
+
+/** flock(2) on an open file; -1 and koffi.errno() on failure, as the call itself (flock.ts). */
+export function flockFd(fd: number, operation: number): number {
+  return c.flock(fd, operation) as number;
+}
+
+/** glibc's malloc_trim(0): the heap's free memory given back to the kernel. */
+export function mallocTrim(): void {
+  c.mallocTrim(0);
+}
 
 export const SOCK_RAW = 3;
 export const SOCK_CLOEXEC = 0o2000000;

@@ -16,6 +16,7 @@ import koffi, { type IKoffiLib } from 'koffi';
 import { spawn } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { nftTransactionDuration, timed } from '../core/metrics.js';
+import { mallocTrim } from './libc.js';
 
 /** How often a call whose cache read another process's ruleset change interrupted is made. */
 const MAX_INTERRUPTED_ATTEMPTS = 5;
@@ -23,19 +24,6 @@ const MAX_INTERRUPTED_ATTEMPTS = 5;
 /** Script plus answer size from which libnftables' heap is worth giving back (a few networks' worth stays). */
 const TRIM_FROM_BYTES = 256 * 1024;
 
-let mallocTrim: ((pad: number) => number) | null | undefined;
-
-/** glibc's malloc_trim(0): the heap's free memory back to the kernel (nothing where there is no glibc). */
-function giveBackHeap(): void {
-  if (mallocTrim === undefined) {
-    try {
-      mallocTrim = koffi.load('libc.so.6').func('malloc_trim', 'int', ['size_t']) as (pad: number) => number;
-    } catch {
-      mallocTrim = null;
-    }
-  }
-  mallocTrim?.(0);
-}
 
 /** libnftables' error text for a netlink dump the kernel marked interrupted (EINTR). */
 function interrupted(err: string): boolean {
@@ -199,7 +187,7 @@ export class Nft implements NftApi {
       const err = l.errorBuffer(ctx) ?? '';
       if (rc === 0 || !interrupted(err) || attempt >= MAX_INTERRUPTED_ATTEMPTS) {
         if (dryRun) l.setDryRun(ctx, false);
-        if (script.length + out.length >= TRIM_FROM_BYTES) giveBackHeap();
+        if (script.length + out.length >= TRIM_FROM_BYTES) mallocTrim();
         if (rc !== 0) throw new NftError(script, err);
         return out;
       }
