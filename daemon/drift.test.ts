@@ -2,7 +2,7 @@
 // iproute2 6.1 print them on this machine), whose transaction a change was, what one repair pass
 // does for each kind of drift, and the watcher's debounce and restart with stand-in monitors.
 import { describe, expect, it } from 'vitest';
-import { DEBOUNCE_MS, DriftWatcher, MONITORS, REPAIR_BUDGET, WINDOW_MS, delayBefore, noDrift, parseIpMonitorLine, parseNftMonitorLine, repairDrift, type Drift, type RepairOps } from './drift.js';
+import { DEBOUNCE_MS, DriftWatcher, MONITORS, REPAIR_BUDGET, WINDOW_MS, delayBefore, noDrift, parseIpMonitorLine, parseNftMonitorLine, repairDrift, type Drift, type Monitor, type RepairOps } from './drift.js';
 
 describe('nft monitor lines', () => {
   it.each([
@@ -211,6 +211,36 @@ describe('the watcher', () => {
       );
       expect(seen).toEqual({ tables: true, dockerChains: true, links: ['tsbr1'] });
       expect(passes.every((d) => d.addresses.size === 0)).toBe(true);
+    } finally {
+      w.stop();
+    }
+  });
+
+  it('held (the daemon\'s start): the monitors are made but watch only after release(), then a pass looks at everything', async () => {
+    const passes: Drift[] = [];
+    const [tables, , ip] = MONITORS;
+    let seenLines = 0;
+    const counting = (m: Monitor): Monitor => ({ ...m, onLine: (line, pending, table, later) => (seenLines++, m.onLine(line, pending, table, later)) });
+    const w = new DriftWatcher({
+      table: 'tsnet',
+      log,
+      held: true,
+      repair: async (d) => {
+        passes.push(d);
+        return [];
+      },
+      monitors: [counting({ ...tables, argv: printer(['delete table inet other']) }), counting({ ...ip, argv: printer(['Deleted 3: tsbr1: <BROADCAST> mtu 1500']) })],
+    });
+    try {
+      w.start();
+      expect(w.pids()).toHaveLength(2);
+      // the printers would have printed at once, and a pass come DEBOUNCE_MS later: nothing while held
+      await new Promise((r) => setTimeout(r, DEBOUNCE_MS * 5));
+      expect({ seenLines, passes }).toEqual({ seenLines: 0, passes: [] });
+      w.release();
+      await expect.poll(() => seenLines).toBe(2);
+      await expect.poll(() => passes.some((d) => d.links.has('tsbr1'))).toBe(true);
+      expect({ tables: passes[0].tables, dockerChains: passes[0].dockerChains }).toEqual({ tables: true, dockerChains: true });
     } finally {
       w.stop();
     }

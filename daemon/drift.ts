@@ -239,6 +239,16 @@ export interface DriftWatcherOptions {
   log: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** the monitors; tests put stand-ins here */
   monitors?: Monitor[];
+  /**
+   * The monitors' processes are made, but wait, until release(): the daemon's start makes them
+   * while the main thread has nothing else to do (it waits for the firewall's children) and lets
+   * them watch once it serves, with one look at the tables and Docker's chains for what changed
+   * before (as after a monitor's restart). A process start costs the main thread tens of ms
+   * (fork and exec), four of them ~0.1-0.2 s, which a request arriving first would wait for;
+   * letting a made process go costs a pipe write. They are not let watch earlier: the start's own
+   * write of tens of thousands of elements would be decoded by each of them, on the same cores.
+   */
+  held?: boolean;
 }
 
 /** A monitor process and what its lines mean. */
@@ -287,6 +297,9 @@ export const MONITORS: Monitor[] = [
  */
 const TIED_TO_DAEMON = 'exec 3<&0; (read _ <&3; kill $$ 2>/dev/null) & exec "$@" <&- 3<&-';
 
+/** TIED_TO_DAEMON once a line on stdin says go (DriftWatcherOptions.held); the daemon gone first, nothing. */
+const ON_GO = `read _ || exit 0; ${TIED_TO_DAEMON}`;
+
 /**
  * The monitor processes, their parsing, the debounce and the repair passes. A monitor that dies is
  * restarted, followed by a look at the tables and Docker's chains (what changed while it was down
@@ -303,11 +316,26 @@ export class DriftWatcher {
   private readonly restartDelay = new Map<Monitor, number>();
   /** links waiting out PEER_GRACE_MS */
   private readonly graceTimers = new Set<NodeJS.Timeout>();
+  /** monitors waiting for go, no pass, until release() (DriftWatcherOptions.held) */
+  private held: boolean;
 
-  constructor(private readonly o: DriftWatcherOptions) {}
+  constructor(private readonly o: DriftWatcherOptions) {
+    this.held = o.held ?? false;
+  }
 
   start(): void {
     for (const m of this.o.monitors ?? MONITORS) this.launch(m);
+  }
+
+  /** Lets the monitors watch and passes run; the first pass looks at the tables and Docker's chains. */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    for (const c of this.children.values()) c.stdin?.write('go\n');
+    // what changed before they watched went unseen: look at everything once
+    this.pending.tables = true;
+    this.pending.dockerChains = true;
+    this.schedule();
   }
 
   /** Stops the watchers and any pass not yet started. */
@@ -329,7 +357,14 @@ export class DriftWatcher {
   }
 
   private launch(m: Monitor): void {
-    const child = spawn('sh', ['-c', TIED_TO_DAEMON, 'sh', ...m.argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-c', ON_GO, 'sh', ...m.argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // a monitor gone before its go: its exit says so, not a write error
+    child.stdin!.on('error', () => {});
+    if (!this.held) child.stdin!.write('go\n');
+    // the watchers never keep the daemon's process alive (a start that fails after they began ends
+    // the process, and the monitors with it); the server does while it serves
+    child.unref();
+    for (const pipe of [child.stdin, child.stdout, child.stderr]) (pipe as { unref?: () => void } | null)?.unref?.();
     const started = Date.now();
     this.children.set(m, child);
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -372,7 +407,7 @@ export class DriftWatcher {
   }
 
   private schedule(): void {
-    if (this.stopped || this.timer || this.running || isEmpty(this.pending)) return;
+    if (this.held || this.stopped || this.timer || this.running || isEmpty(this.pending)) return;
     this.timer = setTimeout(() => void this.pass(), delayBefore(Date.now(), this.recent));
   }
 
@@ -410,6 +445,8 @@ export interface DriftDeps {
   firewall: Pick<Firewall, 'refreshDockerCompat' | 'compat' | 'tablesDiff'>;
   netlink: Pick<Netlink, 'getLink' | 'listAddresses'>;
   log: Logger;
+  /** no watching and no repair before release() (DriftWatcherOptions.held): the daemon's start */
+  held?: boolean;
 }
 
 /** Starts the watchers for the daemon; stop() them on shutdown. */
@@ -421,8 +458,7 @@ export function watchDrift(d: DriftDeps): DriftWatcher {
     addresses: (name) => d.netlink.listAddresses(name).map((a) => a.cidr),
     restore: () => d.controller.restore(),
     tablesDiff: () => {
-      const s = d.controller.firewallState();
-      return d.firewall.tablesDiff(s.networks, s.mappings, s.endpoints);
+      return d.firewall.tablesDiff(d.controller.firewallState().networks);
     },
     syncFirewall: () => d.controller.syncFirewall(),
     refreshDockerCompat: () => {
@@ -432,7 +468,7 @@ export function watchDrift(d: DriftDeps): DriftWatcher {
     },
     log: d.log,
   };
-  const watcher = new DriftWatcher({ table: d.table, repair: (drift) => d.queue.run(() => repairDrift(drift, ops)), log: d.log });
+  const watcher = new DriftWatcher({ table: d.table, repair: (drift) => d.queue.run(() => repairDrift(drift, ops)), log: d.log, held: d.held });
   watcher.start();
   return watcher;
 }

@@ -163,15 +163,17 @@ export class Firewall implements NetworkFirewall {
   }
 
   /**
-   * How both tables differ from what sync() with these would write, in chains, named sets and rule
-   * counts (shape.ts; elements not compared): [] when they match, e.g. not after a delete or flush by others.
+   * How both tables differ from what sync() with these networks would write, in chains, named sets
+   * and rule counts (shape.ts; elements not compared): [] when they match, e.g. not after a delete or flush by others.
+   * One terse listing of the ruleset: no element is read (tens of thousands at size, for every
+   * drift pass that looks at the tables, the first one after each start among them).
    */
-  tablesDiff(networks: FirewallNetwork[], mappings: PortMapping[], endpoints: FirewallEndpoint[] = []): string[] {
+  tablesDiff(networks: FirewallNetwork[]): string[] {
     const name = this.rules.tableName;
-    const live = ['inet', 'bridge']
-      .filter((family) => this.tableExists(family))
-      .flatMap((family) => (this.nft.listJson(`list table ${family} ${name}`) as { nftables?: Record<string, unknown>[] }).nftables ?? []);
-    return shapeDiff(scriptShape(this.rules.fullTable(networks, mappings, endpoints), name), listingShape(live, name));
+    const ruleset = (this.nft.listJson('list ruleset', { terse: true }) as { nftables?: Record<string, { family?: string }>[] }).nftables ?? [];
+    const live = ruleset.filter((item) => ['inet', 'bridge'].includes(Object.values(item)[0]?.family ?? ''));
+    // published ports and container ports are elements only: the shape is that of the networks' table
+    return shapeDiff(scriptShape(this.rules.fullTable(networks, [], []), name), listingShape(live, name));
   }
 
   /** Whether `table inet tsnet` exists. */

@@ -49,6 +49,7 @@ export class NftError extends Error {
 // from <nftables/libnftables.h> (enum nft_output_flags)
 const OUTPUT_HANDLE = 1 << 3;
 const OUTPUT_JSON = 1 << 4;
+const OUTPUT_TERSE = 1 << 11;
 
 interface LibNftables {
   ctxNew(flags: number): unknown;
@@ -92,7 +93,11 @@ export interface NftApi {
   run(script: string): void;
   /** run() in a child process, where one is possible (see the header); the same errors */
   runDetached?(script: string): Promise<void>;
-  listJson(cmd: string): unknown;
+  /**
+   * A listing as JSON. terse: without set and map elements, which `list ruleset` then does not
+   * even read from the kernel (libnftables 1.0.6 reads them for `list table` all the same).
+   */
+  listJson(cmd: string, opts?: { terse?: boolean }): unknown;
   listText(cmd: string): string;
 }
 
@@ -155,9 +160,9 @@ export class Nft implements NftApi {
     this.exec(script, 0, true);
   }
 
-  /** A list command (e.g. `list table inet tsnet`) with its answer as JSON, handles included. */
-  listJson(cmd: string): unknown {
-    const out = this.exec(cmd, OUTPUT_JSON | OUTPUT_HANDLE, false);
+  /** A list command (e.g. `list table inet tsnet`) with its answer as JSON, handles included (NftApi.listJson). */
+  listJson(cmd: string, opts: { terse?: boolean } = {}): unknown {
+    const out = this.exec(cmd, OUTPUT_JSON | OUTPUT_HANDLE | (opts.terse ? OUTPUT_TERSE : 0), false);
     if (out.trim() === '') return { nftables: [] };
     return JSON.parse(out) as unknown;
   }
