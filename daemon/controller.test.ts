@@ -10,6 +10,7 @@ import { NetworkRepo } from '../store/network-repo.js';
 import { LinkOwner } from '../drivers/owner.js';
 import type { ManagedDriver } from '../drivers/driver.js';
 import type { FirewallState } from '../firewall/model.js';
+import type { LinkInfo } from '../native/netlink/links.js';
 import { Controller, type FirewallSync } from './controller.js';
 
 const STATE: FirewallState = {
@@ -97,5 +98,22 @@ describe('restoreAtStart', () => {
     };
     await controller(firewall, events, rollBack).restoreAtStart();
     expect(events).toEqual(['detached sync', 'driver restore', 'sync in process']);
+  });
+
+  it('removes the links of records the drivers removed, and keeps those of records that stay', async () => {
+    const owner = new LinkOwner('tsnet');
+    const repo = new NetworkRepo(openDatabase(':memory:'));
+    for (const id of ['n1', 'n2']) repo.insertNetwork({ id, driver: 'bridge', state: id === 'n1' ? 'ready' : 'creating', config: {}, ipv4: [], ipv6: [] });
+    const driver = {
+      type: 'bridge',
+      // an interrupted create rolled back: its record goes (the records are read before and after)
+      restore: () => repo.deleteNetwork('n2'),
+      ownedLinks: () => repo.listNetworks().map((n) => `br-${n.id}`),
+      firewallState: () => STATE,
+    } as unknown as ManagedDriver;
+    const deleted: string[] = [];
+    const sweep = { listLinks: () => ['br-n1', 'br-n2'].map((name) => ({ name, alias: owner.alias(name) }) as LinkInfo), deleteLink: (name: string) => void deleted.push(name) };
+    await new Controller([driver], repo, sweep, { sync: () => {} }, owner, silentLogger).restoreAtStart();
+    expect(deleted).toEqual(['br-n2']);
   });
 });

@@ -153,14 +153,17 @@ export class Controller implements NetworkDriver {
   private restoreKernel(phase: ReturnType<typeof phaseTimer>): { finish(): RestoreTimes } {
     const linksBefore = this.links.listLinks();
     const present = new Set(linksBefore.map((l) => l.name));
+    const ownedBefore = this.ownedLinks();
+    const changes = this.storeChanges();
     // for tsnet_repairs_total: what was missing or half-done before, and is whole after
-    const missing = this.ownedLinks().filter((name) => !present.has(name));
+    const missing = ownedBefore.filter((name) => !present.has(name));
     const interrupted = this.repo.listNetworks().filter((n) => n.state !== 'ready').length + this.repo.listEndpoints().filter((e) => e.state !== 'ready').length;
     const kernel: KernelView = { links: new Map(linksBefore.map((l) => [l.name, l])) };
     phase('read');
     for (const d of this.drivers.values()) d.restore(kernel);
     phase('drivers');
-    const owned = new Set(this.ownedLinks());
+    // the records own the same links as before unless the drivers changed the store (every record read again: thousands at size)
+    const owned = new Set(this.storeChanges() === changes ? ownedBefore : this.ownedLinks());
     let leftovers = 0;
     for (const link of linksBefore) {
       if (this.owner.owns(link.alias) && !owned.has(link.name)) {
