@@ -143,6 +143,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const cni = new CniService({ network: controller, ipam, repo, cni: cniRepo, netlink, log, queue, ipamRecords });
   const app = buildServer({ network: controller, ipam, logger: log, cni, queue });
   await app.ready();
+  // what others change of tsnet's work (its tables, its accepts in Docker's chains when dockerd
+  // starts after tsnet or re-creates them, its bridges and addresses) is put back (drift.ts).
+  // The watchers' processes are made now, while the firewall's children write, and watch from
+  // when the daemon serves (release below; drift.ts DriftWatcherOptions.held says why)
+  const drift = watchDrift({ table: instance.table, queue, controller: keepingCutOff(controller, cutOff), firewall, netlink, log, held: true });
   const phases = await restored;
   log.info({ ms: Date.now() - started, phases, networks: repo.listNetworks().length, endpoints: repo.listEndpoints().length }, 'reconciled kernel with store');
   // CNI's own restore may write to the firewall: after the whole table is in place
@@ -157,9 +162,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
   // control plane's start (announce, watch, reconcile) runs in line with the requests
   void connection?.run(() => queue.run(() => overlay.startControlPlane()));
 
-  // what others change of tsnet's work (its tables, its accepts in Docker's chains when dockerd
-  // starts after tsnet or re-creates them, its bridges and addresses) is put back (drift.ts)
-  const drift = watchDrift({ table: instance.table, queue, controller: keepingCutOff(controller, cutOff), firewall, netlink, log });
+  drift.release();
   // containers dockerd gave up on at boot, before tsnet answered, are started (docker-restore.ts)
   const dockerRestore = scheduleDockerRestore({ ops: dockerOps(opts.dockerSocket || '/var/run/docker.sock'), networks: () => new Set(repo.listNetworks().map((n) => n.id)), log });
 
