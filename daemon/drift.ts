@@ -441,7 +441,7 @@ export interface DriftDeps {
   /** tsnet's nftables table name */
   table: string;
   queue: { run<T>(fn: () => T | Promise<T>): Promise<T> };
-  controller: Pick<Controller, 'restore' | 'syncFirewall' | 'ownedLinks' | 'firewallState'>;
+  controller: Pick<Controller, 'restore' | 'syncFirewall' | 'ownedLinks'>;
   firewall: Pick<Firewall, 'refreshDockerCompat' | 'compat' | 'tablesDiff'>;
   netlink: Pick<Netlink, 'getLink' | 'listAddresses'>;
   log: Logger;
@@ -457,9 +457,7 @@ export function watchDrift(d: DriftDeps): DriftWatcher {
     linkExists: (name) => d.netlink.getLink(name) !== undefined,
     addresses: (name) => d.netlink.listAddresses(name).map((a) => a.cidr),
     restore: () => d.controller.restore(),
-    tablesDiff: () => {
-      return d.firewall.tablesDiff(d.controller.firewallState().networks);
-    },
+    tablesDiff: () => d.firewall.tablesDiff(),
     syncFirewall: () => d.controller.syncFirewall(),
     refreshDockerCompat: () => {
       const before = compatRules();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Firewall } from './firewall.js';
-import { createTable } from './ruleset.js';
+import { createTable, rulesFor } from './ruleset.js';
+import { scriptShape } from './shape.js';
 import type { FirewallNetwork, PortMapping } from './model.js';
 import { NftError, type NftApi } from '../native/nftables.js';
 
@@ -210,5 +211,46 @@ describe('Firewall', () => {
     const fw = new Firewall(nft);
     fw.sync([net], [map('10.231.1.2')]);
     expect(fw.listMappings()).toEqual([{ proto: 'tcp', hostIp: '', hostPort: 8080, containerIp: '10.231.1.2', containerPort: 80 }]);
+  });
+});
+
+describe('tablesDiff', () => {
+  const rules = rulesFor('tsnet');
+  const empty = scriptShape(rules.fullTable([], [], []), 'tsnet');
+
+  it('the tables\' shape is that of the empty tables, whatever networks, ports and container ports they hold (so tablesDiff reads no state)', () => {
+    const networks: FirewallNetwork[] = [
+      net,
+      { id: 'b', bridge: 'br-b', subnets: ['10.231.2.0/24', 'fd00:1::/64'], masquerade: false, internal: true, icc: false },
+      { id: 'c', bridge: 'br-c', subnets: ['10.231.3.0/24'], masquerade: true, internal: false, tunnel: { local: '198.51.100.1', port: 4789, vni: 7 } },
+    ];
+    const endpoints = [
+      { endpointId: 'e1', port: 'tsv1', mac: '02:42:0a:e7:01:02', ipv4: ['10.231.1.2'], ipv6: [], antiSpoofing: true, icc: true },
+      { endpointId: 'e2', port: 'tsv2', mac: '02:42:0a:e7:02:02', ipv4: ['10.231.2.2'], ipv6: ['fd00:1::2'], antiSpoofing: true, icc: false },
+      { endpointId: 'e3', port: 'tsv3', mac: '02:42:0a:e7:03:02', ipv4: ['10.231.3.2'], ipv6: [], antiSpoofing: false },
+    ];
+    const full = rules.fullTable(networks, [map('10.231.1.2'), { ...map('10.231.3.2'), hostIp: '198.51.100.1', hostPort: 8081 }], endpoints);
+    expect(full).toContain('add element');
+    expect(scriptShape(full, 'tsnet')).toEqual(empty);
+  });
+
+  it('compares one terse listing of the ruleset with that shape: [] when it matches, the missing when not', () => {
+    // the live listing of a table whose shape is `shape` (what `nft -j -t list ruleset` gives, elements left out)
+    type Item = { chain?: { family: string; table: string; name: string }; set?: { family: string; table: string; name: string }; rule?: { family: string; table: string; chain: string } };
+    const listing = (shape: string[]): Item[] =>
+      shape.flatMap((line): Item[] => {
+        const [kind, family, table, name, n] = line.split(' ');
+        if (kind === 'chain') return [{ chain: { family, table, name } }];
+        if (kind === 'set') return [{ set: { family, table, name } }];
+        return Array.from({ length: Number(n) }, () => ({ rule: { family, table, chain: name } }));
+      });
+    const calls: unknown[][] = [];
+    let live = listing(empty);
+    const nft: NftApi = { run() {}, listText: () => '', listJson: (...args) => (calls.push(args), { nftables: [{ metainfo: {} }, { table: { family: 'ip', name: 'filter' } }, ...live] }) };
+    const fw = new Firewall(nft);
+    expect(fw.tablesDiff()).toEqual([]);
+    live = live.filter((item) => !(item.chain?.name === 'forward' && item.chain.family === 'inet'));
+    expect(fw.tablesDiff()).toContain('-chain inet tsnet forward');
+    expect(calls).toEqual([['list ruleset', { terse: true }], ['list ruleset', { terse: true }]]);
   });
 });

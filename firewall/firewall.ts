@@ -163,17 +163,18 @@ export class Firewall implements NetworkFirewall {
   }
 
   /**
-   * How both tables differ from what sync() with these networks would write, in chains, named sets
-   * and rule counts (shape.ts; elements not compared): [] when they match, e.g. not after a delete or flush by others.
-   * One terse listing of the ruleset: no element is read (tens of thousands at size, for every
+   * How both tables differ from what sync() writes, in chains, named sets and rule counts
+   * (shape.ts; elements not compared): [] when they match, e.g. not after a delete or flush by
+   * others. The shape is that of the empty tables: networks, published ports and container ports
+   * are elements only (rules/networks.ts, ports.ts, spoofing.ts), so no state is read for it. One
+   * terse listing of the ruleset: no element is read either (tens of thousands at size, for every
    * drift pass that looks at the tables, the first one after each start among them).
    */
-  tablesDiff(networks: FirewallNetwork[]): string[] {
+  tablesDiff(): string[] {
     const name = this.rules.tableName;
     const ruleset = (this.nft.listJson('list ruleset', { terse: true }) as { nftables?: Record<string, { family?: string }>[] }).nftables ?? [];
     const live = ruleset.filter((item) => ['inet', 'bridge'].includes(Object.values(item)[0]?.family ?? ''));
-    // published ports and container ports are elements only: the shape is that of the networks' table
-    return shapeDiff(scriptShape(this.rules.fullTable(networks, [], []), name), listingShape(live, name));
+    return shapeDiff(scriptShape(this.rules.fullTable([], [], []), name), listingShape(live, name));
   }
 
   /** Whether `table inet tsnet` exists. */
