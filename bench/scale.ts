@@ -9,7 +9,10 @@
 // tsnet network beside as many on an empty Docker bridge. Each figure with its goal is a
 // BENCH-RESULT line (lib.ts report).
 // The issue's sizes are the defaults; smaller ones (ENDPOINTS=400 PORTS=2000 ...) for a quick run;
-// KEEP_DAEMON_LOG=FILE keeps a copy of the daemon's log.
+// KEEP_DAEMON_LOG=FILE keeps a copy of the daemon's log. ADDS_ONLY=1 stops after the CNI ADDs
+// (their figures, the daemon's CPU per ADD in each window and its own time per step, the RSS),
+// without Docker: to find where an ADD's time grows, e.g. with NODE_OPTIONS='--cpu-prof
+// --cpu-prof-dir=DIR' (every node process of the run writes a profile, the daemon's at its stop).
 //
 // The CNI namespaces live in a mount namespace of the benchmark's own: the benchmark starts dockerd
 // (when none runs) and then runs again under `unshare --mount` with a tmpfs of its own on
@@ -50,6 +53,7 @@ const SAMPLES = count('SAMPLES', 1000, 10, 100_000);
 const WINDOW = Math.min(100, Math.floor((ENDPOINTS - NETWORKS) / 2));
 const PER_ENDPOINT = Math.ceil(PORTS / ENDPOINTS);
 const CONTAINER_PORT = 9000;
+const ADDS_ONLY = process.env.ADDS_ONLY === '1';
 
 const PLUGIN = 'tsnet-bench';
 const SOCKET = `/run/docker/plugins/${PLUGIN}.sock`;
@@ -235,6 +239,43 @@ async function parallelRuns(network: string, prefix: string, cleanup: Cleanup): 
   return { ms, failed: codes.filter((c) => c !== 0).length, addresses: new Set(ips).size };
 }
 
+/** What the daemon spent on a window's ADDs: CPU ms per ADD, the median of its own time per call and per step. */
+interface DaemonTimes {
+  cpuMsPerAdd: number;
+  callMs: number;
+  /** the median of each step of `CNI ADD steps` (cni-service.ts; logged at debug level only) */
+  steps: Map<string, number>;
+}
+
+function daemonTimes(w: { lines: string[]; ticks: number }): DaemonTimes {
+  const calls: number[] = [];
+  const steps = new Map<string, number[]>();
+  for (const line of w.lines) {
+    if (!line.startsWith('{')) continue;
+    const o = JSON.parse(line) as { msg?: string; method?: string; command?: string; ms?: number | Record<string, number> };
+    if (o.method === 'Cni.Exec' && o.command === 'ADD' && typeof o.ms === 'number') calls.push(o.ms);
+    if (o.msg === 'CNI ADD steps' && typeof o.ms === 'object') for (const [k, v] of Object.entries(o.ms)) steps.set(k, [...(steps.get(k) ?? []), v]);
+  }
+  const adds = calls.length || WINDOW;
+  return { cpuMsPerAdd: (w.ticks * 1000) / CLOCK_TICKS / adds, callMs: calls.length ? median(calls) : NaN, steps: new Map([...steps].map(([k, v]) => [k, median(v)])) };
+}
+
+/** USER_HZ of /proc/PID/stat (100 on Linux x86-64) */
+const CLOCK_TICKS = 100;
+
+function addsTable(first: number, last: number, d: { first: DaemonTimes; last: DaemonTimes }): string {
+  const row = (what: string, a: number, b: number) => [what, a.toFixed(2), b.toFixed(2), (b / a).toFixed(2)];
+  return table(
+    ['CNI ADD, median ms', `first ${WINDOW}`, `last ${WINDOW}`, 'last / first'],
+    [
+      row('wall time (the plugin executable run)', first, last),
+      row("inside the daemon (its log's Cni.Exec ADD)", d.first.callMs, d.last.callMs),
+      row('daemon CPU per ADD (user + system)', d.first.cpuMsPerAdd, d.last.cpuMsPerAdd),
+      ...[...d.first.steps.keys()].map((k) => row(`  step: ${k}`, d.first.steps.get(k)!, d.last.steps.get(k) ?? NaN)),
+    ],
+  );
+}
+
 const results: BenchResult[] = [];
 function result(r: Omit<BenchResult, 'bench'>): void {
   results.push({ bench: BENCH, ...r });
@@ -252,8 +293,10 @@ const IN_OWN_MOUNTS = 'TSNET_SCALE_OWN_MOUNTS';
 async function outside(): Promise<void> {
   const cleanup = new Cleanup();
   try {
-    await useDockerd(cleanup);
-    await ensureBusyboxImage(IMAGE);
+    if (!ADDS_ONLY) {
+      await useDockerd(cleanup);
+      await ensureBusyboxImage(IMAGE);
+    }
     mkdirSync('/run/netns', { recursive: true });
     const child = spawn(
       'unshare',
@@ -277,7 +320,7 @@ async function main(): Promise<void> {
   try {
     const where = process.env[IN_OWN_MOUNTS] ? 'their own mount namespace' : "the host's mount table";
     console.log(`scale: ${ENDPOINTS} CNI endpoints on ${NETWORKS} networks (namespaces in ${where}), ${PORTS} published ports, ${DOCKER_ENDPOINTS} Docker containers, ${PARALLEL} parallel docker run`);
-    if (!process.env[IN_OWN_MOUNTS]) {
+    if (!process.env[IN_OWN_MOUNTS] && !ADDS_ONLY) {
       await useDockerd(cleanup);
       await ensureBusyboxImage(IMAGE);
     }
@@ -300,15 +343,42 @@ async function main(): Promise<void> {
     const small = await probesAside(daemon.pid, instance.table, instance.tag);
     // 2. the rest, round-robin over the networks
     const adds: number[] = [];
+    // the daemon's own per-call lines of the two windows, and its CPU time in each
+    const addLog = logFrom(daemon.logPath);
+    cleanup.add(() => addLog.close());
+    const windows = { first: { lines: [] as string[], ticks: 0 }, last: { lines: [] as string[], ticks: 0 } };
     for (let e = NETWORKS; e < ENDPOINTS; e++) {
+      const w = e === NETWORKS ? windows.first : e === ENDPOINTS - WINDOW ? windows.last : undefined;
+      if (w) {
+        addLog.next();
+        w.ticks = cpuTicks(daemon.pid!);
+      }
       const r = add(e);
       adds.push(r.ms);
       addresses[e] = r.address;
+      const ended = e === NETWORKS + WINDOW - 1 ? windows.first : e === ENDPOINTS - 1 ? windows.last : undefined;
+      if (ended) {
+        ended.ticks = cpuTicks(daemon.pid!) - ended.ticks;
+        ended.lines = addLog.next();
+      }
       // let a SIGINT or SIGTERM in (the loop is synchronous otherwise): its handler cleans up and exits
       if (e % 50 === 0) await new Promise((r) => setImmediate(r));
       if ((e + 1) % 500 === 0) console.log(`  ${e + 1} endpoints, last ADD ${r.ms.toFixed(1)} ms, daemon ${rssMb(daemon.pid).toFixed(0)} MB`);
     }
     memory.push([`${ENDPOINTS} CNI endpoints, ${PORTS} ports`, rssMb(daemon.pid)]);
+    const inDaemon = { first: daemonTimes(windows.first), last: daemonTimes(windows.last) };
+    if (ADDS_ONLY) {
+      const [first, last] = [median(adds.slice(0, WINDOW)), median(adds.slice(-WINDOW))];
+      console.log('');
+      console.log(addsTable(first, last, inDaemon));
+      console.log('');
+      console.log(table(['daemon memory', 'RSS MB'], memory));
+      console.log('');
+      result({ measure: `CNI ADD, last / first ${WINDOW} (median)`, tsnet: r2(last), peer: r2(first), ratio: r2(last / first), unit: 'ms', goal: 'ratio <= 1.2', met: last / first <= 1.2 });
+      result({ measure: `daemon RSS at ${ENDPOINTS} CNI endpoints, ${PORTS} ports`, tsnet: r2(memory[1][1]), peer: null, unit: 'MB', ratio: null, goal: '<= 200 MB', met: memory[1][1] <= 200 });
+      for (const r of results) report(r);
+      return;
+    }
 
     // 3. containers through Docker
     // the DOCKER_ENDPOINTS containers go on `tsnet`; the parallel runs (5.) compare two networks
@@ -433,6 +503,8 @@ async function main(): Promise<void> {
         ],
       ),
     );
+    console.log('');
+    console.log(addsTable(first, last, inDaemon));
     console.log('');
     console.log(table(['daemon memory', 'RSS MB'], memory));
     console.log('');
