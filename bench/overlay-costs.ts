@@ -20,6 +20,10 @@
 //   +veth, ingress guard, notrack   the same with the outer VXLAN packets exempt from conntrack
 //                  in both hosts' namespaces (a raw-priority notrack rule for the VXLAN port; this
 //                  step's devices use UDP port 4790 so that only they are exempt)
+//   +veth, fwd     +veth, ingress guard, notrack with the bridge bypassed for unicast: the port's
+//                  ingress hook forwards frames for the other host's container straight to the VXLAN
+//                  device (nft `fwd`), and the VXLAN device's ingress forwards frames for the
+//                  container straight to its port; broadcasts still take the bridge
 //   macvlan        no bridge and no veth: the container's link is a macvlan child (bridge mode) of
 //                  the VXLAN device, moved into the container (a layout tsnet does not have)
 // The entries the control plane would program are written by hand; the cleanup removes it all.
@@ -35,8 +39,8 @@ const TSNET_TABLE = 'bridge tsnet';
 /** the netdev-family table of the per-port checks (the same module) */
 const GUARD_TABLE = 'netdev tsnet';
 
-export type CostStep = 'vxlan' | '+bridge' | '+veth' | '+veth, GRO' | '+veth, VXLAN GRO off' | '+veth, as tsnet' | '+veth, ingress guard' | '+veth, ingress guard, notrack' | 'macvlan';
-export const COST_STEPS: CostStep[] = ['vxlan', '+bridge', '+veth', '+veth, GRO', '+veth, VXLAN GRO off', '+veth, as tsnet', '+veth, ingress guard', '+veth, ingress guard, notrack', 'macvlan'];
+export type CostStep = 'vxlan' | '+bridge' | '+veth' | '+veth, GRO' | '+veth, VXLAN GRO off' | '+veth, as tsnet' | '+veth, ingress guard' | '+veth, ingress guard, notrack' | '+veth, fwd' | 'macvlan';
+export const COST_STEPS: CostStep[] = ['vxlan', '+bridge', '+veth', '+veth, GRO', '+veth, VXLAN GRO off', '+veth, as tsnet', '+veth, ingress guard', '+veth, ingress guard, notrack', '+veth, fwd', 'macvlan'];
 
 /** STEPS=1: every step; STEPS='a;b': those named (an unknown name is an error); otherwise none. */
 export function chosenSteps(env: string | undefined): CostStep[] {
@@ -56,7 +60,7 @@ export interface BuiltStep {
 }
 
 /** inside the lab's namespaces only; apart from overlay-layouts.ts's 10.231.1-3 and 7101-7103 */
-const NUMBER: Record<CostStep, number> = { vxlan: 4, '+bridge': 5, '+veth': 6, '+veth, GRO': 7, '+veth, VXLAN GRO off': 8, macvlan: 9, '+veth, as tsnet': 10, '+veth, ingress guard': 11, '+veth, ingress guard, notrack': 12 };
+const NUMBER: Record<CostStep, number> = { vxlan: 4, '+bridge': 5, '+veth': 6, '+veth, GRO': 7, '+veth, VXLAN GRO off': 8, macvlan: 9, '+veth, as tsnet': 10, '+veth, ingress guard': 11, '+veth, ingress guard, notrack': 12, '+veth, fwd': 13 };
 
 /** Builds step `step` on hosts h1 and h2 of a lab; the cleanup removes it. */
 export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPrefix: string, cleanup: Cleanup): BuiltStep {
@@ -78,7 +82,8 @@ export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPr
     ip(s.ns, 'link', 'set', 'lo', 'up');
     inNs(s.ns, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0']);
     // made in the host's namespace and moved: its UDP socket stays on the host's underlay
-    const notrack = step === '+veth, ingress guard, notrack';
+    const fwd = step === '+veth, fwd';
+    const notrack = step === '+veth, ingress guard, notrack' || fwd;
     if (notrack) {
       const t = `inet lbnotrack${vni}`;
       inNs(s.h.netns, 'nft', ['-f', '-'], [`add table ${t}`, ...['prerouting', 'output'].flatMap((hook) => [`add chain ${t} ${hook} { type filter hook ${hook} priority raw; }`, `add rule ${t} ${hook} udp dport 4790 notrack`])].join('\n'));
@@ -137,6 +142,17 @@ export function buildStep(step: CostStep, hosts: [LabHostRef, LabHostRef], labPr
     inNs(s.ns, 'bridge', ['fdb', 'add', mac, 'dev', vx, 'dst', o.vtep, 'self', 'permanent']);
     if (step !== 'vxlan' && step !== 'macvlan') inNs(s.ns, 'bridge', ['fdb', 'add', mac, 'dev', vx, 'master', 'static']);
     ip(end(s).ns, 'neigh', 'add', o.address, 'lladdr', mac, 'dev', end(s).dev, 'nud', 'permanent');
+    if (step === '+veth, fwd') {
+      const port = `lp${vni}${i}`;
+      const t = 'netdev lbfwd';
+      inNs(s.ns, 'nft', ['-f', '-'], [
+        `add table ${t}`,
+        `add chain ${t} out { type filter hook ingress device "${port}" priority 0; }`,
+        `add rule ${t} out ether daddr ${mac} fwd to "${vx}"`,
+        `add chain ${t} in { type filter hook ingress device "${vx}" priority 0; }`,
+        `add rule ${t} in ether daddr ${macOf(s.ct, 'eth0')} fwd to "${port}"`,
+      ].join('\n'));
+    }
   }
   const [a, b] = side.map(end);
   inNs(a.ns, 'ping', ['-c', '1', '-W', '2', side[1].address]);
