@@ -22,25 +22,33 @@ export interface SandboxLink {
 
 /** Moves and configures the link; returns its MAC and MTU inside the container. */
 export function configureSandbox(from: Netlink, s: SandboxLink): { mac: string; mtu: number } {
-  // a driver told the namespace up front (CNI) made the link inside already
-  if (from.getLink(s.link)) {
-    const fd = openNetnsFd(s.netnsPath);
-    try {
-      from.setLink(s.link, { netnsFd: fd });
-    } finally {
-      closeFd(fd);
-    }
-  }
   const inside = Netlink.openInNetns(s.netnsPath);
   try {
-    inside.setLink(s.link, { name: s.ifName, ...(s.mac ? { mac: s.mac } : {}) });
-    for (const cidr of s.addresses) inside.addAddress(s.ifName, cidr, { nodad: cidr.includes(':') });
+    // looked for in the container first: a driver may have made it there (CNI's), and every
+    // request saved counts on a host with thousands of links (bench/scale.ts); then by its index
+    let link = inside.getLink(s.link);
+    if (!link && from.getLink(s.link)) {
+      const fd = openNetnsFd(s.netnsPath);
+      try {
+        from.setLink(s.link, { netnsFd: fd });
+      } finally {
+        closeFd(fd);
+      }
+      link = inside.getLink(s.link);
+    }
+    // a MAC the link has already (the driver made it with that MAC) is not set again
+    const newMac = s.mac && s.mac.toLowerCase() !== link?.mac ? s.mac : undefined;
+    inside.setLink(link?.index ?? s.link, { name: s.ifName, ...(newMac ? { mac: newMac } : {}) });
+    const dev = link?.index ?? s.ifName;
+    for (const cidr of s.addresses) inside.addAddress(dev, cidr, { nodad: cidr.includes(':') });
     inside.setLink('lo', { up: true });
-    inside.setLink(s.ifName, { up: true });
-    if (s.gateway4) inside.replaceRoute({ dst: 'default', gateway: s.gateway4, dev: s.ifName });
-    if (s.gateway6) inside.replaceRoute({ dst: '::/0', gateway: s.gateway6, dev: s.ifName });
-    const link = inside.getLink(s.ifName);
-    return { mac: link?.mac ?? '', mtu: link?.mtu ?? 0 };
+    inside.setLink(dev, { up: true });
+    const route = link ? { devIndex: link.index } : { dev: s.ifName };
+    if (s.gateway4) inside.replaceRoute({ dst: 'default', gateway: s.gateway4, ...route });
+    if (s.gateway6) inside.replaceRoute({ dst: '::/0', gateway: s.gateway6, ...route });
+    // renaming and bringing it up change neither its MTU nor its MAC
+    const now = link && !newMac ? link : inside.getLink(s.ifName);
+    return { mac: now?.mac ?? '', mtu: now?.mtu ?? 0 };
   } finally {
     inside.close();
   }

@@ -225,12 +225,20 @@ export class Netlink {
     if (!(opts.ignoreMissing && isNetlinkError(err, 'ENODEV'))) throw err;
   }
 
-  setLink(name: string, change: LinkChange): void {
-    const payload = linkMessage.encode(changeLinkRequest(this.index(name, 'setLink'), change, (n) => this.index(n, 'setLink')));
-    this.request(RTM.NEWLINK, 0, payload, {
+  /**
+   * Changes a link, by name or index. A change that does not rename it names the link in the
+   * request itself (index 0 and IFLA_IFNAME, as `ip link set dev NAME` does), so the kernel looks it
+   * up: no GETLINK first (each one costs more on a host with thousands of links, bench/scale.ts).
+   */
+  setLink(name: string | number, change: LinkChange): void {
+    const byName = typeof name === 'string' && change.name === undefined;
+    if (byName) checkLinkName(name);
+    const request = changeLinkRequest(byName ? 0 : this.index(name, 'setLink'), byName ? { ...change, name } : change, (n) => this.index(n, 'setLink'));
+    this.request(RTM.NEWLINK, 0, linkMessage.encode(request), {
       op: 'setLink',
       what: `change link ${name}`,
       messages: {
+        ENODEV: `no link named ${name}`,
         EEXIST:
           change.name !== undefined
             ? `link ${change.name} already exists`
@@ -250,7 +258,7 @@ export class Netlink {
 
   // ------------------------------------------------------------------ addresses
 
-  addAddress(link: string, cidr: string, opts: AddressOptions = {}): void {
+  addAddress(link: string | number, cidr: string, opts: AddressOptions = {}): void {
     const payload = addrMessage.encode(addressRequest(this.index(link, 'addAddress'), cidr, opts));
     this.request(RTM.NEWADDR, NLM_F.CREATE | NLM_F.EXCL, payload, {
       op: 'addAddress',
@@ -388,8 +396,9 @@ export class Netlink {
 
   // ------------------------------------------------------------------ names and indexes
 
-  /** The index of a link in this socket's namespace (if_nametoindex would look in the thread's). */
-  private index(name: string, op: string): number {
+  /** The index of a link in this socket's namespace (if_nametoindex would look in the thread's); an index is its own. */
+  private index(name: string | number, op: string): number {
+    if (typeof name === 'number') return name;
     const link = this.getLink(name);
     if (!link) throw new NetlinkError(op, ENODEV, `no link named ${name}`);
     return link.index;
@@ -477,7 +486,7 @@ export class Netlink {
 
 function describeRoute(r: RouteSpec): string {
   const via = r.gateway ? ` via ${r.gateway}` : '';
-  const dev = r.dev ? ` dev ${r.dev}` : '';
+  const dev = r.dev ? ` dev ${r.dev}` : r.devIndex !== undefined ? ` dev #${r.devIndex}` : '';
   const table = r.table !== undefined && r.table !== RT_TABLE.MAIN ? ` in table ${r.table}` : '';
   return `route ${r.dst}${via}${dev}${table}`;
 }

@@ -41,6 +41,14 @@ describe('routes', () => {
     expect(routeRequest({ dst: 'default', gateway: '203.0.113.1', dev: 'eth0', onlink: true }, resolve).header.flags).toBe(RTNH_F_ONLINK);
   });
 
+  it('a device given by its index goes as it is: no lookup of a name (the CNI ADD\'s container side)', () => {
+    const noLookup = (name: string): number => {
+      throw new Error(`looked up ${name}`);
+    };
+    expect(routeRequest({ dst: 'default', gateway: '10.88.0.1', devIndex: 7 }, noLookup).attrs.oif).toBe(7);
+    expect(routeRequest({ dst: 'default', gateway: '10.88.0.1', dev: 'eth0', devIndex: 7 }, noLookup).attrs.oif).toBe(7);
+  });
+
   it("'default' takes its family from the gateway; tables above 255 only in RTA_TABLE", () => {
     const m = routeRequest({ dst: 'default', gateway: 'fd88::fffe', table: 1000 }, resolve);
     expect(m.header).toMatchObject({ family: AF_INET6, dstLen: 0, table: 0 });

@@ -11,6 +11,8 @@ export interface RouteSpec {
   dst: string;
   gateway?: string;
   dev?: string;
+  /** the link by its index instead of dev: no lookup of its name */
+  devIndex?: number;
   /** routing table, main (254) unless given */
   table?: number;
   /** 'link' for a route without gateway, 'universe' otherwise, unless given */
@@ -73,7 +75,7 @@ export function routeRequest(r: RouteSpec, resolve: ResolveLink, forDelete = fal
     attrs: {
       dst: dst ? formatIp(dst.ip) : undefined,
       gateway: r.gateway,
-      oif: r.dev === undefined ? undefined : resolve(r.dev),
+      oif: r.devIndex ?? (r.dev === undefined ? undefined : resolve(r.dev)),
       prefsrc: r.src,
       priority: r.metric,
       table,
