@@ -168,6 +168,11 @@ describe('bridge driver (fake host and firewall)', () => {
       expect(w.firewall.endpoints.get(v.host)).toMatchObject({ icc: false });
       expect(w.host.links.get(v.container)?.mac).toBe('02:42:0a:e7:1e:05');
       expect(w.host.links.get(v.container)?.master).toBeUndefined();
+      // the host end has IPv6 off from before it comes up (bench/scale.ts); the bridge keeps its IPv6
+      const noIpv6 = w.host.calls.indexOf(`sysctl net.ipv6.conf.${v.host}.disable_ipv6=1`);
+      expect(noIpv6).toBeGreaterThan(-1);
+      expect(noIpv6).toBeLessThan(w.host.calls.indexOf(`setLink ${v.host}`));
+      expect(w.host.sysctls.get(`net.ipv6.conf.${bridgeOf(net.networkId)}.disable_ipv6`)).toBe('0');
 
       const join = await driver.join({ networkId: net.networkId, endpointId: ep.endpointId, sandboxKey: '/var/run/docker/netns/y', options: NO_ENDPOINT_OPTIONS });
       expect(join).toEqual({ srcName: v.container, dstPrefix: 'eth', gateway: '10.231.30.1', gatewayIpv6: 'fd00:231:30::1', staticRoutes: [], disableGatewayService: false });
